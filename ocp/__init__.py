@@ -1,0 +1,15 @@
+"""Generic discounted optimal control by direct collocation (CasADi + IPOPT).
+
+Knows nothing about learning or torch. Public API::
+
+    problem = ocp.DiscountedOCP(dim, loss, gamma, eta, k, metric=None, drift=None)
+    traj = ocp.solve(problem, theta0, horizon=math.inf)
+"""
+from .errors import OCPError, ProblemError, SolveError, TerminalConstraintError
+from .problem import DiscountedOCP
+from .solver import solve
+from .trajectory import Trajectory
+from .transcription import Mesh
+
+__all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "SolveError",
+           "TerminalConstraintError", "Trajectory", "solve"]

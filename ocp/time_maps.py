@@ -1,0 +1,43 @@
+"""Maps from the computational coordinate s ∈ [0, 1] to physical time t.
+
+A transcription collocates in s; the map supplies t(s, c), dt/ds and the inverse, where
+the scale c is an NLP parameter (the horizon T, or the time scale of the infinite map),
+so changing it does not rebuild anything.
+
+* ``LINEAR``: t = c·s, a finite horizon [0, T] with c = T.
+* ``ALGEBRAIC``: t = c·s/(1 − s), the half-line [0, ∞) (Garg et al., "Pseudospectral
+  methods for solving infinite-horizon optimal control problems", Automatica 2011).
+  s = 1 is singular (dt/ds → ∞): it is never a collocation point.
+
+The functions accept numpy arrays and CasADi symbols alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimeMap:
+    name: str
+    infinite: bool
+    time: Callable      # (s, c) -> t
+    rate: Callable      # (s, c) -> dt/ds
+    inverse: Callable   # (t, c) -> s
+
+
+LINEAR = TimeMap(
+    "linear", False,
+    time=lambda s, c: c * s,
+    rate=lambda s, c: c + 0 * s,
+    inverse=lambda t, c: np.asarray(t, dtype=float) / c,
+)
+
+ALGEBRAIC = TimeMap(
+    "algebraic", True,
+    time=lambda s, c: c * s / (1 - s),
+    rate=lambda s, c: c / (1 - s) ** 2,
+    inverse=lambda t, c: np.asarray(t, dtype=float) / (c + np.asarray(t, dtype=float)),
+)

@@ -1,0 +1,124 @@
+"""The solution of a discounted OCP: samples, energies, costates and the interpolant.
+
+A trajectory is a sequence of *elements*; each holds consecutive sample points and is
+exactly one polynomial in a local coordinate: the collocation polynomial in the
+transcription's coordinate s (``scale > 0``: s = (t − t_a)/(scale + t − t_a), the
+algebraic infinite-horizon map started at t_a) or a polynomial in t (``scale == 0``:
+finite-horizon elements and the pieces carried by the policy integrator).
+``traj(t)`` evaluates those polynomials, never a linear interpolation.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .collocation import lagrange_basis
+from .errors import OCPError
+
+ARRAY_KEYS = ("t", "theta", "velocity", "kinetic", "potential", "costate")
+
+
+@dataclass
+class Trajectory:
+    """θ(t) with velocity, undiscounted kinetic and potential terms and current-value costate.
+
+    ``costate`` is λ(t) = ∇V(θ(t)) (current value, i.e. without the e^{−γt} factor),
+    recovered from the NLP multipliers; the optimal velocity is the minimiser of
+    ℓ(t, θ, u) + λᵀu, so for the DiscountedOCP λ = −(1/η) G (θ̇ − f).
+    ``elements`` is an (m, 4) table: first and last sample index, t_a and scale.
+    """
+
+    t: np.ndarray
+    theta: np.ndarray
+    velocity: np.ndarray
+    kinetic: np.ndarray
+    potential: np.ndarray
+    costate: np.ndarray
+    objective: float
+    elements: np.ndarray
+    stats: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if np.any(np.diff(self.t) <= 0):
+            raise OCPError("trajectory times must be strictly increasing")
+
+    def __len__(self):
+        return len(self.t)
+
+    @property
+    def discounted_energy(self) -> np.ndarray:
+        gamma = self.stats.get("gamma", 0.0)
+        return np.exp(-gamma * self.t) * (self.kinetic + self.potential)
+
+    def __call__(self, t):
+        """θ at times t (scalar or array) from the element polynomials."""
+        t_query = np.atleast_1d(np.asarray(t, dtype=float))
+        if np.any(t_query < self.t[0] - 1e-12) or np.any(t_query > self.t[-1] * (1 + 1e-12) + 1e-12):
+            raise ValueError(f"times must lie in [{self.t[0]}, {self.t[-1]}]")
+        first = self.t[self.elements[:, 0].astype(int)]
+        which = np.clip(np.searchsorted(first, t_query, side="right") - 1, 0, len(first) - 1)
+        out = np.empty((len(t_query), self.theta.shape[1]))
+        for e in np.unique(which):
+            i0, i1, t_a, scale = self.elements[e]
+            idx = slice(int(i0), int(i1) + 1)
+            mask = which == e
+            nodes, query = self.t[idx], t_query[mask]
+            if scale > 0:
+                nodes = (nodes - t_a) / (scale + nodes - t_a)
+                query = (query - t_a) / (scale + query - t_a)
+            out[mask] = lagrange_basis(nodes, query).T @ self.theta[idx]
+        return out[0] if np.ndim(t) == 0 else out
+
+    # -- persistence ---------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write an .npz with keys t, theta, velocity, kinetic, potential, costate, objective."""
+        arrays = {key: getattr(self, key) for key in ARRAY_KEYS}
+        np.savez(path, objective=np.float64(self.objective), elements=self.elements,
+                 stats=np.array(json.dumps(self.stats, default=_jsonable)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> "Trajectory":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in ARRAY_KEYS}
+                return cls(objective=float(data["objective"]), elements=data["elements"],
+                           stats=json.loads(str(data["stats"])), **arrays)
+        except (KeyError, ValueError, OSError) as exc:
+            raise OCPError(f"{path}: not a saved lossnav trajectory ({exc})") from exc
+
+    def summary(self) -> dict:
+        """A JSON-friendly summary (used by the CLI's --json)."""
+        keep = ("success", "iterations", "solves", "build_time", "solve_time", "mesh",
+                "horizon", "gamma", "reached_rest")
+        return {
+            "objective": self.objective,
+            "theta0": self.theta[0].tolist(),
+            "theta_final": self.theta[-1].tolist(),
+            "t_final": float(self.t[-1]),
+            "points": len(self.t),
+            **{key: self.stats[key] for key in keep if key in self.stats},
+        }
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def concatenate(first: Trajectory, second: Trajectory) -> Trajectory:
+    """Join two trajectories where ``second`` starts at the last time of ``first``."""
+    drop = 1 if np.isclose(second.t[0], first.t[-1], rtol=1e-14, atol=0) else 0
+    if second.t[0] < first.t[-1] and not drop:
+        raise OCPError("second trajectory starts before the first ends")
+    offset = len(first.t) - drop
+    elements = second.elements.copy()
+    elements[:, :2] += offset
+    joined = {key: np.concatenate([getattr(first, key), getattr(second, key)[drop:]])
+              for key in ARRAY_KEYS}
+    return Trajectory(objective=first.objective, elements=np.vstack([first.elements, elements]),
+                      stats=dict(first.stats), **joined)
