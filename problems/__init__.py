@@ -1,0 +1,40 @@
+"""The learning scenarios: each a module with its OCP, parameters, paper reference and,
+where one exists, its analytic solution.
+
+    import problems
+    problems.names()                        # ['quadratic', 'double_well_2d']
+    scenario = problems.get("quadratic", H=[1, 10], gamma=0.5)
+    scenario.problem, scenario.params, scenario.theta0, scenario.reference
+
+To add a scenario: write a :class:`problems.scenario.Scenario` subclass in its own module
+and add it to ``_SCENARIOS`` below.
+"""
+from __future__ import annotations
+
+import ocp
+
+from .double_well_2d import DoubleWell2D
+from .quadratic import Quadratic
+from .scenario import Scenario
+
+_SCENARIOS = {cls.name: cls for cls in (Quadratic, DoubleWell2D)}
+
+
+def names() -> list:
+    """Names of the registered scenarios."""
+    return list(_SCENARIOS)
+
+
+def get(name: str, **params) -> Scenario:
+    """The scenario ``name`` built with ``params`` (others at their defaults).
+
+    Raises ocp.ProblemError for an unknown name or parameter, listing the valid ones.
+    """
+    try:
+        cls = _SCENARIOS[name]
+    except (KeyError, TypeError):
+        raise ocp.ProblemError(f"unknown problem {name!r}; valid: {', '.join(names())}") from None
+    return cls(**params)
+
+
+__all__ = ["Scenario", "get", "names"]

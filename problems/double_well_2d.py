@@ -1,0 +1,40 @@
+"""The 2D double well of Fig. 1 (Vastola, Gershman & Rajan 2025, App. B).
+
+    L(θ) = a (θ1² − b)² + c θ2² + d θ1,   defaults a = b = c = 1, d = −1/2
+
+with η = k = 1, γ = 0.1 and θ(0) = (−0.6, 0.55). The paper's figure uses the horizon
+T = 4 with the end fixed at θ(4) = (1.0625, 0) (``paper_setting``); on the infinite
+horizon with a free end the path reaches the global minimum θ1 ≈ 1.0575, θ2 = 0.
+a, b, c, d are constants of the OCP, so changing them re-solves without rebuilding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import ocp
+
+from .scenario import Scenario, scalar
+
+
+def double_well_loss(theta, a, b, c, d):
+    return a * (theta[0] ** 2 - b) ** 2 + c * theta[1] ** 2 + d * theta[0]
+
+
+class DoubleWell2D(Scenario):
+    name = "double_well_2d"
+    reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. B and Fig. 1: "
+                 "L = a(θ1² − b)² + cθ2² + dθ1")
+    defaults = {"a": 1.0, "b": 1.0, "c": 1.0, "d": -0.5, "gamma": 0.1, "eta": 1.0, "k": 1.0}
+    paper_setting = {"horizon": 4.0, "terminal": [1.0625, 0.0]}
+
+    def normalise(self, params):
+        return {key: scalar(key, value) for key, value in params.items()}
+
+    def build(self, params):
+        constants = {key: params[key] for key in "abcd"}
+        return ocp.DiscountedOCP(dim=2, loss=double_well_loss, gamma=params["gamma"],
+                                 eta=params["eta"], k=params["k"], constants=constants,
+                                 name=self.name)
+
+    def default_theta0(self):
+        return np.array([-0.6, 0.55])
