@@ -36,7 +36,7 @@ def _setting(text: str):
         return key.strip(), json.loads(value)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(
-            f"--set {key.strip()}: value {value!r} is not valid JSON ({exc.msg}); "
+            f"{key.strip()}: value {value!r} is not valid JSON ({exc.msg}); "
             "use numbers or lists, e.g. --set H=[[2,1],[1,3]]") from None
 
 
