@@ -13,3 +13,6 @@ from .transcription import Mesh
 
 __all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "SolveError",
            "TerminalConstraintError", "Trajectory", "solve"]
+from .verification import euler_lagrange_residual, mesh_convergence  # noqa: E402
+
+__all__ += ["euler_lagrange_residual", "mesh_convergence"]

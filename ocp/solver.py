@@ -8,8 +8,8 @@ free end: the transversality condition holds there), and only the part with
 e^{−γt} ≥ KEEP_DISCOUNT is kept; the free end perturbs it by about e^{−γ(T_w − t)} ≤ 1e-10.
 Exponential discounting is time-consistent, so the optimal path from any later state
 continues the same path, and the optimal policy θ̇ = π(θ) is stationary. If the path has
-not come to rest in the kept part, θ̇ = π(θ) is integrated with an adaptive 8th-order
-Runge–Kutta method (DOP853); each evaluation of π is one warm-started solve of the same
+not come to rest in the kept part, θ̇ = π(θ) is integrated (``ocp.policy``: an
+exponential integrator, since the policy ODE is stiff when curvatures spread); each evaluation of π is one warm-started solve of the same
 NLP from θ: π(θ) = argmin_u ℓ(θ, u) + ∇V(θ)ᵀu, with ∇V(θ) = ∂J*/∂θ0 read from the
 multiplier of the initial-state constraint. When γ is large the motion is slow (rates
 ≈ ηkλ/γ), and the integrator crosses it in few, long steps.
@@ -17,21 +17,19 @@ multiplier of the initial-state constraint. When γ is large the motion is slow 
 from __future__ import annotations
 
 import math
-import time
-import warnings
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from .collocation import lagrange_derivative
-from .errors import ProblemError, SolveError, TerminalConstraintError
+from .errors import ProblemError, TerminalConstraintError
+from .policy import SAMPLES_PER_HALF_STEP, Policy
+from .policy import integrate as integrate_policy
+from .postprocess import checked_solve, from_solution, pointwise
 from .trajectory import Trajectory, concatenate
 from .transcription import Mesh, Transcription
 
 WINDOW_DISCOUNT = 1e-12      # the mapped domain ends where e^{−γt} reaches this
 KEEP_DISCOUNT = 1e-2         # collocation samples are kept while e^{−γt} ≥ this
-POLICY_SAMPLES = 9           # Chebyshev–Lobatto samples of each integrator step
-MAX_POLICY_SOLVES = 50_000
 
 
 def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scale=None,
@@ -44,7 +42,9 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     time_scale : c of the infinite-horizon map t = c·s/(1−s); default from the local
                  curvature at θ0 and γ (see :func:`default_time_scale`).
     guess      : a Trajectory, a callable t → θ, or a target point θ_∞ (the guess then
-                 approaches it exponentially); default: θ0 held constant.
+                 approaches it exponentially); default: θ0 held constant. A list of such
+                 guesses (e.g. several local minima of the loss) solves from each and keeps
+                 the path of lowest objective: IPOPT finds local optima only.
     rest_tol   : the infinite-horizon path is followed until |θ̇| ≤ rest_tol · max|θ̇|.
 
     Raises ProblemError for bad input and SolveError when IPOPT does not converge.
@@ -59,11 +59,15 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     if not scale > 0 or not math.isfinite(scale):
         raise ProblemError(f"time_scale must be finite and > 0, got {scale}")
     s_end = window_end(scale, problem.gamma) if infinite else 1.0
-    initial = _initial_guess(transcription, theta0, thetaT, scale, guess, s_end)
-    raw = _checked_solve(transcription, theta0, problem.parameter_values(), scale, thetaT,
-                         initial, s_end)
+    candidates = []
+    for one_guess in _guess_list(guess, theta0):
+        initial = _initial_guess(transcription, theta0, thetaT, scale, one_guess, s_end)
+        candidates.append(checked_solve(transcription, theta0, problem.parameter_values(), scale,
+                                        thetaT, initial, s_end))
+    raw = min(candidates, key=lambda candidate: candidate["f"])
     trajectory = from_solution(transcription, raw, scale)
-    trajectory.stats.update(horizon=horizon, gamma=problem.gamma, solves=1)
+    trajectory.stats.update(horizon=horizon, gamma=problem.gamma, solves=len(candidates),
+                            candidate_objectives=[c["f"] for c in candidates])
     if not infinite:
         return trajectory
     if problem.gamma == 0:
@@ -91,7 +95,7 @@ def transcription_for(problem, mesh, infinite, terminal, ipopt=None) -> Transcri
 
 
 def default_time_scale(problem, theta0) -> float:
-    """Time scale c of the infinite map: the decay time of the local quadratic model at θ0,
+    """Time scale c of the infinite map: twice the decay time of the local quadratic model at θ0,
     capped at 5/γ so that most elements lie where the discount weight is visible."""
     import casadi
     theta = casadi.SX.sym("theta", problem.dim)
@@ -106,73 +110,9 @@ def default_time_scale(problem, theta0) -> float:
     curvatures = problem.eta * max(problem.k, 1e-12) * np.maximum(curvatures, 1e-3 * max(curvatures.max(), 1e-6))
     gamma = problem.gamma
     rates = np.sqrt(gamma ** 2 / 4 + curvatures) - gamma / 2
-    decay_time = 1.0 / math.sqrt(rates.min() * rates.max())
+    # 2/√(r_min r_max): the slow tail of a spread spectrum needs elements late in time
+    decay_time = 2.0 / math.sqrt(rates.min() * rates.max())
     return min(decay_time, 5.0 / gamma) if gamma > 0 else decay_time
-
-
-# -- post-processing -------------------------------------------------------------------
-def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
-    """Samples, energies and costates of a raw NLP solution as a Trajectory."""
-    tr, n = transcription, transcription.n
-    X, U, x_end = tr.unpack(raw["x"])
-    nu = tr.collocation_multipliers(raw)
-    gamma, s_end = raw["p"][2 * n + 2], raw["p"][2 * n + 1]
-    t_list, x_list, v_list, lam_list, elements = [], [], [], [], []
-    for e, scheme in enumerate(tr.schemes):
-        s0, h = s_end * tr.bounds[e], s_end * (tr.bounds[e + 1] - tr.bounds[e])
-        taus = scheme.nodes
-        last = e == len(tr.schemes) - 1
-        with_end = scheme.scheme == "legendre" and not (last and s_end >= 1 and tr.time_map.infinite)
-        if with_end:
-            taus = np.append(taus, 1.0)
-        s = s0 + h * taus
-        t = tr.time_map.time(s, scale)
-        slope = X[e] @ lagrange_derivative(scheme.nodes, taus) / (h * tr.time_map.rate(s, scale))
-        states = X[e] @ _basis_on(scheme.nodes, taus)
-        weights = scheme.quadrature
-        discount = np.exp(-gamma * t[1:1 + scheme.degree])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lam_points = -nu[e] / (weights * discount)
-        lam = lam_points @ _basis_on(scheme.points, taus)
-        if e > 0:  # the start node is the previous element's last sample
-            t, states, slope, lam = t[1:], states[:, 1:], slope[:, 1:], lam[:, 1:]
-        t_list.append(t)
-        x_list.append(states.T)
-        v_list.append(slope.T)
-        lam_list.append(lam.T)
-        stop = sum(len(x) for x in t_list) - 1
-        start = stop - len(taus) + 1
-        elements.append((start, stop, t_offset, scale if tr.time_map.infinite else 0.0))
-    t = np.concatenate(t_list) + t_offset
-    theta, velocity = np.vstack(x_list), np.vstack(v_list)
-    if not tr.time_map.infinite:
-        elements = [(a, b, t_offset + 0.0, 0.0) for a, b, _, _ in elements]
-    costate = np.vstack(lam_list)
-    costate[0] = tr.initial_costate(raw)
-    kinetic, potential, dl_du = _pointwise(tr, t, theta, velocity, raw)
-    unusable = ~np.isfinite(costate).all(axis=1) | (np.exp(-gamma * (t - t_offset)) < 1e-250)
-    costate[unusable] = -dl_du[unusable]   # discount underflow: maximum principle instead
-    stats = {"success": raw["success"], "status": raw["status"], "iterations": raw["iterations"],
-             "build_time": tr.build_time, "solve_time": raw["solve_time"],
-             "mesh": {"intervals": tr.mesh.intervals, "degree": tr.mesh.degree,
-                      "scheme": tr.mesh.scheme, "map": tr.time_map.name, "scale": scale}}
-    return Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
-                      costate=costate, objective=raw["f"], elements=np.array(elements, float),
-                      stats=stats)
-
-
-def _basis_on(nodes, taus):
-    from .collocation import lagrange_basis
-    return lagrange_basis(nodes, taus)
-
-
-def _pointwise(tr, t, theta, velocity, raw):
-    n = tr.n
-    params = raw["p"][2 * n + 2:]
-    m = len(t)
-    pointwise = tr._post.map(m)
-    kinetic, potential, dl_du, _ = pointwise(t.reshape(1, -1), theta.T, velocity.T, np.tile(params[:, None], (1, m)))
-    return (np.asarray(kinetic).ravel(), np.asarray(potential).ravel(), np.asarray(dl_du).T)
 
 
 # -- infinite horizon: continuation by the stationary policy ---------------------------
@@ -187,94 +127,30 @@ def _continue_by_policy(problem, tr, trajectory, raw, scale, s_end, rest_tol):
         kept.stats["reached_rest"] = True
         return kept
     policy = Policy(problem, tr, scale, s_end, raw)
-    t_start, theta_start = kept.t[-1], kept.theta[-1]
-
-    def at_rest(t, theta):
-        return np.linalg.norm(policy(t, theta)) - rest_tol * peak
-    at_rest.terminal = True
-
-    typical = np.abs(trajectory.theta[0] - kept.theta[-1]).max() + np.abs(kept.theta[-1]).max() * 1e-3
-    span = 1e4 / max(peak / typical, 1e-300) + 1e4 * (t_start + scale)
-    result = solve_ivp(policy, (t_start, t_start + span), theta_start, method="DOP853",
-                       rtol=1e-10, atol=1e-12 * typical, dense_output=True, events=at_rest)
-    if result.status < 0:
-        raise SolveError(f"policy integration failed: {result.message}", "integrator", policy.solves)
-    continuation = _policy_trajectory(problem, tr, result, kept)
+    typical = np.abs(trajectory.theta[0] - kept.theta[-1]).max()
+    t, theta, at_rest = integrate_policy(policy, kept.t[-1], kept.theta[-1], rest_tol * peak,
+                                         atol=1e-12 * typical)
+    continuation = _sampled_trajectory(problem, tr, t, theta, kept.objective)
     joined = concatenate(kept, continuation)
-    joined.stats.update(solves=1 + policy.solves, iterations=kept.stats["iterations"] + policy.iterations,
+    joined.stats.update(solves=kept.stats["solves"] + policy.solves, iterations=kept.stats["iterations"] + policy.iterations,
                         solve_time=kept.stats["solve_time"] + policy.solve_time,
-                        reached_rest=result.status == 1, policy_from=float(t_start))
-    if result.status != 1:
-        warnings.warn("infinite-horizon path not at rest at the end of the integration span", RuntimeWarning)
+                        reached_rest=at_rest, policy_from=float(kept.t[-1]))
     return joined
 
 
-class Policy:
-    """π(θ) at time t: a warm-started solve of the infinite-horizon NLP from θ."""
-
-    def __init__(self, problem, tr, scale, s_end, raw):
-        self.problem, self.tr, self.scale, self.s_end, self.last = problem, tr, scale, s_end, raw
-        self.solves = self.iterations = 0
-        self.solve_time = 0.0
-        self._memo = (None, None)
-
-    def __call__(self, t, theta):
-        key = (t, np.asarray(theta, float).tobytes())
-        if self._memo[0] == key:   # the event function asks again for the step's end point
-            return self._memo[1]
-        velocity = self._evaluate(t, np.asarray(theta, float))
-        self._memo = (key, velocity)
-        return velocity
-
-    def _evaluate(self, t, theta):
-        if self.solves >= MAX_POLICY_SOLVES:
-            raise SolveError("too many policy solves on the infinite horizon", "policy_budget", self.solves)
-        params = self.problem.parameter_values(t0=t if self._time_dependent else 0.0)
-        raw = _checked_solve(self.tr, theta, params, self.scale, None, self.last, self.s_end)
-        self.last = raw
-        self.solves += 1
-        self.iterations += raw["iterations"]
-        self.solve_time += raw["solve_time"]
-        lam = self.tr.initial_costate(raw)
-        _, U, _ = self.tr.unpack(raw["x"])
-        return velocity_from_costate(self.tr, t, theta, lam, U[0][:, 0], params)
-
-    _time_dependent = False
-
-
-def velocity_from_costate(tr, t, theta, lam, u, params, iterations=20):
-    """u = argmin ℓ(t, θ, u) + λᵀu by Newton's method (exact in one step for quadratic ℓ)."""
-    for _ in range(iterations):
-        _, _, grad, hess = tr._post(t, theta, u, params)
-        step = np.linalg.solve(np.asarray(hess), np.asarray(grad).ravel() + lam)
-        u = u - step
-        if np.linalg.norm(step) <= 1e-15 * (1 + np.linalg.norm(u)):
-            break
-    return u
-
-
-def _policy_trajectory(problem, tr, result, kept):
-    """Sample the integrator's dense output on Chebyshev–Lobatto points of each step."""
-    steps = result.t
-    cheb = 0.5 * (1 - np.cos(np.pi * np.arange(POLICY_SAMPLES) / (POLICY_SAMPLES - 1)))
-    t_list, elements = [steps[:1]], []
-    for a, b in zip(steps[:-1], steps[1:]):
-        local = a + (b - a) * cheb
-        t_list.append(local[1:])
-        stop = sum(len(x) for x in t_list) - 1
-        elements.append((stop - POLICY_SAMPLES + 1, stop, 0.0, 0.0))
-    t = np.concatenate(t_list)
-    theta = result.sol(t).T
+def _sampled_trajectory(problem, tr, t, theta, objective):
+    """A Trajectory from the integrator's samples: one element per half step."""
+    per = SAMPLES_PER_HALF_STEP
+    elements = [(i, i + per - 1, 0.0, 0.0) for i in range(0, len(t) - 1, per - 1)]
     velocity = np.empty_like(theta)
     for i0, i1, _, _ in elements:
         nodes = t[i0:i1 + 1]
         velocity[i0:i1 + 1] = lagrange_derivative(nodes, nodes).T @ theta[i0:i1 + 1]
     params = problem.parameter_values()
     raw_like = {"p": np.concatenate([np.zeros(2 * tr.n + 2), params])}
-    kinetic, potential, dl_du = _pointwise(tr, t, theta, velocity, raw_like)
+    kinetic, potential, dl_du = pointwise(tr, t, theta, velocity, raw_like)
     return Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
-                      costate=-dl_du, objective=kept.objective, elements=np.array(elements, float),
-                      stats={})
+                      costate=-dl_du, objective=objective, elements=np.array(elements, float), stats={})
 
 
 def _truncate(trajectory, last_element):
@@ -287,17 +163,6 @@ def _truncate(trajectory, last_element):
 
 
 # -- checks --------------------------------------------------------------------------
-def _checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0):
-    raw = tr.solve(theta0, params, scale, thetaT, guess, s_end)
-    if not raw["success"]:
-        try:
-            last = from_solution(tr, raw, scale)
-        except Exception:  # a diverged iterate may not even post-process
-            last = None
-        raise SolveError("IPOPT did not converge", raw["status"], raw["iterations"], last)
-    return raw
-
-
 def _check_horizon(horizon) -> float:
     if isinstance(horizon, str):
         horizon = math.inf if horizon.strip().lower() in ("inf", "infinity") else horizon
@@ -335,6 +200,13 @@ def _check_limit_cost(problem, trajectory):
         raise ProblemError(
             "with gamma = 0 and an infinite horizon the loss must be 0 at the limit point "
             f"(k·L there is {trajectory.potential[-1]:.3g}); subtract the loss minimum or use gamma > 0")
+
+
+def _guess_list(guess, theta0):
+    """A list of guesses: a list of Trajectories/callables, or a 2-D array of target points."""
+    if isinstance(guess, (list, tuple)) and guess and not np.isscalar(guess[0]):
+        return list(guess)
+    return [guess]
 
 
 def _initial_guess(tr, theta0, thetaT, scale, guess, s_end):

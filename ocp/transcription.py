@@ -171,12 +171,13 @@ class Transcription:
         t_start = time.perf_counter()
         result = self.solver(**args)
         stats = self.solver.stats()
+        success = bool(stats["success"]) or _converged_at_roundoff(stats)
         return {
             "x": np.asarray(result["x"]).ravel(),
             "lam_g": np.asarray(result["lam_g"]).ravel(),
             "f": float(result["f"]),
             "p": p,
-            "success": bool(stats["success"]),
+            "success": success,
             "status": stats["return_status"],
             "iterations": int(stats["iter_count"]),
             "solve_time": time.perf_counter() - t_start,
@@ -216,3 +217,17 @@ class Transcription:
         N, n, d = self.mesh.intervals, self.n, self.mesh.degree
         lam = raw["lam_g"][: self._n_g[0]].reshape(N, n * (d + 1))
         return lam[:, : n * d].reshape(N, d, n).transpose(0, 2, 1)
+
+
+def _converged_at_roundoff(stats) -> bool:
+    """IPOPT stops with Search_Direction_Becomes_Too_Small when the step is below machine
+    precision; that is convergence only if the final KKT residuals are at round-off level."""
+    if stats["return_status"] != "Search_Direction_Becomes_Too_Small":
+        return False
+    history = stats.get("iterations", {})
+    if not history.get("inf_pr") or not history.get("inf_du"):
+        return False
+    return history["inf_pr"][-1] <= ROUNDOFF_KKT and history["inf_du"][-1] <= ROUNDOFF_KKT
+
+
+ROUNDOFF_KKT = 1e-9
