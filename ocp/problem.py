@@ -244,6 +244,11 @@ class DiscountedOCP:
                 ) from exc
             if value.shape != shape:
                 raise ProblemError(f"{name} must have shape {shape}, got {value.shape}")
+            if value.is_constant() and not np.all(np.isfinite(np.asarray(casadi.DM(value)))):
+                # float(symbol) and math.exp(symbol) silently give nan in CasADi
+                raise ProblemError(
+                    f"{name} evaluates to a non-finite constant on CasADi symbols; math.* functions "
+                    "and float() do not work on symbols: use casadi.exp, casadi.log, ...")
             try:
                 casadi.jacobian(value, theta)
             except Exception as exc:
