@@ -25,8 +25,9 @@ What is measured, side by side in one run:
   and the largest deviation of its path from the reference at the grid points.
 
 Target (issue 2, "Benchmarks" (a)): ocp.solve ≥ 30× faster and ≥ 1e6× smaller
-objective error than the paper's method. Errors at round-off are floored at
-ε·|J*| (ε = 2.2e-16) for the ratio, and the table says when that happens.
+objective error than the paper's method. For the ratio, our error is floored at
+max(ε·|J*|, spread of the reference over the finer meshes) (ε = 2.2e-16): an error at
+round-off cannot be measured more finely; the table says when the floor applies.
 This script reports; it never fails (benchmarks do not gate CI).
 
 Usage: ``python benchmarks/bench_fig1_vs_paper.py [--quick]``; ``--quick`` runs
@@ -159,7 +160,8 @@ def main(argv=None):
     path_dev = np.abs(path - reference(grid)).max()
     our_dev = np.abs(ours(grid) - reference(grid)).max()
 
-    floor = EPS * abs(j_ref)
+    # Our error cannot be resolved below round-off nor below the reference's own spread.
+    floor = max(EPS * abs(j_ref), max(abs(v - j_ref) for v in finer.values()))
     def ratio_err(err):
         return abs(err) / max(abs(err_ours), floor)
 
@@ -185,7 +187,8 @@ def main(argv=None):
         print(f"  --quick: {gd_steps} GD steps instead of {GD_STEPS_FULL}; GD time and error "
               "are not those of the paper's run")
     print()
-    floored = " (ours floored at eps*|J*|)" if abs(err_ours) < floor else ""
+    floored = (f" (ours floored at {floor:.1e}: round-off / reference spread)"
+               if abs(err_ours) < floor else "")
     print(f"speed-up, GD time / ocp.solve build+solve   = {t_gd / t_ours:10.1f}x   (target >= 30x)")
     print(f"speed-up, GD time / ocp.solve re-solve      = {t_gd / t_resolve:10.1f}x")
     print(f"speed-up, GD time / first solve in process  = {t_gd / t_cold:10.1f}x")

@@ -21,10 +21,12 @@ Per D: the NLP size, IPOPT iterations, the transcription build time
 problem, so nothing is cached. Between consecutive D the growth exponent (log-log slope)
 of each time is printed: 1 is linear in D.
 
-Mesh: ``Mesh(intervals=20, degree=4)`` by default (printed); ``--mesh default`` uses the
-engine's default mesh (40 × 5) instead, ``--mesh both`` runs the separable family on
-both. Target (issue 2, "Benchmarks" (b)): D = 1000 separable built and solved in under
-10 s on this 2-core machine, growth near-linear in D. This script reports; it never
+Mesh (printed above each table): the separable family runs on ``Mesh(intervals=20,
+degree=4)`` and on the engine's default mesh (40 × 5); the dense family on Mesh(20, 4)
+only. ``--quick`` uses Mesh(20, 4) only; ``--mesh small|default|both`` overrides.
+
+Target (issue 2, "Benchmarks" (b)): D = 1000 separable built and solved in under 10 s on
+this 2-core machine, growth near-linear in D. This script reports; it never
 fails (benchmarks do not gate CI).
 
 Usage: ``python benchmarks/bench_scaling.py [--quick] [--mesh small|default|both]
@@ -133,10 +135,13 @@ def parse_ipopt(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="dense D in {10, 25, 50}")
-    parser.add_argument("--mesh", choices=("small", "default", "both"), default="small")
+    parser.add_argument("--mesh", choices=("small", "default", "both"), default=None,
+                        help="small = Mesh(20, 4); default = the engine's 40 x 5; both (separable "
+                             "family on both meshes). Default: both, or small with --quick")
     parser.add_argument("--ipopt", nargs="*", metavar="KEY=VALUE", help="IPOPT options for ocp.solve")
     args = parser.parse_args(argv)
     ipopt = parse_ipopt(args.ipopt)
+    args.mesh = args.mesh or ("small" if args.quick else "both")
 
     print(f"cores: {os.cpu_count()}, casadi {casadi.__version__}, gamma = {GAMMA}, T = {HORIZON} "
           f"(free end); IPOPT options: {ipopt or 'engine defaults'}")
