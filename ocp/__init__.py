@@ -10,9 +10,8 @@ from .problem import DiscountedOCP
 from .solver import solve
 from .trajectory import Trajectory
 from .transcription import Mesh
+from .verification import euler_lagrange_residual, mesh_convergence
 
 __all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "SolveError",
-           "TerminalConstraintError", "Trajectory", "solve"]
-from .verification import euler_lagrange_residual, mesh_convergence  # noqa: E402
-
-__all__ += ["euler_lagrange_residual", "mesh_convergence"]
+           "TerminalConstraintError", "Trajectory", "euler_lagrange_residual",
+           "mesh_convergence", "solve"]

@@ -39,6 +39,7 @@ class Policy:
             raise SolveError("too many policy solves on the infinite horizon", "policy_budget", self.solves)
         params = self.problem.parameter_values()
         raw = checked_solve(self.tr, np.asarray(theta, float), params, self.scale, None, self.last, self.s_end)
+        self.last = raw   # warm start for the next evaluation
         self.solves += 1
         self.iterations += raw["iterations"]
         self.solve_time += raw["solve_time"]

@@ -25,12 +25,12 @@ def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
         s = s0 + h * taus
         t = tr.time_map.time(s, scale)
         slope = X[e] @ lagrange_derivative(scheme.nodes, taus) / (h * tr.time_map.rate(s, scale))
-        states = X[e] @ _basis_on(scheme.nodes, taus)
+        states = X[e] @ lagrange_basis(scheme.nodes, taus)
         weights = scheme.quadrature
         discount = np.exp(-gamma * t[1:1 + scheme.degree])
         with np.errstate(divide="ignore", invalid="ignore"):
             lam_points = -nu[e] / (weights * discount)
-        lam = lam_points @ _basis_on(scheme.points, taus)
+        lam = lam_points @ lagrange_basis(scheme.points, taus)
         if e > 0:  # the start node is the previous element's last sample
             t, states, slope, lam = t[1:], states[:, 1:], slope[:, 1:], lam[:, 1:]
         t_list.append(t)
@@ -42,8 +42,6 @@ def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
         elements.append((start, stop, t_offset, scale if tr.time_map.infinite else 0.0))
     t = np.concatenate(t_list) + t_offset
     theta, velocity = np.vstack(x_list), np.vstack(v_list)
-    if not tr.time_map.infinite:
-        elements = [(a, b, t_offset + 0.0, 0.0) for a, b, _, _ in elements]
     costate = np.vstack(lam_list)
     costate[0] = tr.initial_costate(raw)
     kinetic, potential, dl_du = pointwise(tr, t, theta, velocity, raw)
@@ -58,10 +56,6 @@ def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
                       stats=stats)
 
 
-def _basis_on(nodes, taus):
-    return lagrange_basis(nodes, taus)
-
-
 def pointwise(tr, t, theta, velocity, raw):
     n = tr.n
     params = raw["p"][2 * n + 2:]
@@ -69,7 +63,6 @@ def pointwise(tr, t, theta, velocity, raw):
     pointwise = tr._post.map(m)
     kinetic, potential, dl_du, _ = pointwise(t.reshape(1, -1), theta.T, velocity.T, np.tile(params[:, None], (1, m)))
     return (np.asarray(kinetic).ravel(), np.asarray(potential).ravel(), np.asarray(dl_du).T)
-
 
 
 def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0):
@@ -81,7 +74,6 @@ def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0):
             last = None
         raise SolveError("IPOPT did not converge", raw["status"], raw["iterations"], last)
     return raw
-
 
 
 def velocity_from_costate(tr, t, theta, lam, u, params, iterations=20):
