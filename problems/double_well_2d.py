@@ -25,10 +25,17 @@ class DoubleWell2D(Scenario):
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. B and Fig. 1: "
                  "L = a(θ1² − b)² + cθ2² + dθ1")
     defaults = {"a": 1.0, "b": 1.0, "c": 1.0, "d": -0.5, "gamma": 0.1, "eta": 1.0, "k": 1.0}
+    ranges = {"a": "> 0; draws: [0.5, 2]", "b": "> 0; draws: [0.5, 2]", "c": "> 0; draws: [0.5, 2]",
+              "d": "real; draws: [−1, −0.1] (the right well stays the global minimum)",
+              "gamma": "≥ 0", "eta": "> 0", "k": "≥ 0"}
     paper_setting = {"horizon": 4.0, "terminal": [1.0625, 0.0]}
 
     def normalise(self, params):
-        return {key: scalar(key, value) for key, value in params.items()}
+        params = {key: scalar(key, value) for key, value in params.items()}
+        for key in "abc":
+            if params[key] <= 0:
+                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {params[key]}")
+        return params
 
     def build(self, params):
         constants = {key: params[key] for key in "abcd"}
@@ -38,3 +45,24 @@ class DoubleWell2D(Scenario):
 
     def default_theta0(self):
         return np.array([-0.6, 0.55])
+
+    def minima(self) -> np.ndarray:
+        """The loss minima (θ1, 0), θ1 real roots of 4aθ1(θ1² − b) + d = 0 with positive
+        curvature, global first."""
+        a, b, d = (self.params[key] for key in "abd")
+        roots = np.roots([4 * a, 0.0, -4 * a * b, d])
+        roots = np.sort(roots[np.abs(roots.imag) < 1e-9].real)
+        wells = [r for r in roots if 12 * a * r ** 2 - 4 * a * b > 0]
+        wells.sort(key=lambda r: a * (r ** 2 - b) ** 2 + d * r)
+        return np.array([[r, 0.0] for r in wells])
+
+    def fixed_point(self):
+        return self.minima()[0]
+
+    def random_params(self, rng):
+        return {**{key: float(rng.uniform(0.5, 2)) for key in "abc"}, "d": float(rng.uniform(-1, -0.1))}
+
+    def guesses(self) -> list:
+        """Initial guesses for the infinite-horizon solve: one path into each well (the
+        problem is non-convex; :func:`ocp.solve` keeps the best objective)."""
+        return [point for point in self.minima()]

@@ -12,17 +12,17 @@ rebuilding the transcription.
 """
 from __future__ import annotations
 
-import casadi
 import numpy as np
 
 import ocp
 
+from . import ops
 from .scenario import Scenario, array, scalar
 
 
 def quadratic_loss(theta, H, mu):
     deviation = theta - mu
-    return 0.5 * casadi.dot(deviation, casadi.mtimes(H, deviation))
+    return 0.5 * ops.dot(deviation, H @ deviation)
 
 
 class Quadratic(Scenario):
@@ -30,6 +30,11 @@ class Quadratic(Scenario):
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. C.1 and E: quadratic loss, "
                  "θ(t) = μ + e^{Rt}(θ0 − μ), R = (γ/2)I − (γ²/4·I + ηkH)^{1/2}")
     defaults = {"H": [1.0, 10.0], "mu": None, "gamma": 1.0, "eta": 1.0, "k": 1.0}
+    ranges = {"H": "symmetric positive semidefinite matrix, or a list (its diagonal); "
+                   "draws: random SPD, dimension 1–5, condition number ≤ 100",
+              "mu": "vector of H's size (default zeros); draws: N(0, 1)",
+              "gamma": "≥ 0; validation: 0, 0.1, 1, 10",
+              "eta": "> 0; draws: [0.5, 2]", "k": "≥ 0; draws: [0.5, 2]"}
 
     def normalise(self, params):
         H = array("H", params["H"])
@@ -59,6 +64,17 @@ class Quadratic(Scenario):
     def default_theta0(self):
         return np.array(self.params["mu"]) + 1.0
 
+    def fixed_point(self):
+        return np.array(self.params["mu"])
+
+    def random_params(self, rng):
+        dim = int(rng.integers(1, 6))
+        return {"H": random_spd(rng, dim).tolist(), "mu": rng.normal(size=dim).tolist(),
+                "eta": float(rng.uniform(0.5, 2)), "k": float(rng.uniform(0.5, 2))}
+
+    def random_theta0(self, rng):
+        return self.fixed_point() + rng.normal(size=self.dim)
+
     def rates(self):
         """Eigenvalues r_i ≤ 0 and eigenvectors of R (columns), from H = V diag(λ) Vᵀ."""
         H = np.array(self.params["H"])
@@ -79,3 +95,15 @@ class Quadratic(Scenario):
         modes = vectors.T @ (theta0 - mu)                       # (dim,)
         out = mu + (np.exp(np.outer(times, rates)) * modes) @ vectors.T
         return out[0] if np.ndim(t) == 0 else out
+
+
+def random_spd(rng, dim: int, max_condition: float = 100.0) -> np.ndarray:
+    """A random SPD matrix with eigenvalues log-uniform in [1, max_condition] (1 when dim = 1:
+    any scale in [0.1, 10])."""
+    if dim == 1:
+        return np.array([[10 ** rng.uniform(-1, 1)]])
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    eigenvalues = np.exp(rng.uniform(0, np.log(max_condition), size=dim))
+    eigenvalues[:2] = 1.0, max_condition ** rng.uniform(0.5, 1)
+    matrix = (rotation * eigenvalues) @ rotation.T
+    return 0.5 * (matrix + matrix.T)

@@ -1,9 +1,17 @@
 """The base class of a learning scenario: one discounted OCP with named, checked parameters.
 
-A scenario subclass declares ``name``, ``reference`` (where in the papers it comes from),
-``defaults`` (every parameter it accepts, with its default value) and implements
-:meth:`build` (parameters → :class:`ocp.DiscountedOCP`) and :meth:`default_theta0`.
-Register it in ``problems/__init__.py``.
+A scenario subclass declares
+
+* ``name``, ``reference`` (appendix, equation, figure of the paper it comes from),
+* ``defaults``: every parameter it accepts with its default (the paper's values),
+* ``ranges``: for each parameter, its valid domain and the range random validation draws
+  come from, as text (shown by ``lossnav problems``),
+
+and implements :meth:`build` (parameters → :class:`ocp.DiscountedOCP`, with the loss,
+drift and metric written once with :mod:`problems.ops` so they run on CasADi symbols and
+on torch tensors), :meth:`default_theta0`, :meth:`random_params` and, where the paper
+has a closed form, :meth:`analytic` and :meth:`fixed_point`. Register it in
+``problems/__init__.py``.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ class Scenario:
     name: str = ""
     reference: str = ""
     defaults: dict = {}
+    ranges: dict = {}
     paper_setting: dict = {}
 
     def __init__(self, **params):
@@ -48,6 +57,59 @@ class Scenario:
     @property
     def dim(self) -> int:
         return self.problem.dim
+
+    # -- analytic solution -----------------------------------------------------------
+    def has_analytic(self) -> bool:
+        """Whether :meth:`analytic` applies at these parameters."""
+        return type(self).analytic is not Scenario.analytic
+
+    def analytic(self, t, theta0=None):
+        """The closed-form optimal path θ(t) (scalar t → (dim,), array → (n, dim))."""
+        raise NotImplementedError(f"{self.name} has no analytic solution")
+
+    def fixed_point(self) -> np.ndarray:
+        """The point the infinite-horizon optimal path converges to (errors are relative to
+        |θ0 − fixed point|)."""
+        raise NotImplementedError(f"{self.name} does not define its fixed point")
+
+    def random_params(self, rng: np.random.Generator) -> dict:
+        """A random parameter set (γ excluded) from the documented ``ranges``."""
+        raise NotImplementedError(f"{self.name} does not define random parameter draws")
+
+    def random_theta0(self, rng: np.random.Generator) -> np.ndarray:
+        """A random initial point; by default the default θ0 moved by up to ±50 %."""
+        theta0 = self.default_theta0()
+        return theta0 * (1 + rng.uniform(-0.5, 0.5, size=theta0.shape))
+
+    def guesses(self) -> list:
+        """Initial guesses for a free-end infinite-horizon solve (``ocp.solve(guess=...)``);
+        non-convex scenarios list one per basin, so the best local optimum is found."""
+        return []
+
+    # -- torch views of the same formulas ---------------------------------------
+    def torch_constants(self, like) -> dict:
+        """The problem constants as tensors of ``like``'s dtype and device."""
+        import torch
+        return {key: torch.as_tensor(value, dtype=like.dtype, device=like.device)
+                for key, value in self.problem.constants.items()}
+
+    def torch_loss(self, theta):
+        """L(θ) on a 1-D torch tensor, differentiable by autograd (the OCP's own loss)."""
+        return self.problem.loss(theta, **self.torch_constants(theta))
+
+    def torch_drift(self, theta):
+        """f(θ) on a 1-D torch tensor, or None when the scenario has no drift."""
+        if self.problem.drift is None:
+            return None
+        return self.problem.drift(theta, **self.torch_constants(theta))
+
+    def describe(self) -> dict:
+        """Name, reference, parameters with defaults and ranges, θ0, analytic: for listings."""
+        return {"name": self.name, "reference": self.reference,
+                "parameters": {key: {"default": self.defaults[key], "range": self.ranges.get(key, "")}
+                               for key in self.defaults},
+                "theta0": self.theta0.tolist(), "analytic": self.has_analytic(),
+                "paper_setting": self.paper_setting}
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
