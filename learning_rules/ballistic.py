@@ -1,0 +1,136 @@
+"""Ballistic: the γ → 0 optimal rule, Δθ = −√(ηk) H^{−1/2} g Δt, and the paper's Adam-like proxy.
+
+Undiscounted (γ = 0) planning over a short step gives the 'ballistic' rule
+(Vastola, Gershman & Rajan 2025, App. E Eq. 87 and App. B Eq. 32): Δθ ∝ −H^{−1/2} g.
+The paper trains networks with a proxy for H (App. B, Eq. 33), an uncentred running
+average of squared gradients per weight:
+
+    v ← β v + (1 − β) g²,       Δθ = −lr · g / √v.
+
+Options (defaults in brackets):
+
+* ``bias_correction`` [True]: divide v by 1 − βᵗ, as Adam does; without it the first
+  steps are 1/√(1 − β) times larger (31.6× for β = 0.999).
+* ``eps_placement`` ["outside"]: g/(√v + ε) like Adam, or "inside": g/√(v + ε).
+* ``bias_correction=False, eps_placement="inside"`` is the paper's original rule exactly
+  (:meth:`Ballistic.paper`).
+* ``curvature`` ["gradient_squares"]: the proxy above; or "exact" / "hutchinson" / a
+  callable (as in :class:`OptimalQuadratic`): v is then the curvature itself (|λ| for
+  negative curvature), so the step is the true −lr·H^{−1/2} g (dense H: through its
+  eigendecomposition), ε placed the same way.
+
+Hyperparameters: ``lr`` = √(ηk)·Δt (with the true curvature this is the explicit Euler
+step of the γ = 0 optimal flow θ̇ = −√(ηk) H^{−1/2}∇L), ``beta`` β ∈ [0, 1).
+"""
+from __future__ import annotations
+
+import torch
+
+from . import kernels
+from .base import CurvatureOptimizer, all_finite, check_choice, check_number, flat, unflatten_
+
+
+class Ballistic(CurvatureOptimizer):
+    """Adam-like ballistic rule (see module docstring).
+
+    Args:
+        params: parameters or parameter groups.
+        lr: √(ηk)·Δt > 0 (default 1e-3).
+        beta: averaging factor of the squared gradients in [0, 1) (default 0.999).
+        eps: ε ≥ 0 (default 1e-8).
+        bias_correction: default True.
+        eps_placement: "outside" (default) or "inside".
+        curvature: "gradient_squares" (default), "exact", "hutchinson" or a callable.
+        refresh_interval, curvature_beta, hutchinson_samples: Hutchinson options.
+        maximize: default False.
+    """
+
+    curvature_sources = ("gradient_squares", "exact", "hutchinson")
+
+    def __init__(self, params, lr=1e-3, *, beta=0.999, eps=1e-8, bias_correction=True,
+                 eps_placement="outside", curvature="gradient_squares", refresh_interval=1,
+                 curvature_beta=0.9, hutchinson_samples=1, maximize=False):
+        defaults = dict(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction,
+                        eps_placement=eps_placement, curvature=curvature, refresh_interval=refresh_interval,
+                        curvature_beta=curvature_beta, hutchinson_samples=hutchinson_samples,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    @classmethod
+    def paper(cls, params, lr=1e-3, beta=0.999, eps=1e-8, **options):
+        """App. B Eq. 33 exactly: no bias correction, ε inside the square root."""
+        return cls(params, lr, beta=beta, eps=eps, bias_correction=False, eps_placement="inside", **options)
+
+    def check_group(self, group):
+        group["lr"] = check_number("lr", group["lr"], 0, None, low_open=True)
+        super().check_group(group)
+        group["beta"] = check_number("beta", group["beta"], 0, 1, high_open=True)
+        group["eps"] = check_number("eps", group["eps"], 0, None)
+        group["bias_correction"] = bool(group["bias_correction"])
+        check_choice("eps_placement", group["eps_placement"], ("outside", "inside"))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One ballistic step per group; returns the closure's loss (None without closure)."""
+        loss, graph = self._evaluate(closure)
+        for group in self.param_groups:
+            params, grads = self._grads(group)
+            if not params:
+                continue
+            if not all_finite(grads):
+                self._skip(group, "gradient")
+                continue
+            if group["curvature"] == "gradient_squares":
+                self._squares_step(group, params, grads)
+                continue
+            curvature = self._curvature(group, params, grads, graph)
+            if curvature is None:
+                self._skip(group, "curvature")
+                continue
+            kind, value = curvature
+            if kind == "dense":
+                updates = -group["lr"] * kernels.inverse_sqrt_apply(value, flat(grads), group["eps"],
+                                                                    group["eps_placement"])
+            else:
+                updates = self._scaled(group, grads, torch._foreach_abs(value))
+            if not all_finite(updates):
+                self._skip(group, "step")
+                continue
+            if isinstance(updates, torch.Tensor):
+                unflatten_(updates, params)
+            else:
+                torch._foreach_add_(params, updates)
+            self._advance(params)
+        return loss
+
+    def _squares_step(self, group, params, grads):
+        averages = []
+        for param in params:
+            state = self.state[param]
+            if "exp_avg_sq" not in state:
+                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            averages.append(state["exp_avg_sq"])
+        beta = group["beta"]
+        torch._foreach_mul_(averages, beta)
+        torch._foreach_addcmul_(averages, grads, grads, 1 - beta)
+        correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
+        updates = self._scaled(group, grads, averages, correction)
+        if group["eps"] == 0 and not all_finite(updates):  # ε > 0 bounds the step
+            self._skip(group, "step (eps = 0 with a zero gradient?)")
+            return
+        torch._foreach_add_(params, updates)
+        self._advance(params)
+
+    @staticmethod
+    def _scaled(group, grads, second, correction=1.0):
+        """−lr · g / √v̂ with v̂ = v / correction, ε inside or outside the square root."""
+        if group["eps_placement"] == "inside":
+            denominator = torch._foreach_mul(second, 1.0 / correction) if correction != 1.0 else list(second)
+            denominator = torch._foreach_add(denominator, group["eps"])
+            torch._foreach_sqrt_(denominator)
+        else:
+            denominator = torch._foreach_sqrt(second)
+            if correction != 1.0:
+                torch._foreach_mul_(denominator, correction ** -0.5)
+            torch._foreach_add_(denominator, group["eps"])
+        return torch._foreach_div(torch._foreach_mul(grads, -group["lr"]), denominator)

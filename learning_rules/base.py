@@ -1,0 +1,275 @@
+"""What every rule shares: hyperparameter checks, skipping non-finite steps, curvature per group.
+
+Non-finite input never reaches the parameters: when a group's gradient, curvature or
+computed displacement has a NaN or an infinity, that group's step is skipped, counted in
+``state[p]["skipped_steps"]`` of each of its parameters (see :attr:`RuleOptimizer.skipped_steps`)
+and a ``RuntimeWarning`` is issued once per optimizer. Running averages are not updated
+by a skipped step, so one bad batch does not poison them.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import torch
+from torch.optim import Optimizer
+
+from . import curvature as _curvature
+from . import kernels
+
+
+def check_number(name, value, low=None, high=None, low_open=False, high_open=False, integer=False):
+    """``value`` as a float (int when ``integer``), or a ValueError naming ``name`` and its range."""
+    interval = (("(" if low_open else "[") + ("−∞" if low is None else f"{low:g}") + ", "
+                + ("∞" if high is None else f"{high:g}") + (")" if high_open or high is None else "]"))
+    kind = "an integer" if integer else "a real number"
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value, numbers.Integral)):
+        raise ValueError(f"{name} must be {kind} in {interval}, got {value!r}")
+    if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) \
+            or (high is not None and (value > high or (high_open and value == high))):
+        raise ValueError(f"{name} must be {kind} in {interval}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_metric(value, name="metric"):
+    """None, a positive scalar, a positive diagonal (1-D) or an SPD matrix (2-D) tensor."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        check_number(name, value, 0, None, low_open=True)
+        return float(value)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be None, a positive number or a tensor (diagonal or SPD matrix), "
+                         f"got {type(value).__name__}")
+    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != value.shape[1]):
+        raise ValueError(f"{name} must be a 1-D diagonal or a square matrix, got shape {tuple(value.shape)}")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} must be finite")
+    if value.ndim == 2:
+        if not torch.allclose(value, value.mT, rtol=1e-10, atol=1e-12 * float(value.abs().max())):
+            raise ValueError(f"{name} must be symmetric")
+        smallest = float(torch.linalg.eigvalsh(value.double()).min())
+    else:
+        smallest = float(value.min())
+    if smallest <= 0:
+        raise ValueError(f"{name} must be positive definite, in (0, ∞); smallest eigenvalue {smallest:.3g}")
+    return value
+
+
+def all_finite(tensors) -> bool:
+    """Whether every entry of every tensor is finite (one foreach max-norm; NaN propagates)."""
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return True
+    norms = torch._foreach_norm(tensors, float("inf"))
+    return bool(torch.stack(norms).isfinite().all())
+
+
+class RuleOptimizer(Optimizer):
+    """Base class: checked groups, lazily created state, skip-and-warn on non-finite values."""
+
+    def __init__(self, params, defaults):
+        self._warned_nonfinite = False
+        super().__init__(params, defaults)
+
+    # torch calls add_param_group for every group, including the ones of __init__
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        self.check_group(group)
+        for param in group["params"]:
+            if param.is_complex():
+                raise ValueError(f"{type(self).__name__} supports real parameters only")
+
+    def check_group(self, group):
+        """Validate (and normalise in place) a group's hyperparameters; subclasses extend."""
+        group["lr"] = check_number("lr", group["lr"], 0, None)
+        group["maximize"] = bool(group.get("maximize", False))
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault("_warned_nonfinite", False)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Number of steps skipped because of non-finite values (largest over groups)."""
+        return max((int(s.get("skipped_steps", 0)) for s in self.state.values()), default=0)
+
+    def _skip(self, group, what):
+        for param in group["params"]:
+            state = self.state[param]
+            state["skipped_steps"] = int(state.get("skipped_steps", 0)) + 1
+        if not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(f"{type(self).__name__}: non-finite {what}; step skipped and counted in "
+                          "optimizer state (skipped_steps); this warning is shown once",
+                          RuntimeWarning, stacklevel=3)
+
+    @staticmethod
+    def _grads(group):
+        params, grads = [], []
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            if param.grad.is_sparse:
+                raise RuntimeError("sparse gradients are not supported")
+            params.append(param)
+            grads.append(param.grad)
+        if grads and group["maximize"]:
+            grads = torch._foreach_neg(grads)
+        return params, grads
+
+    def _step_count(self, params):
+        """Completed steps of a group (state 'step' of its first parameter), 0 before the first."""
+        state = self.state[params[0]] if params else {}
+        return int(state["step"]) if "step" in state else 0
+
+    def _advance(self, params):
+        for param in params:
+            state = self.state[param]
+            if "step" not in state:
+                state["step"] = torch.tensor(0.0)
+            state["step"] += 1
+
+
+class CurvatureOptimizer(RuleOptimizer):
+    """Adds the curvature sources of the second-order rules to a group.
+
+    Group keys: ``curvature`` ("exact", "hutchinson" or a callable), ``refresh_interval``
+    (Hutchinson: steps between estimates), ``curvature_beta`` (Hutchinson: running average
+    of the estimates, bias corrected; 0 = latest estimate only), ``hutchinson_samples``.
+
+    A callable is called as ``curvature(param, grad)`` per parameter and returns a tensor
+    shaped like the parameter (a diagonal) or (numel, numel) (a dense block); the group's
+    curvature is their block diagonal.
+    """
+
+    curvature_sources: tuple = _curvature.CURVATURE_SOURCES
+    max_exact_size = 4096
+
+    def check_group(self, group):
+        super().check_group(group)
+        source = group["curvature"]
+        if not callable(source) and source not in self.curvature_sources:
+            raise ValueError(f"curvature must be one of {', '.join(map(repr, self.curvature_sources))} "
+                             f"or a callable (param, grad) -> tensor, got {source!r}")
+        group["refresh_interval"] = check_number("refresh_interval", group["refresh_interval"], 1, None,
+                                                 integer=True)
+        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1, high_open=True)
+        group["hutchinson_samples"] = check_number("hutchinson_samples", group["hutchinson_samples"], 1, None,
+                                                   integer=True)
+        if source == "exact":
+            size = sum(p.numel() for p in group["params"])
+            if size > self.max_exact_size:
+                raise ValueError(f"curvature='exact' builds a dense {size}×{size} Hessian; it is for "
+                                 f"groups of at most {self.max_exact_size} parameters (use 'hutchinson')")
+
+    def _needs_graph(self, group):
+        source = group["curvature"]
+        if source == "exact":
+            return True
+        if source == "hutchinson":
+            params = [p for p in group["params"] if p.requires_grad]
+            return self._step_count(params) % group["refresh_interval"] == 0
+        return False
+
+    def _evaluate(self, closure):
+        """Run the closure, with graph-carrying gradients when some group needs HVPs.
+
+        Returns (loss, {param: gradient with graph})."""
+        if any(self._needs_graph(group) for group in self.param_groups):
+            if closure is None:
+                raise RuntimeError(f"{type(self).__name__} with curvature 'exact' or 'hutchinson' needs "
+                                   "step(closure): the closure recomputes the loss (calling backward as usual)")
+            params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
+            loss, grads = _curvature.closure_with_graph(closure, params)
+            return loss, dict(zip(params, grads))
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        return loss, {}
+
+    def _curvature(self, group, params, grads, graph):
+        """The group's curvature: ('diagonal', [tensor per param]) or ('dense', (n, n) tensor).
+
+        Returns None when the estimate is not finite (the caller skips the step)."""
+        source, maximize = group["curvature"], group["maximize"]
+        if source == "exact":
+            hessian = _curvature.exact_hessian([graph.get(p) for p in params], params, maximize)
+            return ("dense", hessian) if torch.isfinite(hessian).all() else None
+        if source == "hutchinson":
+            return self._hutchinson(group, params, graph)
+        blocks = [source(p, g) for p, g in zip(params, grads)]
+        if maximize:
+            blocks = [-b for b in blocks]
+        if not all_finite(blocks):
+            return None
+        if all(b.shape == p.shape for b, p in zip(blocks, params)):
+            return "diagonal", blocks
+        dense = [b if b.ndim == 2 and b.shape[0] == p.numel() == b.shape[1] else _diag_block(b, p)
+                 for b, p in zip(blocks, params)]
+        return "dense", torch.block_diag(*dense)
+
+    def _hutchinson(self, group, params, graph):
+        beta = group["curvature_beta"]
+        if graph:
+            estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
+                                                      group["hutchinson_samples"], group["maximize"])
+            if not all_finite(estimate):
+                return None
+            averages = []
+            for param, value in zip(params, estimate):
+                state = self.state[param]
+                if "hessian_diag" not in state:
+                    state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["hessian_updates"] = torch.tensor(0.0)
+                averages.append(state["hessian_diag"])
+                state["hessian_updates"] += 1
+            if beta:
+                torch._foreach_lerp_(averages, estimate, 1 - beta)
+            else:
+                torch._foreach_copy_(averages, estimate)
+        diagonal = []
+        for param in params:
+            state = self.state[param]
+            if "hessian_diag" not in state:
+                return None
+            average = state["hessian_diag"]
+            if beta:
+                average = average / (1 - beta ** float(state["hessian_updates"]))
+            diagonal.append(average)
+        return "diagonal", diagonal
+
+
+def _diag_block(block, param):
+    if block.shape != param.shape:
+        raise ValueError(f"a curvature callable must return a tensor shaped like the parameter "
+                         f"{tuple(param.shape)} or ({param.numel()}, {param.numel()}), got {tuple(block.shape)}")
+    return torch.diag(block.reshape(-1))
+
+
+def flat(tensors):
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten_(updates, params):
+    """Add the flat vector ``updates`` to ``params`` in order."""
+    offset = 0
+    for param in params:
+        n = param.numel()
+        param.add_(updates[offset:offset + n].view_as(param))
+        offset += n
+
+
+__all__ = ["RuleOptimizer", "CurvatureOptimizer", "check_number", "check_choice", "check_metric",
+           "all_finite", "kernels"]

@@ -1,0 +1,125 @@
+"""Curvature inside ``Optimizer.step``: gradients with a graph, Hessian-vector products.
+
+Users write the ordinary torch closure (``zero_grad(); loss = f(); loss.backward(); return
+loss``) and never ``backward(create_graph=True)``. When a step needs curvature,
+:func:`closure_with_graph` runs the closure while ``torch.autograd.backward`` is routed to
+``torch.autograd.grad(..., create_graph=True)`` for the optimizer's parameters: the
+graph-carrying gradients stay private to the step (and are freed with it), ``p.grad`` gets
+their detached values, so there is no parameter ↔ gradient reference cycle (the leak of
+``backward(create_graph=True)``). A closure that returns the loss without calling
+``backward`` works too. While the closure runs, ``backward`` fills only the optimizer's own
+parameters (not other leaves); the routing is process-global for that moment, so do not
+run ``backward`` on other threads during a curvature step.
+
+Estimators, all from Hessian-vector products Hv = ∂(gᵀv)/∂θ:
+
+* :func:`exact_hessian`: the dense Hessian of a parameter group (n HVPs, batched with
+  ``is_grads_batched``, i.e. ``torch.func.vmap``); for small models.
+* :func:`hutchinson_diagonal`: diag(H) ≈ mean over Rademacher z of z ⊙ Hz (Bekas et al.
+  2007; exact for a diagonal H, since z ⊙ z = 1).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+CURVATURE_SOURCES = ("exact", "hutchinson")
+
+
+@contextlib.contextmanager
+def _graph_backward(params, captured):
+    original = torch.autograd.backward
+
+    def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+                 grad_variables=None, inputs=None):
+        tensors = (tensors,) if isinstance(tensors, torch.Tensor) else tuple(tensors)
+        if grad_tensors is not None:
+            grad_tensors = (grad_tensors,) if isinstance(grad_tensors, torch.Tensor) else tuple(grad_tensors)
+        grads = torch.autograd.grad(tensors, params, grad_tensors, create_graph=True, allow_unused=True)
+        for param, grad in zip(params, grads):
+            if grad is None:
+                continue
+            detached = grad.detach()
+            param.grad = detached.clone() if param.grad is None else param.grad.add_(detached)
+        captured.append(grads)
+
+    torch.autograd.backward = backward
+    try:
+        yield
+    finally:
+        torch.autograd.backward = original
+
+
+def closure_with_graph(closure, params):
+    """Run ``closure`` (grad enabled); return (loss, gradients with graph, one per param).
+
+    Gradients of parameters the loss does not depend on are ``None``."""
+    captured: list = []
+    with torch.enable_grad(), _graph_backward(params, captured):
+        loss = closure()
+    if not captured:
+        if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
+            raise RuntimeError("curvature needs a closure that returns the loss tensor (with its "
+                               "graph) or calls loss.backward() on it")
+        with torch.enable_grad():
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        for param, grad in zip(params, grads):
+            if grad is not None:
+                param.grad = grad.detach().clone()
+        return loss, list(grads)
+    total = list(captured[0])
+    for grads in captured[1:]:  # gradient accumulation inside the closure
+        total = [a if b is None else b if a is None else a + b for a, b in zip(total, grads)]
+    return loss, total
+
+
+def hessian_vector_products(grads, params, vectors, retain_graph=True):
+    """[H v] for gradients with graph; zero where a gradient has no graph (locally linear)."""
+    live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    out = [torch.zeros_like(p) for p in params]
+    if not live:
+        return out
+    with torch.enable_grad():
+        products = torch.autograd.grad([grads[i] for i in live], params,
+                                       [vectors[i] for i in live],
+                                       retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(p) if h is None else h for p, h in zip(params, products)]
+
+
+def hutchinson_diagonal(grads, params, samples=1, maximize=False):
+    """diag(H) estimate per parameter: mean over ``samples`` Rademacher z of z ⊙ Hz."""
+    estimate = None
+    for _ in range(samples):
+        zs = [torch.randint_like(p, 2).mul_(2).sub_(1) for p in params]
+        products = hessian_vector_products(grads, params, zs)
+        terms = torch._foreach_mul(products, zs)
+        if estimate is None:
+            estimate = terms
+        else:
+            torch._foreach_add_(estimate, terms)
+    if samples > 1:
+        torch._foreach_div_(estimate, samples)
+    if maximize:
+        torch._foreach_neg_(estimate)
+    return estimate
+
+
+def exact_hessian(grads, params, maximize=False):
+    """Dense Hessian (n, n) of the loss in the flattened parameters (n = total numel)."""
+    sizes = [p.numel() for p in params]
+    n = sum(sizes)
+    like = params[0]
+    live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    if not live:
+        return torch.zeros(n, n, dtype=like.dtype, device=like.device)
+    basis = torch.eye(n, dtype=like.dtype, device=like.device)
+    with torch.enable_grad():
+        flat = torch.cat([grads[i].reshape(-1) if i in live else like.new_zeros(sizes[i])
+                          for i in range(len(params))])
+        columns = torch.autograd.grad(flat, params, basis, retain_graph=True, allow_unused=True,
+                                      is_grads_batched=True)
+    hessian = torch.cat([torch.zeros(n, size, dtype=like.dtype, device=like.device) if c is None
+                         else c.reshape(n, size) for c, size in zip(columns, sizes)], dim=1)
+    hessian = 0.5 * (hessian + hessian.mT)
+    return -hessian if maximize else hessian

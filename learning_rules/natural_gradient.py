@@ -1,0 +1,124 @@
+"""NaturalGradient: the overdamped optimal rule in a parameter space with a metric G.
+
+With the kinetic cost (1/2η)θ̇ᵀGθ̇ (Vastola, Gershman & Rajan 2025, App. F) and a constant
+G, every formula of the Euclidean case holds with H → G⁻¹H and g → G⁻¹g; in the
+overdamped limit γ ≫ √(ηkλ) the optimal flow is θ̇ = −(ηk/γ) G⁻¹∇L, and one explicit
+Euler step of it is
+
+    Δθ = −lr · G⁻¹ g,    lr = ηkΔt/γ.
+
+Metrics (``metric``):
+
+* None: identity (plain gradient descent);
+* a constant: a positive number, a 1-D tensor (the diagonal over the group's flattened
+  parameters) or an SPD matrix (n, n);
+* "fisher": the diagonal empirical Fisher, a running average of g² (factor ``beta``, bias
+  corrected), Δθ = −lr · g / (F + damping);
+* a callable ``metric(param, grad)`` → a tensor shaped like param (a diagonal) or
+  (numel, numel) (a dense block), positive definite; Δθ = −lr · (G + damping·I)⁻¹ g.
+
+``damping`` ≥ 0 is added to the Fisher and to a callable's metric (default 1e-8; a
+Fisher of tiny gradients needs more); constant metrics are used as given. The exact discounted-optimal step in a constant metric, for any γ and Δt, is
+:class:`OptimalQuadratic` with ``metric=G``.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import RuleOptimizer, all_finite, check_metric, check_number, flat, unflatten_
+from .optimal_quadratic import group_metric
+
+
+class NaturalGradient(RuleOptimizer):
+    """Metric-preconditioned gradient step (see module docstring).
+
+    Args:
+        params: parameters or parameter groups.
+        lr: ηkΔt/γ ≥ 0 (default 1e-3).
+        metric: None, constant (number, diagonal, SPD matrix), "fisher" or a callable.
+        beta: Fisher running-average factor in [0, 1) (default 0.999).
+        damping: ≥ 0, added to a Fisher or callable metric (default 1e-8).
+        maximize: default False.
+    """
+
+    def __init__(self, params, lr=1e-3, *, metric=None, beta=0.999, damping=1e-8, maximize=False):
+        super().__init__(params, dict(lr=lr, metric=metric, beta=beta, damping=damping, maximize=maximize))
+
+    def check_group(self, group):
+        super().check_group(group)
+        group["beta"] = check_number("beta", group["beta"], 0, 1, high_open=True)
+        group["damping"] = check_number("damping", group["damping"], 0, None)
+        metric = group["metric"]
+        if isinstance(metric, str):
+            if metric != "fisher":
+                raise ValueError(f"metric must be None, a number, a tensor, 'fisher' or a callable, got {metric!r}")
+        elif not callable(metric):
+            group["metric"] = check_metric(metric)
+            size = sum(p.numel() for p in group["params"])
+            if isinstance(group["metric"], torch.Tensor) and group["metric"].shape[0] != size:
+                raise ValueError(f"metric must have size {size} (the group's parameters, flattened), "
+                                 f"got shape {tuple(group['metric'].shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One preconditioned step per group; returns the closure's loss (None without closure)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads = self._grads(group)
+            if not params:
+                continue
+            if not all_finite(grads):
+                self._skip(group, "gradient")
+                continue
+            updates = self._updates(group, params, grads)
+            if updates is None or not all_finite(updates):
+                self._skip(group, "metric or step")
+                continue
+            if isinstance(updates, torch.Tensor):
+                unflatten_(updates, params)
+            else:
+                torch._foreach_add_(params, updates)
+            self._advance(params)
+        return loss
+
+    def _updates(self, group, params, grads):
+        lr, damping, metric = group["lr"], group["damping"], group["metric"]
+        if metric == "fisher":
+            return self._fisher(group, params, grads)
+        if callable(metric):
+            blocks = [metric(p, g) for p, g in zip(params, grads)]
+            if not all_finite(blocks):
+                return None
+            if all(b.shape == p.shape for b, p in zip(blocks, params)):
+                metric = torch._foreach_add(blocks, damping)
+            else:
+                metric = torch.block_diag(*[b if b.shape != p.shape else torch.diag(b.reshape(-1))
+                                            for b, p in zip(blocks, params)])
+                metric = metric + damping * torch.eye(metric.shape[0], dtype=metric.dtype, device=metric.device)
+        else:  # a constant metric is used as given (checked positive definite)
+            metric = group_metric(group, params)
+        if metric is None:
+            return torch._foreach_mul(grads, -lr)
+        if isinstance(metric, float):
+            return torch._foreach_mul(grads, -lr / metric)
+        if isinstance(metric, list):
+            return torch._foreach_div(torch._foreach_mul(grads, -lr), metric)
+        return -lr * torch.linalg.solve(metric, flat(grads))
+
+    def _fisher(self, group, params, grads):
+        beta = group["beta"]
+        averages = []
+        for param in params:
+            state = self.state[param]
+            if "fisher" not in state:
+                state["fisher"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            averages.append(state["fisher"])
+        torch._foreach_mul_(averages, beta)
+        torch._foreach_addcmul_(averages, grads, grads, 1 - beta)
+        correction = 1 - beta ** (self._step_count(params) + 1)
+        denominator = torch._foreach_mul(averages, 1.0 / correction)
+        torch._foreach_add_(denominator, group["damping"])
+        return torch._foreach_div(torch._foreach_mul(grads, -group["lr"]), denominator)
