@@ -6,12 +6,13 @@ Knows nothing about learning or torch. Public API::
     traj = ocp.solve(problem, theta0, horizon=math.inf)
 """
 from .errors import OCPError, ProblemError, SolveError, TerminalConstraintError
+from .path import from_path
 from .problem import DiscountedOCP
 from .solver import solve
 from .trajectory import Trajectory
 from .transcription import Mesh
-from .verification import euler_lagrange_residual, mesh_convergence
+from .verification import euler_lagrange_error, euler_lagrange_residual, mesh_convergence
 
 __all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "SolveError",
-           "TerminalConstraintError", "Trajectory", "euler_lagrange_residual",
-           "mesh_convergence", "solve"]
+           "TerminalConstraintError", "Trajectory", "euler_lagrange_error",
+           "euler_lagrange_residual", "from_path", "mesh_convergence", "solve"]

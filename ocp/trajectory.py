@@ -115,8 +115,11 @@ def concatenate(first: Trajectory, second: Trajectory) -> Trajectory:
     drop = 1 if np.isclose(second.t[0], first.t[-1], rtol=1e-14, atol=0) else 0
     if second.t[0] < first.t[-1] and not drop:
         raise OCPError("second trajectory starts before the first ends")
+    elements = np.asarray(second.elements, dtype=float).reshape(-1, 4).copy()
+    if len(elements) == 0 or len(second.t) <= drop:   # nothing after first's end
+        return Trajectory(objective=first.objective, elements=first.elements, stats=dict(first.stats),
+                          **{key: getattr(first, key) for key in ARRAY_KEYS})
     offset = len(first.t) - drop
-    elements = second.elements.copy()
     elements[:, :2] += offset
     joined = {key: np.concatenate([getattr(first, key), getattr(second, key)[drop:]])
               for key in ARRAY_KEYS}

@@ -20,6 +20,17 @@ from .transcription import Mesh
 
 def euler_lagrange_residual(problem, trajectory) -> np.ndarray:
     """Residual r(t) of the Euler–Lagrange equation at the trajectory samples, (n, state_dim)."""
+    return _residual_and_size(problem, trajectory)[0]
+
+
+def euler_lagrange_error(problem, trajectory) -> float:
+    """max |r(t)| relative to the largest term of the equation along the path: a scale-free
+    measure of how well the trajectory satisfies the Euler–Lagrange equation."""
+    residual, size = _residual_and_size(problem, trajectory)
+    return float(np.abs(residual).max() / max(size.max(), 1e-300))
+
+
+def _residual_and_size(problem, trajectory):
     n = problem.state_dim
     t, x, u, a = (casadi.SX.sym(name, size) for name, size in
                   (("t", 1), ("x", n), ("u", n), ("a", n)))
@@ -27,13 +38,16 @@ def euler_lagrange_residual(problem, trajectory) -> np.ndarray:
     kinetic, potential = problem.running_cost(t, x, u, problem.layout.unpack(P))
     lagrangian = kinetic + potential
     l_u = casadi.gradient(lagrangian, u)
-    residual = (casadi.jtimes(l_u, u, a) + casadi.jtimes(l_u, x, u) + casadi.jacobian(l_u, t)
-                - problem.gamma * l_u - casadi.gradient(lagrangian, x))
-    function = casadi.Function("el", [t, x, u, a, P], [residual]).map(len(trajectory.t))
+    terms = [casadi.jtimes(l_u, u, a), casadi.jtimes(l_u, x, u), casadi.jacobian(l_u, t),
+             -problem.gamma * l_u, -casadi.gradient(lagrangian, x)]
+    residual = sum(terms[1:], terms[0])
+    size = casadi.mmax(casadi.horzcat(*[casadi.fabs(term) for term in terms]))
+    function = casadi.Function("el", [t, x, u, a, P], [residual, size]).map(len(trajectory.t))
     acceleration = _acceleration(trajectory)
     params = np.tile(problem.parameter_values()[:, None], (1, len(trajectory.t)))
-    out = function(trajectory.t[None, :], trajectory.theta.T, trajectory.velocity.T, acceleration.T, params)
-    return np.asarray(out).T
+    out, size = function(trajectory.t[None, :], trajectory.theta.T, trajectory.velocity.T,
+                         acceleration.T, params)
+    return np.asarray(out).T, np.asarray(size).ravel()
 
 
 def _acceleration(trajectory) -> np.ndarray:
