@@ -112,7 +112,7 @@ class RuleOptimizer(Optimizer):
             self._warned_nonfinite = True
             warnings.warn(f"{type(self).__name__}: non-finite {what}; step skipped and counted in "
                           "optimizer state (skipped_steps); this warning is shown once",
-                          RuntimeWarning, stacklevel=3)
+                          RuntimeWarning, stacklevel=5)
 
     @staticmethod
     def _grads(group):

@@ -70,12 +70,28 @@ def spectral_displacement(hessian, gradient, theta, lr, eta_k, gamma, weight_dec
     ``metric``: None, a flat diagonal (n,) or an SPD matrix (n, n); constant G enters through
     whitening, H̃ = G^{−1/2} H G^{−1/2}, g̃ = G^{−1/2} g (App. F: H → G⁻¹H, g → G⁻¹g).
     """
+    return _spectral(lambda lam: step_factor(lam, lr, eta_k, gamma, weight_decay), hessian, gradient,
+                     theta, eta_k, gamma, weight_decay, metric, damping, negative_curvature)
+
+
+def optimal_velocity(hessian, gradient, theta, eta_k, gamma, metric=None, weight_decay=0.0,
+                     drift_matrix=None, damping=0.0, negative_curvature="abs"):
+    """θ̇ of the optimal policy of the local model at θ (the Δt → 0 limit of the steps)."""
+    if drift_matrix is None:
+        return _spectral(lambda lam: optimal_velocity_factor(lam, eta_k, gamma, weight_decay), hessian,
+                         gradient, theta, eta_k, gamma, weight_decay, metric, damping, negative_curvature)
+    identity = torch.eye(gradient.shape[0], dtype=gradient.dtype, device=gradient.device)
+    feedback, offset, backward = _dense_feedback(hessian, gradient, theta, drift_matrix - weight_decay * identity,
+                                                 eta_k, gamma, metric, damping, negative_curvature)
+    return backward(feedback @ offset)
+
+
+def _spectral(factor, hessian, gradient, theta, eta_k, gamma, weight_decay, metric, damping, negative_curvature):
     forward, backward = _whitening(metric, hessian)
     h_white = backward(backward(hessian).mT)            # G^{-1/2} H G^{-1/2} (symmetric)
     h_white = 0.5 * (h_white + h_white.mT)
     eigenvalues, vectors = torch.linalg.eigh(h_white)
-    eigenvalues = effective_curvature(eigenvalues, damping, negative_curvature)
-    psi = step_factor(eigenvalues, lr, eta_k, gamma, weight_decay)
+    psi = factor(effective_curvature(eigenvalues, damping, negative_curvature))
     coupling = weight_decay * (weight_decay + gamma)
     source = eta_k * backward(gradient)
     if coupling:
@@ -108,6 +124,19 @@ def dense_drift_displacement(hessian, gradient, theta, drift_matrix, lr, eta_k, 
     eigenbasis, so the model is bounded below.
     """
     n = gradient.shape[0]
+    feedback, offset, backward = _dense_feedback(hessian, gradient, theta, drift_matrix, eta_k, gamma,
+                                                 metric, damping, negative_curvature)
+    identity = torch.eye(n, dtype=gradient.dtype, device=gradient.device)
+    block = torch.zeros(2 * n, 2 * n, dtype=gradient.dtype, device=gradient.device)
+    block[:n, :n] = feedback * lr
+    block[:n, n:] = identity
+    phi = torch.linalg.matrix_exp(block)[:n, n:]
+    return backward(lr * (phi @ (feedback @ offset)))
+
+
+def _dense_feedback(hessian, gradient, theta, drift_matrix, eta_k, gamma, metric, damping, negative_curvature):
+    """(R, θ̃0 − θ̃*, v ↦ G^{−1/2}v) of the local model in whitened coordinates."""
+    n = gradient.shape[0]
     forward, backward = _whitening(metric, hessian)
     h_white = backward(backward(hessian).mT)
     h_white = 0.5 * (h_white + h_white.mT)
@@ -119,8 +148,7 @@ def dense_drift_displacement(hessian, gradient, theta, drift_matrix, lr, eta_k, 
     drift_cost = a_white.mT @ a_white - gamma * a_white
     stiffness = drift_cost + eta_k * h_white
     damping_matrix = a_white + gamma * identity - a_white.mT
-    theta_white = forward(theta)
-    offset = torch.linalg.solve(stiffness, eta_k * backward(gradient) + drift_cost @ theta_white)  # θ0 − θ*
+    offset = torch.linalg.solve(stiffness, eta_k * backward(gradient) + drift_cost @ forward(theta))  # θ0 − θ*
     flow = torch.cat([torch.cat([torch.zeros_like(identity), identity], 1),
                       torch.cat([stiffness, damping_matrix], 1)], 0)
     exponents, modes = torch.linalg.eig(flow)
@@ -129,12 +157,7 @@ def dense_drift_displacement(hessian, gradient, theta, drift_matrix, lr, eta_k, 
         raise ArithmeticError(f"the local Euler–Lagrange flow has {int(stable.sum())} stable exponents, expected {n}")
     modes = modes[:, stable]
     feedback = torch.linalg.solve(modes[:n].mT, modes[n:].mT).mT.real   # R = V₂ V₁⁻¹
-    velocity = feedback @ offset
-    block = torch.zeros(2 * n, 2 * n, dtype=gradient.dtype, device=gradient.device)
-    block[:n, :n] = feedback * lr
-    block[:n, n:] = identity
-    phi = torch.linalg.matrix_exp(block)[:n, n:]
-    return backward(lr * (phi @ velocity))
+    return feedback, offset, backward
 
 
 def _whitening(metric, like):

@@ -51,7 +51,8 @@ class NaturalGradient(RuleOptimizer):
         metric = group["metric"]
         if isinstance(metric, str):
             if metric != "fisher":
-                raise ValueError(f"metric must be None, a number, a tensor, 'fisher' or a callable, got {metric!r}")
+                raise ValueError(f"metric must be one of None, a positive number, a tensor (diagonal or SPD), "
+                                 f"'fisher' or a callable, got {metric!r}")
         elif not callable(metric):
             group["metric"] = check_metric(metric)
             size = sum(p.numel() for p in group["params"])

@@ -1,0 +1,268 @@
+"""Run a learning rule on a scenario's torch loss: the bridge from optimizers to validation.
+
+    from learning_rules.runner import RULES, run_rule, convergence_order, limit_trajectory
+    t, theta = run_rule("optimal_quadratic", problems.get("quadratic"), dt=0.1, steps=50)
+
+Each rule's hyperparameters are mapped from the scenario's (η, k, γ, G, drift) and the
+step Δt (float64 throughout):
+
+=====================  ==========================================  =========================
+rule                   optimizer and hyperparameters               scenarios
+=====================  ==========================================  =========================
+optimal_quadratic      OptimalQuadratic(lr=Δt, η, k, γ, metric=G,  no drift; constant or no
+                       curvature="exact")                          metric
+drift_compensated      DriftCompensated(lr=Δt, η, k, γ, metric=G,  linear drift f = Aθ (or
+                       weight_decay=j if A = −jI else               none); constant or no
+                       drift_matrix=A, curvature="exact")          metric
+ballistic              Ballistic(lr=√(ηk)Δt, curvature="exact",    no drift, no metric
+                       eps=0): θ ← θ − √(ηk)Δt·H^{−1/2}∇L
+natural_gradient       NaturalGradient(lr=ηkΔt/γ, metric=G)        γ > 0, no drift
+gradient_descent       torch.optim.SGD(lr=ηkΔt/γ)                  γ > 0, no drift, no metric
+=====================  ==========================================  =========================
+
+At γ = 0 (and no weight decay) the optimal rules get ``damping=1e-12`` (a curvature floor;
+their step diverges as the curvature → 0 there). Keyword ``options`` of :func:`run_rule`
+override the mapped hyperparameters (e.g. ``curvature="hutchinson"``). A rule that does
+not apply raises ValueError saying why (:func:`applicability` returns the reason).
+
+Which trajectory each rule should follow (:func:`limit_trajectory`): optimal_quadratic and
+drift_compensated follow the optimal path itself, exactly on linear–quadratic scenarios
+for any Δt; the first-order rules are explicit Euler steps of a flow and converge to it
+with order 1 in Δt: gradient_descent → θ̇ = −(ηk/γ)∇L (the large-γ limit),
+natural_gradient → θ̇ = −(ηk/γ)G⁻¹∇L, ballistic → θ̇ = −√(ηk)|H|^{−1/2}∇L (the γ → 0 limit).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import kernels
+from .ballistic import Ballistic
+from .drift_compensated import DriftCompensated
+from .natural_gradient import NaturalGradient
+from .optimal_quadratic import OptimalQuadratic
+
+GAMMA_ZERO_DAMPING = 1e-12
+ROUND_OFF = 1e-12
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A runnable rule: its optimizer, what it needs from a scenario, and its limit."""
+
+    name: str
+    optimizer: Callable
+    needs_positive_gamma: bool
+    allows_drift: bool
+    allows_metric: bool
+    limit: str
+
+    def hyperparameters(self, scenario, dt: float) -> dict:
+        reason = applicability(self.name, scenario)
+        if reason:
+            raise ValueError(reason)
+        problem = scenario.problem
+        eta, k, gamma = problem.eta, problem.k, problem.gamma
+        metric = None if problem.metric is None else torch.as_tensor(problem.metric, dtype=torch.float64)
+        if self.name == "gradient_descent":
+            return {"lr": eta * k * dt / gamma}
+        if self.name == "natural_gradient":
+            return {"lr": eta * k * dt / gamma, "metric": metric}
+        if self.name == "ballistic":
+            return {"lr": math.sqrt(eta * k) * dt, "curvature": "exact", "eps": 0.0}
+        options = {"lr": dt, "eta": eta, "k": k, "gamma": gamma, "metric": metric, "curvature": "exact"}
+        if self.name == "drift_compensated":
+            options.update(_drift_options(scenario))
+        if gamma == 0 and options.get("weight_decay", 0.0) == 0:
+            options["damping"] = GAMMA_ZERO_DAMPING
+        return options
+
+
+RULES = {rule.name: rule for rule in (
+    Rule("optimal_quadratic", OptimalQuadratic, False, False, True, "optimal path (exact on quadratics)"),
+    Rule("drift_compensated", DriftCompensated, False, True, True, "optimal path under a linear drift"),
+    Rule("ballistic", Ballistic, False, False, False, "θ̇ = −√(ηk)|H|^{−1/2}∇L (γ → 0)"),
+    Rule("natural_gradient", NaturalGradient, True, False, True, "θ̇ = −(ηk/γ)G⁻¹∇L (γ large)"),
+    Rule("gradient_descent", torch.optim.SGD, True, False, False, "θ̇ = −(ηk/γ)∇L (γ large)"),
+)}
+
+
+def applicability(name: str, scenario) -> str:
+    """Why rule ``name`` cannot run on ``scenario`` ("" when it can)."""
+    rule = _rule(name)
+    problem = scenario.problem
+    if getattr(problem, "state_dim", problem.dim) != problem.dim:
+        return f"{name} needs a scenario whose state is θ alone; {scenario.name} has extra state"
+    if getattr(problem, "metric_function", None) is not None:
+        return f"{name} needs a constant metric; {scenario.name} has a state-dependent one"
+    if rule.needs_positive_gamma and problem.gamma <= 0:
+        return (f"{name} needs gamma > 0: its learning rate ηkΔt/γ is the overdamped (large-γ) limit "
+                f"and is undefined at gamma = 0; use ballistic or optimal_quadratic")
+    if problem.drift is not None and not rule.allows_drift:
+        return f"{scenario.name} has a drift, which {name} ignores; use drift_compensated"
+    if problem.metric is not None and not rule.allows_metric:
+        return f"{scenario.name} has a metric, which {name} ignores; use natural_gradient or optimal_quadratic"
+    if name == "drift_compensated" and problem.drift is not None:
+        try:
+            _drift_options(scenario)
+        except ValueError as error:
+            return str(error)
+    return ""
+
+
+def run_rule(name: str, scenario, dt: float, steps: int, theta0=None, **options):
+    """Run rule ``name`` for ``steps`` steps of Δt = ``dt`` on ``scenario.torch_loss`` from θ0.
+
+    Returns (t, theta): t = Δt·(0, 1, …, steps) of shape (steps + 1,) and the iterates,
+    shape (steps + 1, dim), float64 numpy arrays. ``options`` override the mapped
+    hyperparameters. Raises ValueError for an unknown rule or option, dt ≤ 0, steps < 1,
+    a wrong θ0 or a scenario the rule does not apply to.
+    """
+    rule = _rule(name)
+    dt = _positive("dt", dt)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    start = np.asarray(scenario.theta0 if theta0 is None else theta0, dtype=float).reshape(-1)
+    if start.shape != (scenario.dim,) or not np.all(np.isfinite(start)):
+        raise ValueError(f"theta0 must be {scenario.dim} finite numbers, got {start.tolist()}")
+    hyperparameters = {**rule.hyperparameters(scenario, dt), **options}
+    theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    try:
+        optimizer = rule.optimizer([theta], **hyperparameters)
+    except TypeError as error:
+        raise ValueError(f"invalid option for {name}: {error}") from None
+
+    def closure():
+        optimizer.zero_grad()
+        loss = scenario.torch_loss(theta)
+        loss.backward()
+        return loss
+
+    path = np.empty((steps + 1, scenario.dim))
+    path[0] = start
+    for index in range(1, steps + 1):
+        optimizer.step(closure)
+        path[index] = theta.detach().numpy()
+    return dt * np.arange(steps + 1), path
+
+
+def convergence_order(name: str, scenario, dt: float, steps: int, reference_fn, theta0=None, **options) -> dict:
+    """Errors of rule ``name`` at Δt, Δt/2, Δt/4 against ``reference_fn`` and the observed order.
+
+    ``reference_fn(t)`` maps times (n,) to states (n, dim) (e.g. ``scenario.analytic`` or
+    :func:`limit_trajectory` bound to the rule). Each run covers [0, steps·Δt]; its error
+    is max over the grid t_i = iΔt (i ≤ steps) of |θ_rule(t_i) − θ_ref(t_i)| / |θ0 − θ*|
+    (θ* the scenario's fixed point; |θ0| or 1 when it has none). Returns
+    ``{"rule", "dt", "steps", "errors", "orders", "order"}``: orders = log2 of successive
+    error ratios, order = the last one, NaN when the errors are at round-off (≤ 1e-12:
+    the rule is exact there, as optimal_quadratic on a quadratic).
+    """
+    start = np.asarray(scenario.theta0 if theta0 is None else theta0, dtype=float).reshape(-1)
+    scale = _scale(scenario, start)
+    grid = dt * np.arange(steps + 1)
+    reference = np.asarray(reference_fn(grid), dtype=float).reshape(steps + 1, -1)
+    steps_list, dts, errors = [], [], []
+    for refinement in (1, 2, 4):
+        _, path = run_rule(name, scenario, dt / refinement, steps * refinement, start, **options)
+        errors.append(float(np.max(np.linalg.norm(path[::refinement] - reference, axis=1)) / scale))
+        steps_list.append(steps * refinement)
+        dts.append(dt / refinement)
+    orders = [_order(a, b) for a, b in zip(errors, errors[1:])]
+    return {"rule": name, "dt": dts, "steps": steps_list, "errors": errors, "orders": orders,
+            "order": orders[-1]}
+
+
+def limit_trajectory(name: str, scenario, t, theta0=None, rtol: float = 1e-12, atol: float = 1e-14):
+    """The continuous-time flow rule ``name`` discretises, at times t (n,) → (n, dim).
+
+    Integrated with scipy's DOP853 (``rtol``, ``atol``) on velocities from the scenario's
+    torch loss: optimal_quadratic / drift_compensated: the local optimal policy θ̇ = R(θ − θ*)
+    of the quadratic model at θ (the optimal path itself on quadratics); ballistic:
+    −√(ηk)|H|^{−1/2}∇L; natural_gradient: −(ηk/γ)G⁻¹∇L; gradient_descent: −(ηk/γ)∇L.
+    """
+    import scipy.integrate
+
+    hyperparameters = _rule(name).hyperparameters(scenario, 1.0)
+    start = np.asarray(scenario.theta0 if theta0 is None else theta0, dtype=float).reshape(-1)
+    times = np.atleast_1d(np.asarray(t, dtype=float))
+    problem = scenario.problem
+    eta_k, gamma = problem.eta * problem.k, problem.gamma
+    metric = None if problem.metric is None else torch.as_tensor(problem.metric, dtype=torch.float64)
+
+    def velocity(_, state):
+        theta = torch.tensor(state, dtype=torch.float64, requires_grad=True)
+        gradient = torch.func.grad(scenario.torch_loss)(theta.detach())
+        if name in ("gradient_descent", "natural_gradient"):
+            if metric is not None:
+                gradient = torch.linalg.solve(metric, gradient) if metric.ndim == 2 else gradient / metric
+            return (-eta_k / gamma * gradient).numpy()
+        hessian = torch.func.hessian(scenario.torch_loss)(theta.detach())
+        if name == "ballistic":
+            return (-math.sqrt(eta_k) * kernels.inverse_sqrt_apply(hessian, gradient, 0.0)).numpy()
+        return kernels.optimal_velocity(
+            hessian, gradient, theta.detach(), eta_k, gamma, metric,
+            hyperparameters.get("weight_decay", 0.0), hyperparameters.get("drift_matrix"),
+            hyperparameters.get("damping", 0.0)).numpy()
+
+    solution = scipy.integrate.solve_ivp(velocity, (0.0, float(times.max())), start, method="DOP853",
+                                         t_eval=times, rtol=rtol, atol=atol)
+    if not solution.success:
+        raise RuntimeError(f"limit flow of {name} failed: {solution.message}")
+    out = solution.y.T
+    return out[0] if np.ndim(t) == 0 else out
+
+
+def _drift_options(scenario) -> dict:
+    """weight_decay j when f(θ) = −jθ, else drift_matrix A; ValueError if f is not linear."""
+    if scenario.problem.drift is None:
+        return {}
+    rng = np.random.default_rng(0)
+    points = [torch.tensor(scenario.theta0, dtype=torch.float64),
+              torch.tensor(rng.normal(size=scenario.dim) * (1 + np.abs(scenario.theta0).max()), dtype=torch.float64)]
+    matrix = torch.func.jacrev(scenario.torch_drift)(points[0])
+    for point in points:
+        drift = scenario.torch_drift(point)
+        other = torch.func.jacrev(scenario.torch_drift)(point)
+        size = float(matrix.abs().max()) * (1 + float(point.abs().max())) + 1e-300
+        if float((drift - matrix @ point).abs().max()) > 1e-10 * size or float((other - matrix).abs().max()) > 1e-10 * size:
+            raise ValueError(f"{scenario.name}'s drift is not linear (f(θ) = Aθ); drift_compensated needs a linear drift")
+    decay = -float(matrix[0, 0])
+    identity = torch.eye(scenario.dim, dtype=torch.float64)
+    if decay >= 0 and float((matrix + decay * identity).abs().max()) <= 1e-14 * max(decay, 1.0):
+        return {"weight_decay": decay}
+    return {"drift_matrix": matrix}
+
+
+def _rule(name):
+    try:
+        return RULES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown rule {name!r}; valid: {', '.join(RULES)}") from None
+
+
+def _positive(name, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, ∞), got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a number in (0, ∞), got {value!r}")
+    return number
+
+
+def _scale(scenario, start) -> float:
+    try:
+        scale = float(np.linalg.norm(start - scenario.fixed_point()))
+    except NotImplementedError:
+        scale = float(np.linalg.norm(start))
+    return scale if scale > 0 else 1.0
+
+
+def _order(coarse: float, fine: float) -> float:
+    if coarse <= ROUND_OFF or fine <= ROUND_OFF:
+        return float("nan")
+    return math.log2(coarse / fine)
