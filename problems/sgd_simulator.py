@@ -103,7 +103,15 @@ def simulate(scenario: SGDLangevin, steps, chains=64, seed=0, theta0=None, burn_
     if isinstance(chains, bool) or not float(chains).is_integer() or chains < 1:
         raise ocp.ProblemError(f"parameter 'chains' must be an integer ≥ 1, got {chains!r}")
     scenario.stability()
-    steps, chains = int(steps), int(chains)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)      # tiny batched kernels: thread hand-off costs more than it saves
+    try:
+        return _run(scenario, int(steps), int(chains), seed, theta0, burn_in)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(scenario, steps, chains, seed, theta0, burn_in) -> Measurements:
     if burn_in is None:
         burn_in = min(steps // 2, int(math.ceil(10 * relaxation_steps(scenario))))
     d, S, V = scenario.dim, scenario.batch, scenario.eigenvectors
@@ -134,7 +142,8 @@ def simulate(scenario: SGDLangevin, steps, chains=64, seed=0, theta0=None, burn_
                 if scenario.replacement:
                     batches = torch.randint(n, size, generator=generator)
                 else:
-                    batches = torch.rand(size[0] * chains, n, generator=generator).argsort(1)[:, :S]
+                    keys = torch.rand(size[0] * chains, n, generator=generator, dtype=torch.float32)
+                    batches = keys.topk(S, dim=1, largest=False, sorted=False).indices   # S distinct rows
                 batches = batches.reshape(size[0], chains * S)
             rows = table.index_select(0, batches[k % block]).view(chains, S, d + 1)
             Xb = rows[..., :d]                                        # (chains, S, d)
@@ -168,3 +177,55 @@ def simulate(scenario: SGDLangevin, steps, chains=64, seed=0, theta0=None, burn_
                         mean_theta=mean_theta.numpy(), mean_velocity=mean_velocity.numpy(),
                         lags=lags, displacement=displacement.numpy()[lags],
                         chain_theta=chain_theta.numpy(), chain_velocity=chain_velocity.numpy())
+
+
+def compare(scenario: SGDLangevin, m: Measurements) -> dict:
+    """Predictions of ``scenario`` next to the measurements ``m`` (JSON-ready lists and floats).
+
+    "predicted" is the paper's continuous OU model (Eqs. 7, 9, 16, 17; Σ = σ²H);
+    "predicted_discrete" the exact heavy-ball recursion with the same noise (its O(η)
+    correction); "predicted_exact" the recursion with the data's own gradient noise.
+    """
+    d = scenario.dim
+    speed = {"predicted": scenario.instantaneous_speed(),
+             "predicted_discrete": scenario.instantaneous_speed_discrete("paper"),
+             "predicted_exact": scenario.instantaneous_speed_discrete("exact"),
+             "measured": m.speed, "measured_stderr": m.speed_stderr}
+    speed["ratio"] = m.speed / speed["predicted"]
+    speed["ratio_exact"] = m.speed / speed["predicted_exact"]
+    continuous, discrete = scenario.eigen_variances(), scenario.eigen_variances_discrete("paper")
+    exact = scenario.eigen_variances_discrete("exact")
+    variances = {"eigenvalues": scenario.rho.tolist()}
+    for i, (key, measured, stderr) in enumerate((
+            ("position", m.position_variance, m.position_variance_stderr),
+            ("velocity", m.velocity_variance, m.velocity_variance_stderr))):
+        variances[key] = {"predicted": continuous[i].tolist(), "predicted_discrete": discrete[i].tolist(),
+                          "predicted_exact": exact[i].tolist(), "measured": measured.tolist(),
+                          "measured_stderr": stderr.tolist(),
+                          "ratio": (measured / continuous[i]).tolist(),
+                          "ratio_exact": (measured / exact[i]).tolist()}
+    window = max(m.burn_in, 1)
+    theta0 = m.mean_theta[0]
+    scale = np.linalg.norm(theta0 - scenario.mu)
+    mean_ou = scenario.mean_trajectory(theta0, window)[0]
+    mean_discrete = scenario.mean_trajectory_discrete(theta0, window)[0]
+    observed = m.mean_theta[:window + 1]
+    P = scenario.stationary_covariance_discrete("exact")
+    mean_error = {"continuous": float(np.linalg.norm(observed - mean_ou, axis=1).max() / scale),
+                  "discrete": float(np.linalg.norm(observed - mean_discrete, axis=1).max() / scale),
+                  "noise_floor": float(math.sqrt(np.trace(P[:d, :d]) / m.chains) / scale),
+                  "steps": window}
+    eq17, ou = scenario.global_displacement(m.lags), scenario.global_displacement_ou(m.lags)
+    exact_disp = scenario.global_displacement_discrete(m.lags, "exact")
+    diffusion = {"measured": m.diffusion_exponent(), "predicted_eq17": diffusion_exponent(m.lags, eq17),
+                 "predicted_ou": diffusion_exponent(m.lags, ou),
+                 "predicted_exact": diffusion_exponent(m.lags, exact_disp),
+                 "lags": [int(m.lags[0]), int(m.lags[-1])]}
+    displacement = {"lags": m.lags.tolist(), "measured": m.displacement.tolist(),
+                    "predicted_eq17": eq17.tolist(), "predicted_ou": ou.tolist(),
+                    "predicted_exact": exact_disp.tolist()}
+    return {"instantaneous_speed": speed, "stationary_variance": variances,
+            "mean_trajectory_error": mean_error, "diffusion_exponent": diffusion,
+            "displacement": displacement,
+            "covariance_check": {"lyapunov_vs_closed_form": scenario.covariance_check()},
+            "steps": m.steps, "chains": m.chains, "burn_in": m.burn_in}
