@@ -200,7 +200,7 @@ def limit_trajectory(name: str, scenario, t, theta0=None, rtol: float = 1e-12, a
             if metric is not None:
                 gradient = torch.linalg.solve(metric, gradient) if metric.ndim == 2 else gradient / metric
             return (-eta_k / gamma * gradient).numpy()
-        hessian = torch.func.hessian(scenario.torch_loss)(theta.detach())
+        hessian = torch.func.jacrev(torch.func.grad(scenario.torch_loss))(theta.detach())  # reverse-over-reverse
         if name == "ballistic":
             return (-math.sqrt(eta_k) * kernels.inverse_sqrt_apply(hessian, gradient, 0.0)).numpy()
         return kernels.optimal_velocity(
