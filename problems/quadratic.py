@@ -12,6 +12,7 @@ rebuilding the transcription.
 """
 from __future__ import annotations
 
+import casadi
 import numpy as np
 
 import ocp
@@ -37,21 +38,7 @@ class Quadratic(Scenario):
               "eta": "> 0; draws: [0.5, 2]", "k": "≥ 0; draws: [0.5, 2]"}
 
     def normalise(self, params):
-        H = array("H", params["H"])
-        if H.ndim < 2:  # a scalar or a list: the diagonal
-            H = np.diag(np.atleast_1d(H))
-        if H.shape[0] != H.shape[1]:
-            raise ocp.ProblemError(f"parameter 'H' must be square, got shape {H.shape}")
-        if not np.allclose(H, H.T, rtol=1e-10, atol=1e-12 * np.abs(H).max()):
-            raise ocp.ProblemError("parameter 'H' must be symmetric")
-        smallest = np.linalg.eigvalsh(H).min()
-        if smallest < -1e-12 * np.abs(H).max():
-            raise ocp.ProblemError(f"parameter 'H' must be positive semidefinite "
-                                   f"(smallest eigenvalue {smallest:.3g})")
-        dim = H.shape[0]
-        mu = np.zeros(dim) if params["mu"] is None else np.atleast_1d(array("mu", params["mu"], (0, 1)))
-        if mu.shape != (dim,):
-            raise ocp.ProblemError(f"parameter 'mu' must have length {dim} (the size of H), got {mu.shape[0]}")
+        H, mu = curvature_and_centre(params, definite=False)
         return {"H": H.tolist(), "mu": mu.tolist(),
                 **{key: scalar(key, params[key]) for key in ("gamma", "eta", "k")}}
 
@@ -81,9 +68,7 @@ class Quadratic(Scenario):
         gamma, eta, k = self.params["gamma"], self.params["eta"], self.params["k"]
         curvature, vectors = np.linalg.eigh(H)
         curvature = np.maximum(curvature, 0.0)
-        # γ/2 − √(γ²/4 + ηkλ), rearranged to keep its digits when ηkλ ≪ γ²
-        rates = -eta * k * curvature / (gamma / 2 + np.sqrt(gamma ** 2 / 4 + eta * k * curvature))
-        rates[(gamma == 0) & (curvature == 0)] = 0.0
+        rates = stable_rate(gamma, eta * k * curvature)
         return rates, vectors
 
     def analytic(self, t, theta0=None):
@@ -91,10 +76,7 @@ class Quadratic(Scenario):
         theta0 = self.theta0 if theta0 is None else np.asarray(theta0, dtype=float).reshape(-1)
         mu = np.array(self.params["mu"])
         rates, vectors = self.rates()
-        times = np.atleast_1d(np.asarray(t, dtype=float))
-        modes = vectors.T @ (theta0 - mu)                       # (dim,)
-        out = mu + (np.exp(np.outer(times, rates)) * modes) @ vectors.T
-        return out[0] if np.ndim(t) == 0 else out
+        return modal_path(t, theta0, mu, rates, vectors, vectors.T)
 
 
 def random_spd(rng, dim: int, max_condition: float = 100.0) -> np.ndarray:
@@ -107,3 +89,85 @@ def random_spd(rng, dim: int, max_condition: float = 100.0) -> np.ndarray:
     eigenvalues[:2] = 1.0, max_condition ** rng.uniform(0.5, 1)
     matrix = (rotation * eigenvalues) @ rotation.T
     return 0.5 * (matrix + matrix.T)
+
+
+def symmetric_matrix(name: str, value, definite: bool) -> np.ndarray:
+    """A symmetric positive (semi)definite matrix from a matrix, a list (its diagonal) or a
+    scalar, or a ProblemError naming the parameter and its valid range."""
+    kind = "positive definite" if definite else "positive semidefinite"
+    valid = f"valid: a symmetric {kind} matrix, or a list of its diagonal entries"
+    matrix = array(name, value)
+    if matrix.ndim < 2:  # a scalar or a list: the diagonal
+        matrix = np.diag(np.atleast_1d(matrix))
+    if matrix.shape[0] != matrix.shape[1]:
+        raise ocp.ProblemError(f"parameter {name!r} must be square, got shape {matrix.shape}; {valid}")
+    size = np.abs(matrix).max()
+    if not np.allclose(matrix, matrix.T, rtol=1e-10, atol=1e-12 * size):
+        raise ocp.ProblemError(f"parameter {name!r} must be symmetric; {valid}")
+    smallest = np.linalg.eigvalsh(matrix).min()
+    if smallest < -1e-12 * size or (definite and smallest <= 1e-12 * size):
+        raise ocp.ProblemError(f"parameter {name!r} must be {kind} "
+                               f"(smallest eigenvalue {smallest:.3g}); {valid}")
+    return matrix
+
+
+def centre(name: str, value, dim: int) -> np.ndarray:
+    """A vector of length ``dim`` (``None`` → zeros), or a ProblemError naming the parameter."""
+    if value is None:
+        return np.zeros(dim)
+    vector = np.atleast_1d(array(name, value, (0, 1)))
+    if vector.shape != (dim,):
+        raise ocp.ProblemError(f"parameter {name!r} must have length {dim} (the size of H), "
+                               f"got {vector.shape[0]}")
+    return vector
+
+
+def curvature_and_centre(params: dict, definite: bool) -> tuple:
+    """The checked Hessian ``H`` and minimum ``mu`` of a quadratic loss (see :class:`Quadratic`)."""
+    H = symmetric_matrix("H", params["H"], definite)
+    return H, centre("mu", params["mu"], H.shape[0])
+
+
+def stable_rate(gamma, stiffness):
+    """γ/2 − √(γ²/4 + s), the decaying root of r² − γr − s = 0 (s ≥ 0), rearranged as
+    −s/(γ/2 + √(γ²/4 + s)) to keep its digits when s ≪ γ²; 0 when γ = s = 0."""
+    stiffness = np.asarray(stiffness, dtype=float)
+    denominator = gamma / 2 + np.sqrt(gamma ** 2 / 4 + stiffness)
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, -stiffness / safe, 0.0)
+
+
+def modal_path(t, theta0, fixed, rates, modes, inverse) -> np.ndarray:
+    """θ(t) = θ* + S e^{diag(r) t} S⁻¹ (θ0 − θ*) for real rates r and mode matrix S (columns),
+    S⁻¹ given as ``inverse`` (scalar t → (dim,), array → (n, dim))."""
+    times = np.atleast_1d(np.asarray(t, dtype=float))
+    amplitudes = inverse @ (np.asarray(theta0, dtype=float) - fixed)
+    out = fixed + (np.exp(np.outer(times, rates)) * amplitudes) @ modes.T
+    return out[0] if np.ndim(t) == 0 else out
+
+
+
+class RestingOCP(ocp.DiscountedOCP):
+    """A :class:`ocp.DiscountedOCP` whose running cost is measured against resting at its
+    fixed point θ* (the constant ``rest``): ℓ̃ = ℓ − ℓ(θ*, 0) − p*·(θ̇ − γ(θ − θ*)), with
+    p* = ∂ℓ/∂θ̇(θ*, 0) = −G f(θ*)/η.
+
+    Why: with a drift the optimal path rests at θ* where ℓ(θ*, 0) > 0 and p* ≠ 0. At γ = 0
+    every path then has J = ∞ (the optimum is the γ → 0 limit), and the free end of the
+    mapped infinite horizon sees a cost that does not vanish at rest. The subtracted terms
+    are a constant and e^{γt} d/dt[e^{−γt} p*·(θ − θ*)], whose discounted integral is the
+    constant p*·(θ0 − θ*): the optimal path and the Euler–Lagrange equation are unchanged
+    for every γ, J shifts by a constant, and ℓ̃ vanishes to second order at rest (for a
+    convex ℓ it is ≥ 0), as for a loss without drift. The kinetic part carries the
+    subtracted terms, so both parts vanish at rest. Loss and drift must accept (and
+    ignore) ``rest`` (``**_``).
+    """
+
+    def running_cost(self, t, x, xdot, params):
+        kinetic, potential = super().running_cost(t, x, xdot, params)
+        rest = params["rest"]
+        rest_kinetic, rest_potential = super().running_cost(t, rest, casadi.SX.zeros(self.dim, 1), params)
+        momentum = -casadi.mtimes(self.metric_matrix(rest, params), self.drift_vector(rest, params))
+        momentum = momentum / params["eta"]
+        null_lagrangian = casadi.dot(momentum, xdot - params["gamma"] * (x - rest))
+        return kinetic - rest_kinetic - null_lagrangian, potential - rest_potential
