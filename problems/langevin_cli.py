@@ -62,11 +62,10 @@ def add_parser(commands):
 def run(args) -> int:
     try:
         return _run(args)
-    except ocp.ProblemError as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{PROG}: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+    except (ocp.ProblemError, OSError) as exc:
+        message = (f"cannot write {exc.filename}: {exc.strerror}" if isinstance(exc, OSError)
+                   else " ".join(str(exc).split()))
+        print(f"{PROG} langevin: error: {message}", file=sys.stderr)
         return 1
 
 

@@ -28,14 +28,12 @@ import scipy.linalg
 
 import ocp
 
+from .scenario import scalar
+
 
 def _number(name, value, low=None, high=None, low_open=False, high_open=False):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ocp.ProblemError(f"parameter {name!r} must be a number, got {value!r}") from None
-    if not np.isfinite(value):
-        raise ocp.ProblemError(f"parameter {name!r} must be finite, got {value}")
+    """A finite number in [low, high] (ends open on request), or a ProblemError naming it."""
+    value = scalar(name, value)
     if low is not None and (value < low or (low_open and value == low)):
         raise ocp.ProblemError(f"parameter {name!r} must be {'>' if low_open else '≥'} {low}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):
