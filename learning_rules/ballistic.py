@@ -88,18 +88,19 @@ class Ballistic(CurvatureOptimizer):
                 self._skip(group, "curvature")
                 continue
             kind, value = curvature
+            gradient = flat(grads)
             if kind == "dense":
-                updates = -group["lr"] * kernels.inverse_sqrt_apply(value, flat(grads), group["eps"],
-                                                                    group["eps_placement"])
+                updates = kernels.inverse_sqrt_apply(value, gradient, group["eps"], group["eps_placement"])
             else:
-                updates = self._scaled(group, grads, torch._foreach_abs(value))
+                value = value.abs()
+                denominator = value.add_(group["eps"]).sqrt_() if group["eps_placement"] == "inside" \
+                    else value.sqrt_().add_(group["eps"])
+                updates = gradient.div_(denominator)
+            updates.mul_(-group["lr"])
             if not all_finite(updates):
                 self._skip(group, "step")
                 continue
-            if isinstance(updates, torch.Tensor):
-                unflatten_(updates, params)
-            else:
-                torch._foreach_add_(params, updates)
+            unflatten_(updates, params)
             self._advance(params)
         return loss
 

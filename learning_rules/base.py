@@ -66,12 +66,20 @@ def check_metric(value, name="metric"):
 
 
 def all_finite(tensors) -> bool:
-    """Whether every entry of every tensor is finite (one foreach max-norm; NaN propagates)."""
+    """Whether every entry of a tensor (or of every tensor of a list) is finite.
+
+    Fast path: a finite sum proves every entry finite (a NaN or ±inf makes the sum
+    non-finite); only a non-finite sum, possibly an overflow of large finite values, is
+    checked entry by entry."""
+    if isinstance(tensors, torch.Tensor):
+        tensors = [tensors]
     tensors = [t for t in tensors if t is not None]
     if not tensors:
         return True
-    norms = torch._foreach_norm(tensors, float("inf"))
-    return bool(torch.stack(norms).isfinite().all())
+    total = tensors[0].sum() if len(tensors) == 1 else torch.stack([t.sum() for t in tensors]).sum()
+    if bool(total.isfinite()):
+        return True
+    return all(bool(t.isfinite().all()) for t in tensors)
 
 
 class RuleOptimizer(Optimizer):
@@ -200,13 +208,12 @@ class CurvatureOptimizer(RuleOptimizer):
         return loss, {}
 
     def _curvature(self, group, params, grads, graph):
-        """The group's curvature: ('diagonal', [tensor per param]) or ('dense', (n, n) tensor).
-
-        Returns None when the estimate is not finite (the caller skips the step)."""
+        """The group's curvature over its flattened parameters: ('diagonal', (n,) tensor) or
+        ('dense', (n, n) tensor). Returns None when the estimate is not finite."""
         source, maximize = group["curvature"], group["maximize"]
         if source == "exact":
             hessian = _curvature.exact_hessian([graph.get(p) for p in params], params, maximize)
-            return ("dense", hessian) if torch.isfinite(hessian).all() else None
+            return ("dense", hessian) if all_finite(hessian) else None
         if source == "hutchinson":
             return self._hutchinson(group, params, graph)
         blocks = [source(p, g) for p, g in zip(params, grads)]
@@ -215,12 +222,13 @@ class CurvatureOptimizer(RuleOptimizer):
         if not all_finite(blocks):
             return None
         if all(b.shape == p.shape for b, p in zip(blocks, params)):
-            return "diagonal", blocks
+            return "diagonal", flat(blocks)
         dense = [b if b.ndim == 2 and b.shape[0] == p.numel() == b.shape[1] else _diag_block(b, p)
                  for b, p in zip(blocks, params)]
         return "dense", torch.block_diag(*dense)
 
     def _hutchinson(self, group, params, graph):
+        """Refresh the running diagonal when the closure produced a graph; bias-corrected flat diagonal."""
         beta = group["curvature_beta"]
         if graph:
             estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
@@ -228,26 +236,24 @@ class CurvatureOptimizer(RuleOptimizer):
             if not all_finite(estimate):
                 return None
             averages = []
-            for param, value in zip(params, estimate):
+            for param in params:
                 state = self.state[param]
                 if "hessian_diag" not in state:
                     state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                     state["hessian_updates"] = torch.tensor(0.0)
                 averages.append(state["hessian_diag"])
                 state["hessian_updates"] += 1
+            parts = [part.view_as(p) for part, p in zip(torch.split(estimate, [p.numel() for p in params]), params)]
             if beta:
-                torch._foreach_lerp_(averages, estimate, 1 - beta)
+                torch._foreach_lerp_(averages, parts, 1 - beta)
             else:
-                torch._foreach_copy_(averages, estimate)
-        diagonal = []
-        for param in params:
-            state = self.state[param]
-            if "hessian_diag" not in state:
-                return None
-            average = state["hessian_diag"]
-            if beta:
-                average = average / (1 - beta ** float(state["hessian_updates"]))
-            diagonal.append(average)
+                torch._foreach_copy_(averages, parts)
+        states = [self.state[param] for param in params]
+        if any("hessian_diag" not in state for state in states):
+            return None
+        diagonal = flat([state["hessian_diag"] for state in states])
+        if beta:
+            diagonal.div_(1 - beta ** float(states[0]["hessian_updates"]))
         return "diagonal", diagonal
 
 
@@ -264,11 +270,8 @@ def flat(tensors):
 
 def unflatten_(updates, params):
     """Add the flat vector ``updates`` to ``params`` in order."""
-    offset = 0
-    for param in params:
-        n = param.numel()
-        param.add_(updates[offset:offset + n].view_as(param))
-        offset += n
+    parts = torch.split(updates, [p.numel() for p in params])
+    torch._foreach_add_(params, [part.view_as(p) for part, p in zip(parts, params)])
 
 
 __all__ = ["RuleOptimizer", "CurvatureOptimizer", "check_number", "check_choice", "check_metric",

@@ -25,10 +25,12 @@ import torch
 
 
 def phi1(x: torch.Tensor) -> torch.Tensor:
-    """φ₁(x) = (eˣ − 1)/x elementwise, = 1 at x = 0 (expm1 keeps every digit for small x)."""
-    zero = x == 0
-    safe = torch.where(zero, torch.ones_like(x), x)
-    return torch.where(zero, torch.ones_like(x), torch.expm1(safe) / safe)
+    """φ₁(x) = (eˣ − 1)/x elementwise for x ≤ 0, = 1 at x = 0 (expm1 keeps every digit).
+
+    x is moved to at most −tiny (the smallest normal number), where expm1(x) = x exactly,
+    so φ₁ = 1 there without a branch."""
+    x = x.clamp(max=-torch.finfo(x.dtype).tiny)
+    return torch.expm1(x).div_(x)
 
 
 def effective_curvature(curvature: torch.Tensor, damping: float, negative_curvature: str) -> torch.Tensor:
@@ -51,10 +53,10 @@ def step_factor(curvature, lr, eta_k, gamma, weight_decay=0.0):
     """ψ(λ) of the module docstring, elementwise over curvature λ ≥ 0 (tensor)."""
     half_gamma = 0.5 * gamma
     coupling = weight_decay * (weight_decay + gamma)                      # c = j(j + γ)
-    s = torch.sqrt((half_gamma + weight_decay) ** 2 + eta_k * curvature)
-    denominator = half_gamma + s
-    rate = -(eta_k * curvature + coupling) / denominator                  # r ≤ 0, no cancellation
-    return lr * phi1(rate * lr) / denominator
+    scaled = curvature * eta_k                                            # ηkλ
+    denominator = (scaled + (half_gamma + weight_decay) ** 2).sqrt_().add_(half_gamma)   # γ/2 + s
+    exponent = scaled.add_(coupling).div_(denominator).mul_(-lr)         # rΔt = −(ηkλ + c)Δt/(γ/2 + s)
+    return phi1(exponent).mul_(lr).div_(denominator)
 
 
 def optimal_velocity_factor(curvature, eta_k, gamma, weight_decay=0.0):

@@ -89,71 +89,74 @@ class OptimalQuadratic(CurvatureOptimizer):
             params, grads = self._grads(group)
             if not params:
                 continue
-            if not all_finite(grads):
-                self._skip(group, "gradient")
-                continue
+            # a non-finite gradient makes the curvature estimate or the step non-finite: both are
+            # checked (the estimate before it enters the running average), so one check each
             curvature = self._curvature(group, params, grads, graph)
             if curvature is None:
                 self._skip(group, "curvature")
                 continue
             updates = self._displacement(group, params, grads, curvature)
             if not all_finite(updates):
-                self._skip(group, "step (raise damping?)")
+                self._skip(group, "gradient or step (damping = 0 with zero curvature?)")
                 continue
-            if isinstance(updates, torch.Tensor):
-                unflatten_(updates, params)
-            else:
-                torch._foreach_add_(params, updates)
+            unflatten_(updates, params)
             self._advance(params)
         return loss
 
     def _displacement(self, group, params, grads, curvature):
+        """The flat displacement of the group's parameters (those with gradients)."""
         kind, value = curvature
         metric = group_metric(group, params)
-        if kind == "dense" or (isinstance(metric, torch.Tensor) and metric.ndim == 2):
-            hessian = value if kind == "dense" else torch.diag(flat(value))
-            return self._dense_displacement(group, params, hessian, flat(grads), metric)
-        return self._diagonal_displacement(group, params, grads, value, metric)
-
-    def _dense_displacement(self, group, params, hessian, gradient, metric):
         if isinstance(metric, list):
             metric = flat(metric)
-        return kernels.spectral_displacement(
-            hessian, gradient, flat(params), group["lr"], group["eta"] * group["k"], group["gamma"],
-            self._drift_rate(group), metric, group["damping"], group["negative_curvature"])
+        if kind == "dense" or (isinstance(metric, torch.Tensor) and metric.ndim == 2):
+            hessian = value if kind == "dense" else torch.diag(value)
+            return kernels.spectral_displacement(
+                hessian, flat(grads), flat(params), group["lr"], group["eta"] * group["k"], group["gamma"],
+                self._drift_rate(group), metric, group["damping"], group["negative_curvature"])
+        return self._diagonal_displacement(group, params, grads, value, metric)
 
     def _diagonal_displacement(self, group, params, grads, diagonal, metric):
-        """Elementwise ψ(λ)(ηk g + cGθ)/G with foreach kernels (λ = h/G, metric diagonal)."""
-        dt, eta_k, gamma = group["lr"], group["eta"] * group["k"], group["gamma"]
-        decay = self._drift_rate(group)
-        coupling = decay * (decay + gamma)
-        curv = list(diagonal) if metric is None else torch._foreach_div(diagonal, metric)
-        if group["negative_curvature"] == "abs":
-            curv = torch._foreach_abs(curv)
-        if group["damping"] > 0 or group["negative_curvature"] == "clip":
-            torch._foreach_clamp_min_(curv, group["damping"])
-        torch._foreach_mul_(curv, eta_k)                                   # ηkλ
-        denominator = torch._foreach_add(curv, (0.5 * gamma + decay) ** 2)
-        torch._foreach_sqrt_(denominator)
-        torch._foreach_add_(denominator, 0.5 * gamma)                     # γ/2 + s
+        """−ψ(λ) ⊙ (ηk g + cGθ)/G elementwise, λ = h/G (flat; the factor −ψ is cached between
+        Hutchinson refreshes, so a step without a refresh costs a few elementwise products)."""
+        eta_k, decay = group["eta"] * group["k"], self._drift_rate(group)
+        coupling = decay * (decay + group["gamma"])
+        factor = self._cached_factor(group, params, diagonal, metric)
+        source = flat(grads).mul_(eta_k)
         if coupling:
-            torch._foreach_add_(curv, coupling)
-        rate = torch._foreach_div(curv, denominator)                      # −r ≥ 0
-        torch._foreach_mul_(rate, -dt)                                    # x = rΔt ≤ 0
-        tiny = torch.finfo(params[0].dtype).tiny
-        torch._foreach_clamp_max_(rate, -tiny)                            # φ₁(−tiny) = 1 exactly
-        factor = torch._foreach_expm1(rate)
-        torch._foreach_div_(factor, rate)                                 # φ₁(x)
-        torch._foreach_div_(factor, denominator)
-        torch._foreach_mul_(factor, -dt)                                  # −ψ
-        source = torch._foreach_mul(grads, eta_k)
-        if coupling:
-            theta = list(params) if metric is None else torch._foreach_mul(params, metric)
-            torch._foreach_add_(source, theta, alpha=coupling)
+            theta = flat(params)
+            source.add_(theta if metric is None else theta * metric, alpha=coupling)
         if metric is not None:
-            torch._foreach_div_(source, metric)
-        torch._foreach_mul_(factor, source)
+            source.div_(metric)
+        return source.mul_(factor)
+
+    def _cached_factor(self, group, params, diagonal, metric):
+        key = None
+        if group["curvature"] == "hutchinson":
+            key = (tuple(map(id, params)), float(self.state[params[0]]["hessian_updates"]), group["lr"],
+                   group["eta"], group["k"], group["gamma"], group["damping"], group["negative_curvature"],
+                   self._drift_rate(group), id(group["metric"]), diagonal.dtype)
+            cached = self._factors.get(id(group))
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        curvature = diagonal if metric is None else diagonal / metric
+        curvature = kernels.effective_curvature(curvature, group["damping"], group["negative_curvature"])
+        factor = kernels.step_factor(curvature, group["lr"], group["eta"] * group["k"], group["gamma"],
+                                     self._drift_rate(group)).neg_()
+        if key is not None:
+            self._factors[id(group)] = (key, factor)
         return factor
+
+    @property
+    def _factors(self):
+        # step factors cached per group between curvature refreshes: derived data, not state
+        if "_factor_cache" not in self.__dict__:
+            self._factor_cache = {}
+        return self._factor_cache
+
+    def load_state_dict(self, state_dict):
+        self._factors.clear()
+        super().load_state_dict(state_dict)
 
 
 def group_metric(group, params):
