@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from .base import CurvatureOptimizer, all_finite, check_choice, check_number, flat, unflatten_
+from .base import CurvatureOptimizer, all_finite, check_choice, check_number, flat
 
 
 class Ballistic(CurvatureOptimizer):
@@ -69,58 +69,38 @@ class Ballistic(CurvatureOptimizer):
         group["bias_correction"] = bool(group["bias_correction"])
         check_choice("eps_placement", group["eps_placement"], ("outside", "inside"))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One ballistic step per group; returns the closure's loss (None without closure)."""
-        loss, graph = self._evaluate(closure)
-        for group in self.param_groups:
-            params, grads = self._grads(group)
-            if not params:
-                continue
-            if not all_finite(grads):
-                self._skip(group, "gradient")
-                continue
-            if group["curvature"] == "gradient_squares":
-                self._squares_step(group, params, grads)
-                continue
-            curvature = self._curvature(group, params, grads, graph)
-            if curvature is None:
-                self._skip(group, "curvature")
-                continue
-            kind, value = curvature
-            gradient = flat(grads)
-            if kind == "dense":
-                updates = kernels.inverse_sqrt_apply(value, gradient, group["eps"], group["eps_placement"])
-            else:
-                value = value.abs()
-                denominator = value.add_(group["eps"]).sqrt_() if group["eps_placement"] == "inside" \
-                    else value.sqrt_().add_(group["eps"])
-                updates = gradient.div_(denominator)
-            updates.mul_(-group["lr"])
-            if not all_finite(updates):
-                self._skip(group, "step")
-                continue
-            unflatten_(updates, params)
-            self._advance(params)
-        return loss
+    def _group_step(self, group, params, grads, graph):
+        if not all_finite(grads):              # before the running average sees them
+            self._skip(group, "gradient")
+            return
+        if group["curvature"] == "gradient_squares":
+            self._squares_step(group, params, grads)
+            return
+        curvature = self._curvature(group, params, grads, graph)
+        if curvature is None:
+            self._skip(group, "curvature")
+            return
+        kind, value = curvature
+        gradient = flat(grads)
+        if kind == "dense":
+            updates = kernels.inverse_sqrt_apply(value, gradient, group["eps"], group["eps_placement"])
+        else:
+            value = value.abs()
+            denominator = value.add_(group["eps"]).sqrt_() if group["eps_placement"] == "inside" \
+                else value.sqrt_().add_(group["eps"])
+            updates = gradient.div_(denominator)
+        self._apply(group, params, updates.mul_(-group["lr"]), "step")
 
     def _squares_step(self, group, params, grads):
-        averages = []
-        for param in params:
-            state = self.state[param]
-            if "exp_avg_sq" not in state:
-                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            averages.append(state["exp_avg_sq"])
         beta = group["beta"]
-        torch._foreach_mul_(averages, beta)
-        torch._foreach_addcmul_(averages, grads, grads, 1 - beta)
+        averages = self._running_squares(params, grads, "exp_avg_sq", beta)
         correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
         updates = self._scaled(group, grads, averages, correction)
-        if group["eps"] == 0 and not all_finite(updates):  # ε > 0 bounds the step
-            self._skip(group, "step (eps = 0 with a zero gradient?)")
-            return
-        torch._foreach_add_(params, updates)
-        self._advance(params)
+        if group["eps"] > 0:                   # ε > 0 bounds the step: no second check
+            torch._foreach_add_(params, updates)
+            self._advance(params)
+        else:
+            self._apply(group, params, updates, "step (eps = 0 with a zero gradient?)")
 
     @staticmethod
     def _scaled(group, grads, second, correction=1.0):

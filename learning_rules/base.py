@@ -107,6 +107,38 @@ class RuleOptimizer(Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("_warned_nonfinite", False)
 
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step per group; returns the closure's loss (None without closure)."""
+        loss, graph = self._evaluate(closure)
+        for group in self.param_groups:
+            params, grads = self._grads(group)
+            if params:
+                self._group_step(group, params, grads, graph)
+        return loss
+
+    def _group_step(self, group, params, grads, graph):
+        raise NotImplementedError
+
+    def _evaluate(self, closure):
+        """Run the closure with grad enabled; (loss, {}) — no graph-carrying gradients."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        return loss, {}
+
+    def _apply(self, group, params, updates, what):
+        """Add ``updates`` (flat tensor or list) to ``params``, or skip and count if not finite."""
+        if updates is None or not all_finite(updates):
+            self._skip(group, what)
+            return
+        if isinstance(updates, torch.Tensor):
+            unflatten_(updates, params)
+        else:
+            torch._foreach_add_(params, updates)
+        self._advance(params)
+
     @property
     def skipped_steps(self) -> int:
         """Number of steps skipped because of non-finite values (largest over groups)."""
@@ -135,6 +167,18 @@ class RuleOptimizer(Optimizer):
         if grads and group["maximize"]:
             grads = torch._foreach_neg(grads)
         return params, grads
+
+    def _running_squares(self, params, grads, key, beta):
+        """Update and return state[p][key] ← β·state + (1 − β)·g² (created as zeros)."""
+        averages = []
+        for param in params:
+            state = self.state[param]
+            if key not in state:
+                state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            averages.append(state[key])
+        torch._foreach_mul_(averages, beta)
+        torch._foreach_addcmul_(averages, grads, grads, 1 - beta)
+        return averages
 
     def _step_count(self, params):
         """Completed steps of a group (state 'step' of its first parameter), 0 before the first."""
@@ -201,11 +245,7 @@ class CurvatureOptimizer(RuleOptimizer):
             params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
             loss, grads = _curvature.closure_with_graph(closure, params)
             return loss, dict(zip(params, grads))
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        return loss, {}
+        return super()._evaluate(closure)
 
     def _curvature(self, group, params, grads, graph):
         """The group's curvature over its flattened parameters: ('diagonal', (n,) tensor) or

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import RuleOptimizer, all_finite, check_metric, check_number, flat, unflatten_
+from .base import RuleOptimizer, all_finite, check_metric, check_number, flat
 from .optimal_quadratic import group_metric
 
 
@@ -60,30 +60,11 @@ class NaturalGradient(RuleOptimizer):
                 raise ValueError(f"metric must have size {size} (the group's parameters, flattened), "
                                  f"got shape {tuple(group['metric'].shape)}")
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One preconditioned step per group; returns the closure's loss (None without closure)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads = self._grads(group)
-            if not params:
-                continue
-            if not all_finite(grads):
-                self._skip(group, "gradient")
-                continue
-            updates = self._updates(group, params, grads)
-            if updates is None or not all_finite(updates):
-                self._skip(group, "metric or step")
-                continue
-            if isinstance(updates, torch.Tensor):
-                unflatten_(updates, params)
-            else:
-                torch._foreach_add_(params, updates)
-            self._advance(params)
-        return loss
+    def _group_step(self, group, params, grads, graph):
+        if not all_finite(grads):              # before the Fisher average sees them
+            self._skip(group, "gradient")
+            return
+        self._apply(group, params, self._updates(group, params, grads), "metric or step")
 
     def _updates(self, group, params, grads):
         lr, damping, metric = group["lr"], group["damping"], group["metric"]
@@ -111,14 +92,7 @@ class NaturalGradient(RuleOptimizer):
 
     def _fisher(self, group, params, grads):
         beta = group["beta"]
-        averages = []
-        for param in params:
-            state = self.state[param]
-            if "fisher" not in state:
-                state["fisher"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            averages.append(state["fisher"])
-        torch._foreach_mul_(averages, beta)
-        torch._foreach_addcmul_(averages, grads, grads, 1 - beta)
+        averages = self._running_squares(params, grads, "fisher", beta)
         correction = 1 - beta ** (self._step_count(params) + 1)
         denominator = torch._foreach_mul(averages, 1.0 / correction)
         torch._foreach_add_(denominator, group["damping"])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from .base import CurvatureOptimizer, all_finite, check_choice, check_metric, check_number, flat, unflatten_
+from .base import CurvatureOptimizer, check_choice, check_metric, check_number, flat
 
 
 class OptimalQuadratic(CurvatureOptimizer):
@@ -81,27 +81,15 @@ class OptimalQuadratic(CurvatureOptimizer):
     def _drift_rate(self, group):
         return 0.0
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One optimal step per group; returns the closure's loss (None without closure)."""
-        loss, graph = self._evaluate(closure)
-        for group in self.param_groups:
-            params, grads = self._grads(group)
-            if not params:
-                continue
-            # a non-finite gradient makes the curvature estimate or the step non-finite: both are
-            # checked (the estimate before it enters the running average), so one check each
-            curvature = self._curvature(group, params, grads, graph)
-            if curvature is None:
-                self._skip(group, "curvature")
-                continue
-            updates = self._displacement(group, params, grads, curvature)
-            if not all_finite(updates):
-                self._skip(group, "gradient or step (damping = 0 with zero curvature?)")
-                continue
-            unflatten_(updates, params)
-            self._advance(params)
-        return loss
+    def _group_step(self, group, params, grads, graph):
+        # a non-finite gradient makes the curvature estimate or the step non-finite: both are
+        # checked (the estimate before it enters the running average)
+        curvature = self._curvature(group, params, grads, graph)
+        if curvature is None:
+            self._skip(group, "curvature")
+            return
+        self._apply(group, params, self._displacement(group, params, grads, curvature),
+                    "gradient or step (damping = 0 with zero curvature?)")
 
     def _displacement(self, group, params, grads, curvature):
         """The flat displacement of the group's parameters (those with gradients)."""
