@@ -16,7 +16,6 @@ import torch
 from torch.optim import Optimizer
 
 from . import curvature as _curvature
-from . import kernels
 
 
 def check_number(name, value, low=None, high=None, low_open=False, high_open=False, integer=False):
@@ -275,14 +274,13 @@ class CurvatureOptimizer(RuleOptimizer):
                                                       group["hutchinson_samples"], group["maximize"])
             if not all_finite(estimate):
                 return None
-            averages = []
-            for param in params:
-                state = self.state[param]
+            states = [self.state[param] for param in params]
+            for param, state in zip(params, states):
                 if "hessian_diag" not in state:
                     state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["hessian_updates"] = torch.tensor(0.0)
-                averages.append(state["hessian_diag"])
-                state["hessian_updates"] += 1
+                    state["hessian_updates"] = 0
+                state["hessian_updates"] += 1      # a Python int: no tensor op per parameter
+            averages = [state["hessian_diag"] for state in states]
             parts = [part.view_as(p) for part, p in zip(torch.split(estimate, [p.numel() for p in params]), params)]
             if beta:
                 torch._foreach_lerp_(averages, parts, 1 - beta)
@@ -293,7 +291,7 @@ class CurvatureOptimizer(RuleOptimizer):
             return None
         diagonal = flat([state["hessian_diag"] for state in states])
         if beta:
-            diagonal.div_(1 - beta ** float(states[0]["hessian_updates"]))
+            diagonal.div_(1 - beta ** int(states[0]["hessian_updates"]))
         return "diagonal", diagonal
 
 
@@ -315,4 +313,4 @@ def unflatten_(updates, params):
 
 
 __all__ = ["RuleOptimizer", "CurvatureOptimizer", "check_number", "check_choice", "check_metric",
-           "all_finite", "kernels"]
+           "all_finite"]

@@ -121,7 +121,7 @@ class OptimalQuadratic(CurvatureOptimizer):
     def _cached_factor(self, group, params, diagonal, metric):
         key = None
         if group["curvature"] == "hutchinson":
-            key = (tuple(map(id, params)), float(self.state[params[0]]["hessian_updates"]), group["lr"],
+            key = (tuple(map(id, params)), int(self.state[params[0]]["hessian_updates"]), group["lr"],
                    group["eta"], group["k"], group["gamma"], group["damping"], group["negative_curvature"],
                    self._drift_rate(group), id(group["metric"]), diagonal.dtype)
             cached = self._factors.get(id(group))
