@@ -79,6 +79,12 @@ def _assemble(problem, elements, horizon, method) -> Trajectory:
                       stats=stats)
 
 
+def running_cost(problem, t, theta, velocity):
+    """Kinetic, potential (undiscounted) and ∂ℓ/∂θ̇ at samples (t (m,), θ and θ̇ (m, n))."""
+    return _running_cost_function(problem)(np.asarray(t, float), np.asarray(theta, float),
+                                           np.asarray(velocity, float), problem.parameter_values())
+
+
 def _running_cost_function(problem):
     """(t, θ, θ̇) samples → kinetic, potential, ∂ℓ/∂θ̇ (undiscounted), via CasADi."""
     n = problem.state_dim

@@ -2,7 +2,7 @@
 where one exists, its analytic solution.
 
     import problems
-    problems.names()                        # ['quadratic', 'double_well_2d']
+    problems.names()   # ['quadratic', 'double_well', 'double_well_2d', 'natural_gradient', ...]
     scenario = problems.get("quadratic", H=[1, 10], gamma=0.5)
     scenario.problem, scenario.params, scenario.theta0, scenario.reference
 
@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import ocp
 
+from .double_well import DoubleWell
 from .double_well_2d import DoubleWell2D
+from .natural_gradient import NaturalGradient
 from .quadratic import Quadratic
+from .rotation import Rotation
 from .scenario import Scenario
+from .weight_decay import WeightDecay
 
-_SCENARIOS = {cls.name: cls for cls in (Quadratic, DoubleWell2D)}
+_SCENARIOS = {cls.name: cls for cls in (Quadratic, DoubleWell, DoubleWell2D, NaturalGradient,
+                                        Rotation, WeightDecay)}
 
 
 def names() -> list:

@@ -34,6 +34,7 @@ class Scenario:
     defaults: dict = {}
     ranges: dict = {}
     paper_setting: dict = {}
+    validation_gammas: tuple = (0.0, 0.1, 1.0, 10.0)
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))
@@ -71,6 +72,11 @@ class Scenario:
         """The point the infinite-horizon optimal path converges to (errors are relative to
         |θ0 − fixed point|)."""
         raise NotImplementedError(f"{self.name} does not define its fixed point")
+
+    def minima(self) -> np.ndarray:
+        """Points where an optimal path may come to rest, one per row, the fixed point first
+        (non-convex scenarios list every basin: a large γ may stop in the nearer one)."""
+        return np.atleast_2d(self.fixed_point())
 
     def random_params(self, rng: np.random.Generator) -> dict:
         """A random parameter set (γ excluded) from the documented ``ranges``."""

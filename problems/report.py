@@ -1,0 +1,42 @@
+"""The Markdown report of ``lossnav validate --report DIR``: results table and the figures."""
+from __future__ import annotations
+
+import datetime
+import os
+
+from . import figures, validate
+
+
+def write(directory, results, progress=None) -> str:
+    """Write ``directory/report.md`` and every figure (PNG and PDF); return the report's path."""
+    os.makedirs(directory, exist_ok=True)
+    lines = [f"# lossnav validation report ({datetime.date.today().isoformat()})", "",
+             f"{sum(r.passed for r in results)}/{len(results)} cases passed. Tolerances: "
+             f"analytic vs collocation ≤ {validate.TOLERANCE:g} relative to |θ0 − θ*| (until the "
+             f"exact path has converged to {validate.CONVERGED:g} of it); Euler–Lagrange residual "
+             f"≤ {validate.EL_TOLERANCE:g} (collocation polynomials) and "
+             f"{validate.EL_TOLERANCE_ANALYTIC:g} (closed forms) relative to the equation's largest term; the path's end "
+             f"within {validate.FINAL_TOLERANCE:g} of a minimum (basin 0 = global).", "",
+             "| problem | case | error | EL collocation | EL analytic | final | basin | J | s | result |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        f = result.figures
+        cells = [_fmt(f.get(key)) for key in ("error", "el_collocation", "el_analytic", "final_error")]
+        lines.append(f"| {result.case.name} | {result.case.label} | {' | '.join(cells)} | "
+                     f"{f.get('final_basin', '—')} | {_fmt(f.get('objective'), '.6g')} | "
+                     f"{_fmt(f.get('seconds'), '.2f')} | "
+                     f"{'pass' if result.passed else 'FAIL: ' + result.message} |")
+    lines += ["", "Parameters of each case: `lossnav validate --json`.", "", "## Figures", ""]
+    for name, (draw, caption) in figures.FIGURES.items():
+        if progress:
+            progress(f"figure {name}: {caption}")
+        draw(os.path.join(directory, name))
+        lines += [f"### {caption}", "", f"![{caption}]({name}.png)  ([PDF]({name}.pdf))", ""]
+    path = os.path.join(directory, "report.md")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def _fmt(value, spec=".1e") -> str:
+    return "—" if value is None else format(value, spec)

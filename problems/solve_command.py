@@ -1,0 +1,172 @@
+"""``lossnav solve``: one scenario by collocation, by its analytic solution, or by a learning rule.
+
+    lossnav solve PROBLEM [--method collocation|analytic|rule:RULE] [--set key=value ...]
+                          [--theta0 a,b,...] [--horizon inf|T] [--terminal a,b,...]
+                          [--intervals N] [--degree d] [--scheme legendre|radau]
+                          [--dt DT] [--steps N] [--out FILE.npz] [--plot FILE.png] [--json]
+
+Every method writes the same npz (``ocp.Trajectory.save``: t, theta, velocity, kinetic,
+potential, costate, objective).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import ocp
+
+from . import cli_args, get, names
+
+METHODS = ("collocation", "analytic", "rule:RULE")
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "solve", help="solve a scenario (collocation, analytic or a learning rule)",
+        description=f"Solve a scenario. Problems: {', '.join(names())}.")
+    add = parser.add_argument
+    add("problem", metavar="PROBLEM", help=f"one of: {', '.join(names())}")
+    add("--method", type=_method, default="collocation", metavar="METHOD",
+        help="collocation (default: the numerical reference), analytic (the closed form, "
+             "infinite horizon) or rule:RULE (a learning rule from learning_rules, "
+             "e.g. rule:optimal_quadratic; needs --dt)")
+    add("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
+        type=cli_args.setting, help="scenario parameter, value as JSON (repeatable)")
+    add("--theta0", type=cli_args.vector, metavar="A,B,...", help="initial point (default: the scenario's)")
+    add("--horizon", type=cli_args.horizon, default=math.inf, metavar="inf|T",
+        help="time horizon (default: inf)")
+    add("--terminal", type=cli_args.vector, metavar="A,B,...", help="fixed end point θ(T) (finite horizon only)")
+    add("--intervals", type=cli_args.positive_int, default=ocp.Mesh.intervals,
+        help=f"collocation elements (default: {ocp.Mesh.intervals})")
+    add("--degree", type=cli_args.positive_int, default=ocp.Mesh.degree,
+        help=f"collocation degree, 1 to 12 (default: {ocp.Mesh.degree})")
+    add("--scheme", choices=("legendre", "radau"), default=ocp.Mesh.scheme,
+        help=f"collocation points (default: {ocp.Mesh.scheme})")
+    add("--dt", type=_positive_float, metavar="DT", help="learning-rule time step Δt (rule:RULE)")
+    add("--steps", type=cli_args.positive_int, default=100, help="learning-rule steps (default: 100)")
+    add("--out", metavar="FILE.npz", help="save the trajectory (Trajectory.save)")
+    add("--plot", metavar="FILE.png", help="plot θ(t) and the energies")
+    add("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _method(text: str) -> str:
+    if text in ("collocation", "analytic") or (text.startswith("rule:") and len(text) > 5):
+        return text
+    raise cli_args.argparse.ArgumentTypeError(f"unknown method {text!r}; valid: {', '.join(METHODS)}")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise cli_args.argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise cli_args.argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def run(args) -> int:
+    try:
+        mesh = ocp.Mesh(args.intervals, args.degree, args.scheme)
+    except ValueError as exc:
+        raise cli_args.UsageError(cli_args.one_line(exc)) from None
+    scenario = get(args.problem, **dict(args.settings))
+    theta0 = scenario.theta0 if args.theta0 is None else scenario.problem.check_initial_state(args.theta0)
+    if args.method == "collocation":
+        guess = scenario.guesses() or None if math.isinf(args.horizon) and args.terminal is None else None
+        trajectory = ocp.solve(scenario.problem, theta0, horizon=args.horizon,
+                               terminal=args.terminal, mesh=mesh, guess=guess)
+    elif args.method == "analytic":
+        trajectory = analytic_trajectory(scenario, theta0, args)
+    else:
+        trajectory = rule_trajectory(scenario, theta0, args)
+    if args.out:
+        trajectory.save(args.out)
+    if args.plot:
+        plot(trajectory, args.plot, title=f"{scenario.name} ({args.method})  {_short(scenario.params)}")
+    if args.json:
+        print(cli_args.dumps({"problem": scenario.name, "method": args.method,
+                              "params": scenario.params, **trajectory.summary()}))
+    return 0
+
+
+def analytic_trajectory(scenario, theta0, args=None) -> ocp.Trajectory:
+    """The closed form as a Trajectory on [0, t_end], t_end where it has converged to 1e-12."""
+    if args is not None and (math.isfinite(args.horizon) or args.terminal is not None):
+        raise ocp.ProblemError("the analytic solutions are for the infinite horizon with a free end; "
+                               "drop --horizon/--terminal or use --method collocation")
+    if not scenario.has_analytic():
+        raise ocp.ProblemError(f"{scenario.name} has no analytic solution at these parameters "
+                               f"({_short(scenario.params)}); use --method collocation")
+    target = scenario.fixed_point()
+    distance = np.linalg.norm(theta0 - target)
+    t_end = 1.0
+    while np.linalg.norm(scenario.analytic(t_end, theta0) - target) > 1e-12 * distance:
+        t_end *= 2
+        if t_end > 1e7:
+            raise ocp.ProblemError("the analytic path does not converge before t = 1e7")
+    return ocp.from_path(scenario.problem, lambda t: scenario.analytic(t, theta0), t_end)
+
+
+def rule_trajectory(scenario, theta0, args) -> ocp.Trajectory:
+    """A learning rule run from θ0 with step Δt, as a Trajectory (samples at the steps)."""
+    from learning_rules import runner  # torch is imported only for this method
+    rule = args.method.split(":", 1)[1]
+    if rule not in runner.RULES:
+        raise ocp.ProblemError(f"unknown rule {rule!r}; valid: {', '.join(runner.RULES)}")
+    if args.dt is None:
+        raise cli_args.UsageError("--method rule:RULE needs --dt")
+    try:
+        t, theta = runner.run_rule(rule, scenario, args.dt, args.steps, theta0=theta0)
+    except ValueError as exc:   # the rule does not apply to this scenario
+        raise ocp.ProblemError(cli_args.one_line(exc)) from None
+    return sampled_trajectory(scenario.problem, t, theta, method=args.method)
+
+
+def sampled_trajectory(problem, t, theta, method) -> ocp.Trajectory:
+    """Samples of a discrete rule (velocity by differences) in the Trajectory format."""
+    t, theta = np.asarray(t, float), np.asarray(theta, float)
+    velocity = np.gradient(theta, t, axis=0) if len(t) > 1 else np.zeros_like(theta)
+    kinetic, potential, dl_du = ocp.path.running_cost(problem, t, theta, velocity)
+    discounted = np.exp(-problem.gamma * t) * (kinetic + potential)
+    objective = float(np.sum((discounted[1:] + discounted[:-1]) / 2 * np.diff(t)))
+    elements = np.array([[i, i + 1, 0.0, 0.0] for i in range(len(t) - 1)], float).reshape(-1, 4)
+    return ocp.Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
+                          costate=-dl_du, objective=objective, elements=elements,
+                          stats={"success": True, "method": method, "gamma": problem.gamma,
+                                 "note": "velocity by differences, objective by the trapezoid rule"})
+
+
+def plot(trajectory, path, title=""):
+    """θ(t) components and kinetic/potential terms against t, as a PNG (Agg backend)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = trajectory.t
+    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
+    for i in range(trajectory.theta.shape[1]):
+        top.plot(t, trajectory.theta[:, i], label=f"θ{i + 1}")
+    top.set_ylabel("θ(t)")
+    top.legend(loc="best")
+    top.set_title(title, fontsize=9)
+    bottom.plot(t, trajectory.kinetic, label="kinetic (1/2η)|θ̇ − f|²_G")
+    bottom.plot(t, trajectory.potential, label="potential k·L(θ)")
+    bottom.set_xlabel("t")
+    bottom.legend(loc="best")
+    if t[-1] > 100 * max(t[1], 1e-300):
+        for axis in (top, bottom):
+            axis.set_xscale("symlog", linthresh=max(t[1], 1e-6))
+    figure.tight_layout()
+    try:
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
+
+
+def _short(params) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in params.items())
+    return text if len(text) <= 90 else text[:87] + "..."

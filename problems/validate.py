@@ -1,0 +1,146 @@
+"""``lossnav validate``: every scenario's analytic solution against the collocation reference.
+
+For each scenario, cases are the paper's defaults and seeded random parameter draws (from
+the scenario's documented ``ranges``), each at γ ∈ {0, 0.1, 1, 10} (the scenario's
+``validation_gammas``), on the infinite
+horizon from the scenario's (or a random) θ0. Per case:
+
+* ``error``: max |θ_analytic(t) − θ_collocation(t)| / |θ0 − θ*| over the collocation
+  samples until the analytic path has converged to 1e-6·|θ0 − θ*| (as in the engine's
+  accuracy tests); tolerance :data:`TOLERANCE`;
+* ``el_collocation`` / ``el_analytic``: Euler–Lagrange residual relative to the largest
+  term of the equation (:func:`ocp.euler_lagrange_error`); the collocation one over the
+  collocated window (before the policy continuation). The collocation residual is the
+  pointwise residual of the element polynomials, which converges only as O(h^{d−1})
+  (θ itself is far more accurate at the nodes), hence :data:`EL_TOLERANCE` = 1e-3 for
+  it and :data:`EL_TOLERANCE_ANALYTIC` = 1e-7 for the closed forms; a wrong formula
+  gives O(1);
+* ``final_error``: distance of the path's end from the nearest of the scenario's minima
+  (the global minimum or the drift-biased fixed point; non-convex scenarios list every
+  basin, since a large γ may rest in the nearer one: ``final_basin`` says which, 0 the
+  global one), relative to |θ0 − θ*|.
+
+A case passes when all its figures are within tolerance.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ocp
+
+from . import get, names
+
+TOLERANCE = 1e-6
+EL_TOLERANCE = 1e-3             # collocation: pointwise residual of degree-5 polynomials
+EL_TOLERANCE_ANALYTIC = 1e-7    # closed forms on spectral elements
+FINAL_TOLERANCE = 1e-5
+CONVERGED = 1e-6
+
+
+@dataclass
+class Case:
+    name: str
+    params: dict
+    theta0: np.ndarray
+    label: str
+
+    def scenario(self):
+        return get(self.name, **self.params)
+
+
+@dataclass
+class Result:
+    case: Case
+    figures: dict = field(default_factory=dict)
+    passed: bool = False
+    message: str = ""
+
+    def row(self) -> dict:
+        return {"problem": self.case.name, "case": self.case.label, "params": self.case.params,
+                "theta0": self.case.theta0.tolist(), "passed": self.passed,
+                "message": self.message, **self.figures}
+
+
+def cases(name: str, draws: int = 2, seed: int = 0) -> list:
+    """The paper's defaults and ``draws`` random parameter sets, each at every γ of the
+    scenario's ``validation_gammas``."""
+    base = get(name)
+    gammas = base.validation_gammas
+    out = [Case(name, {"gamma": g}, base.theta0, f"paper defaults, γ={g:g}") for g in gammas]
+    for i in range(draws):
+        rng = np.random.default_rng([seed, i])
+        params = base.random_params(rng)
+        theta0 = get(name, **params).random_theta0(rng)
+        out += [Case(name, {**params, "gamma": g}, theta0, f"draw {i} (seed {seed}), γ={g:g}")
+                for g in gammas]
+    return out
+
+
+def check(case: Case, mesh=None) -> Result:
+    """Solve one case by collocation, compare with the analytic path where there is one."""
+    result = Result(case)
+    start = time.perf_counter()
+    try:
+        scenario = case.scenario()
+        guesses = scenario.guesses() or None
+        trajectory = ocp.solve(scenario.problem, case.theta0, mesh=mesh, guess=guesses)
+    except ocp.OCPError as exc:
+        result.message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return result
+    figures = result.figures
+    distance = max(np.linalg.norm(case.theta0 - scenario.fixed_point()), 1e-300)
+    collocated = trajectory.t < trajectory.stats.get("policy_from", np.inf)
+    figures["el_collocation"] = _el_error(scenario.problem, trajectory, collocated)
+    minima = np.reshape(scenario.minima(), (-1, scenario.dim))
+    gaps = np.linalg.norm(minima - trajectory.theta[-1], axis=1)
+    figures["final_error"] = float(gaps.min() / distance)
+    figures["final_basin"] = int(gaps.argmin())
+    figures["objective"] = float(trajectory.objective)
+    limits = {"el_collocation": EL_TOLERANCE, "final_error": FINAL_TOLERANCE}
+    if scenario.has_analytic():
+        exact = scenario.analytic(trajectory.t, case.theta0)
+        gap = np.linalg.norm(exact - scenario.fixed_point(), axis=1)
+        window = gap >= CONVERGED * distance
+        window[0] = True
+        figures["error"] = float(np.abs(exact - trajectory.theta)[window].max() / distance)
+        t_end = trajectory.t[window][-1] if window.sum() > 1 else trajectory.t[-1]
+        analytic = ocp.from_path(scenario.problem, lambda t: scenario.analytic(t, case.theta0), t_end)
+        figures["el_analytic"] = ocp.euler_lagrange_error(scenario.problem, analytic)
+        figures["objective_analytic"] = float(analytic.objective)
+        limits.update(error=TOLERANCE, el_analytic=EL_TOLERANCE_ANALYTIC)
+    figures["seconds"] = time.perf_counter() - start
+    failed = [key for key, limit in limits.items() if not figures[key] <= limit]
+    result.passed = not failed
+    result.message = "ok" if not failed else "; ".join(
+        f"{key} = {figures[key]:.2e} > {limits[key]:g}" for key in failed)
+    return result
+
+
+def _el_error(problem, trajectory, mask) -> float:
+    if mask.sum() < 2:
+        mask = np.ones_like(mask)
+    last = int(np.nonzero(mask)[0][-1])
+    ends = trajectory.elements[:, 1].astype(int)
+    keep = trajectory.elements[ends <= last]
+    if len(keep) == 0:
+        return ocp.euler_lagrange_error(problem, trajectory)
+    stop = int(keep[-1, 1]) + 1
+    window = ocp.Trajectory(t=trajectory.t[:stop], theta=trajectory.theta[:stop],
+                            velocity=trajectory.velocity[:stop], kinetic=trajectory.kinetic[:stop],
+                            potential=trajectory.potential[:stop], costate=trajectory.costate[:stop],
+                            objective=trajectory.objective, elements=keep, stats=trajectory.stats)
+    return ocp.euler_lagrange_error(problem, window)
+
+
+def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=None) -> list:
+    """Results for the scenarios ``selected`` (default: all), in order."""
+    results = []
+    for name in selected or names():
+        for case in cases(name, draws, seed):
+            results.append(check(case, mesh))
+            if progress:
+                progress(results[-1])
+    return results
