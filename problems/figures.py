@@ -10,8 +10,8 @@ solutions are overlaid dashed; fixed points are stars, loss minima crosses.
 * :func:`fig2` (Fig. 2a–d): quadratic loss, θ(t) and L(θ(t)) for γ ∈ {0, 1, 10}; 2D
   anisotropic paths; convergence rate against curvature (rates ∝ h for large γ, the
   gradient-descent limit, and ∝ √h for γ → 0, the ballistic limit).
-* :func:`fig3` (Fig. 3a–d): isotropic, metric, rotational-drift and weight-decay paths
-  with their (biased) fixed points.
+* :func:`fig3` (Fig. 3a–d): isotropic and metric paths for several γ; rotational-drift
+  and weight-decay paths for several drift strengths, with their biased fixed points.
 """
 from __future__ import annotations
 
@@ -145,29 +145,33 @@ def _rates_panel(axis):
 
 
 def fig3(stem) -> list:
-    panels = [("quadratic", {"H": [1.0, 1.0], "mu": [1.0, 0.5]}, "Fig. 3a: isotropic"),
-              ("natural_gradient", {}, "Fig. 3b: metric G (natural gradient)"),
-              ("rotation", {}, "Fig. 3c: rotational drift f = qJθ"),
-              ("weight_decay", {}, "Fig. 3d: weight decay f = −jθ")]
+    panels = [("quadratic", {"H": [1.0, 1.0], "mu": [1.0, 0.5]}, "gamma", (0.1, 1.0, 10.0),
+               "Fig. 3a: isotropic (the path is straight for every γ)"),
+              ("natural_gradient", {}, "gamma", (0.1, 1.0, 10.0), "Fig. 3b: metric G (natural gradient)"),
+              ("rotation", {}, "q", (2.0, 5.0, 10.0), "Fig. 3c: rotational drift f = qJθ"),
+              ("weight_decay", {}, "j", (0.5, 2.0, 10.0), "Fig. 3d: weight decay f = −jθ")]
     figure, axes = plt.subplots(2, 2, figsize=(11, 9.5))
-    for axis, (name, params, title) in zip(axes.ravel(), panels):
-        for gamma in (0.1, 1.0, 10.0):
-            scenario = get(name, **{**params, "gamma": gamma})
+    colours = ("tab:purple", "tab:orange", "tab:green")
+    for axis, (name, params, key, values, title) in zip(axes.ravel(), panels):
+        drawn = []
+        for value, colour in zip(values, colours):
+            scenario = get(name, **{**params, key: value})
             theta0 = scenario.theta0
             path = ocp.solve(scenario.problem, theta0)
-            axis.plot(*path.theta.T, color=COLOURS[gamma], label=f"γ = {gamma:g}")
+            t = np.concatenate([np.linspace(0, min(path.t[-1], 50.0), 3000), path.t[path.t > 50.0]])
+            drawn.append(path(t))
+            axis.plot(*drawn[-1].T, color=colour, label=f"{key if key != 'gamma' else 'γ'} = {value:g}")
             if scenario.has_analytic():
-                t = np.concatenate([[0.0], np.geomspace(1e-3, path.t[-1], 400)])
                 axis.plot(*scenario.analytic(t, theta0).T, "--", color="k", lw=0.7)
-            axis.plot(*scenario.fixed_point(), "*", color=COLOURS[gamma], ms=13, mec="k")
+            axis.plot(*scenario.fixed_point(), "*", color=colour, ms=13, mec="k")
         mu = np.array(scenario.params["mu"], float)
-        points = np.vstack([path.theta, mu, theta0])
+        points = np.vstack([*drawn, mu, theta0])
         low, high = points.min(axis=0), points.max(axis=0)
         pad = 0.15 * (high - low).max() + 0.1
         contours(axis, scenario, ((low[0] - pad, high[0] + pad), (low[1] - pad, high[1] + pad)), levels=15)
         axis.plot(*mu, "x", color="k", ms=9, label="loss minimum μ")
         axis.plot(*theta0, "o", color="k")
-        axis.set_title(title + " (★ fixed points, -- analytic)", fontsize=10)
+        axis.set_title(title + "\n(★ fixed points; -- analytic)", fontsize=10)
         axis.set_aspect("equal", adjustable="datalim")
         axis.legend(fontsize=8)
     return save(figure, stem)

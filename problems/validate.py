@@ -20,7 +20,9 @@ horizon from the scenario's (or a random) θ0. Per case:
   basin, since a large γ may rest in the nearer one: ``final_basin`` says which, 0 the
   global one), relative to |θ0 − θ*|.
 
-A case passes when all its figures are within tolerance.
+The collocation reference is mesh-converged (:func:`reference`: the intervals double
+until two successive meshes agree to 1e-7 relative). A case passes when all its figures
+are within tolerance.
 """
 from __future__ import annotations
 
@@ -32,12 +34,15 @@ import numpy as np
 import ocp
 
 from . import get, names
+from .validate_rules import check_rules
 
 TOLERANCE = 1e-6
 EL_TOLERANCE = 1e-3             # collocation: pointwise residual of degree-5 polynomials
 EL_TOLERANCE_ANALYTIC = 1e-7    # closed forms on spectral elements
 FINAL_TOLERANCE = 1e-5
 CONVERGED = 1e-6
+REFERENCE_AGREEMENT = 1e-7     # successive meshes of the collocation reference
+MAX_INTERVALS = 640
 
 
 @dataclass
@@ -55,13 +60,14 @@ class Case:
 class Result:
     case: Case
     figures: dict = field(default_factory=dict)
+    rules: list = field(default_factory=list)
     passed: bool = False
     message: str = ""
 
     def row(self) -> dict:
         return {"problem": self.case.name, "case": self.case.label, "params": self.case.params,
                 "theta0": self.case.theta0.tolist(), "passed": self.passed,
-                "message": self.message, **self.figures}
+                "message": self.message, **self.figures, "rules": self.rules}
 
 
 def cases(name: str, draws: int = 2, seed: int = 0) -> list:
@@ -79,14 +85,14 @@ def cases(name: str, draws: int = 2, seed: int = 0) -> list:
     return out
 
 
-def check(case: Case, mesh=None) -> Result:
-    """Solve one case by collocation, compare with the analytic path where there is one."""
+def check(case: Case, mesh=None, rules: bool = True) -> Result:
+    """Solve one case by collocation, compare with the analytic path where there is one and
+    (``rules``) run the learning rules against both (:mod:`problems.validate_rules`)."""
     result = Result(case)
     start = time.perf_counter()
     try:
         scenario = case.scenario()
-        guesses = scenario.guesses() or None
-        trajectory = ocp.solve(scenario.problem, case.theta0, mesh=mesh, guess=guesses)
+        trajectory, mesh_change = reference(scenario, case.theta0, mesh)
     except ocp.OCPError as exc:
         result.message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         return result
@@ -99,6 +105,8 @@ def check(case: Case, mesh=None) -> Result:
     figures["final_error"] = float(gaps.min() / distance)
     figures["final_basin"] = int(gaps.argmin())
     figures["objective"] = float(trajectory.objective)
+    figures["intervals"] = trajectory.stats["mesh"]["intervals"]
+    figures["mesh_change"] = mesh_change
     limits = {"el_collocation": EL_TOLERANCE, "final_error": FINAL_TOLERANCE}
     if scenario.has_analytic():
         exact = scenario.analytic(trajectory.t, case.theta0)
@@ -111,12 +119,37 @@ def check(case: Case, mesh=None) -> Result:
         figures["el_analytic"] = ocp.euler_lagrange_error(scenario.problem, analytic)
         figures["objective_analytic"] = float(analytic.objective)
         limits.update(error=TOLERANCE, el_analytic=EL_TOLERANCE_ANALYTIC)
+    if rules:
+        result.rules = check_rules(scenario, case.theta0, trajectory, TOLERANCE)
     figures["seconds"] = time.perf_counter() - start
     failed = [key for key, limit in limits.items() if not figures[key] <= limit]
+    failed += [f"rule {row['rule']}" for row in result.rules if row["passed"] is False]
     result.passed = not failed
     result.message = "ok" if not failed else "; ".join(
-        f"{key} = {figures[key]:.2e} > {limits[key]:g}" for key in failed)
+        f"{key} = {figures[key]:.2e} > {limits[key]:g}" if key in limits else f"{key} failed"
+        for key in failed)
     return result
+
+
+def reference(scenario, theta0, mesh=None):
+    """A mesh-converged collocation reference: the path on ``mesh`` and on twice its
+    intervals; the intervals double until the two agree to ``REFERENCE_AGREEMENT`` of
+    |θ0 − θ*| (fast rotations need finer meshes than the default). Returns the finer
+    path and the last change, relative to |θ0 − θ*|."""
+    mesh = mesh or ocp.Mesh()
+    distance = max(np.linalg.norm(theta0 - scenario.fixed_point()), 1e-300)
+    guesses = scenario.guesses() or None
+    coarse = ocp.solve(scenario.problem, theta0, mesh=mesh, guess=guesses)
+    while True:
+        mesh = ocp.Mesh(2 * mesh.intervals, mesh.degree, mesh.scheme)
+        fine = ocp.solve(scenario.problem, theta0, mesh=mesh, guess=guesses)
+        # compare on the collocated windows (the policy continuation is error-controlled)
+        end = min(fine.t[-1], *(path.stats.get("policy_from", np.inf) for path in (coarse, fine)))
+        inside = coarse.t <= end
+        change = float(np.abs(fine(coarse.t[inside]) - coarse.theta[inside]).max() / distance)
+        if change <= REFERENCE_AGREEMENT or mesh.intervals >= MAX_INTERVALS:
+            return fine, change
+        coarse = fine
 
 
 def _el_error(problem, trajectory, mask) -> float:
@@ -135,12 +168,13 @@ def _el_error(problem, trajectory, mask) -> float:
     return ocp.euler_lagrange_error(problem, window)
 
 
-def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=None) -> list:
+def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=None,
+             rules: bool = True) -> list:
     """Results for the scenarios ``selected`` (default: all), in order."""
     results = []
     for name in selected or names():
         for case in cases(name, draws, seed):
-            results.append(check(case, mesh))
+            results.append(check(case, mesh, rules))
             if progress:
                 progress(results[-1])
     return results
