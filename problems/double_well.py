@@ -32,8 +32,9 @@ class DoubleWell(Scenario):
     name = "double_well"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. C.2, Eqs. 54–65: "
                  "L = (h/4)(θ² − θ*²)² − (q/3)θ³ − L_min; at γ = 0, θ̇ = ±√(2ηk·L(θ))")
-    # C.2 prints no numbers: h = 4a, θ*² = b with Fig. 1's a = b = 1, the tilt q = 1/2 as
-    # Fig. 1's |d|, η = k = 1 as Fig. 1, γ = 0 (C.2's solvable case), θ0 = θ₋ (C.2's example)
+    # C.2 prints no numbers; the 1D cut of Fig. 1: h = 4a, θ*² = b with a = b = 1, the tilt
+    # q = 1/2 as Fig. 1's |d|, η = k = 1, θ0 = −0.6 (Fig. 1's θ1(0), on the slope of the
+    # shallower well); γ = 0, C.2's solvable case
     defaults = {"h": 4.0, "theta_star": 1.0, "q": 0.5, "gamma": 0.0, "eta": 1.0, "k": 1.0}
     ranges = {"h": "> 0; draws: log-uniform [1, 8]",
               "theta_star": "> 0; draws: [0.5, 1.5]",
@@ -77,7 +78,8 @@ class DoubleWell(Scenario):
         return np.array([[lower], [-theta_star ** 2 / lower]])
 
     def default_theta0(self):
-        return self.minima()[1].copy()
+        """−0.6·θ* on the side of the shallower well (Fig. 1's θ1(0) = −0.6 at θ* = 1)."""
+        return np.array([-0.6 * self.params["theta_star"] * math.copysign(1.0, self.params["q"])])
 
     def fixed_point(self):
         """The global minimum: the limit of the optimal path at γ = 0 (a large γ may stop in
@@ -154,8 +156,9 @@ class DoubleWell(Scenario):
         return out[0] if np.ndim(t) == 0 else out
 
     def analytic_velocity(self, theta) -> np.ndarray:
-        """The γ = 0 optimal rule θ̇ = sign(θ_min − θ)·√(2ηk·L(θ)) (Eq. 64), elementwise."""
-        theta = np.asarray(theta, dtype=float)
-        minimum = self.minima()[0, 0]
-        loss = np.maximum(self._tilted_loss(theta) - self.problem.constants["L_min"], 0.0)
-        return np.sign(minimum - theta) * np.sqrt(2 * self.params["eta"] * self.params["k"] * loss)
+        """The γ = 0 optimal rule θ̇ = sign(θ_min − θ)·√(2ηk·L(θ)) (Eq. 64), elementwise, from
+        the factored L = (h/4)u²P(u): θ̇ = −κ u √P(u), which keeps its digits near θ_min."""
+        u = np.asarray(theta, dtype=float) - self.minima()[0, 0]
+        b, c = self.factor()
+        kappa = math.sqrt(self.params["eta"] * self.params["k"] * self.params["h"] / 2)
+        return -kappa * u * np.sqrt(u * u + b * u + c)
