@@ -19,8 +19,8 @@ import scipy.linalg
 
 import ocp
 
-from .quadratic import (curvature_and_centre, modal_path, quadratic_loss, random_spd,
-                        stable_rate, symmetric_matrix)
+from .quadratic import (DEFINITE_H, Quadratic, curvature_and_centre, modal_path, quadratic_loss,
+                        random_spd, stable_rate, symmetric_matrix)
 from .scenario import Scenario, scalar
 
 
@@ -32,13 +32,9 @@ class NaturalGradient(Scenario):
     # θ0 = (1.5, 1.5), γ = 0, η = k = 1
     defaults = {"H": [4.0, 4.0], "G": [0.02, 1.0], "mu": [0.0, -0.5],
                 "gamma": 0.0, "eta": 1.0, "k": 1.0}
-    ranges = {"H": "symmetric positive definite matrix, or a list (its diagonal, > 0); "
-                   "draws: random SPD, dimension 1–5, condition number ≤ 100",
+    ranges = {**Quadratic.ranges, "H": DEFINITE_H,
               "G": "symmetric positive definite matrix of H's size, or a list (its diagonal, > 0); "
-                   "draws: random SPD / 10, condition number ≤ 100",
-              "mu": "vector of H's size (default zeros); draws: N(0, 1)",
-              "gamma": "≥ 0; validation: 0, 0.1, 1, 10",
-              "eta": "> 0; draws: [0.5, 2]", "k": "> 0; draws: [0.5, 2]"}
+                   "draws: random SPD / 10, condition number ≤ 100"}
 
     def normalise(self, params):
         H, mu = curvature_and_centre(params, definite=True)

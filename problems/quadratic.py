@@ -21,6 +21,10 @@ from . import ops
 from .scenario import Scenario, array, scalar
 
 
+SPD_DRAWS = "draws: random SPD, dimension 1–5, condition number ≤ 100"
+DEFINITE_H = "symmetric positive definite matrix, or a list (its diagonal, > 0); " + SPD_DRAWS
+
+
 def quadratic_loss(theta, H, mu):
     deviation = theta - mu
     return 0.5 * ops.dot(deviation, H @ deviation)
@@ -31,8 +35,7 @@ class Quadratic(Scenario):
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. C.1 and E: quadratic loss, "
                  "θ(t) = μ + e^{Rt}(θ0 − μ), R = (γ/2)I − (γ²/4·I + ηkH)^{1/2}")
     defaults = {"H": [1.0, 10.0], "mu": None, "gamma": 1.0, "eta": 1.0, "k": 1.0}
-    ranges = {"H": "symmetric positive semidefinite matrix, or a list (its diagonal); "
-                   "draws: random SPD, dimension 1–5, condition number ≤ 100",
+    ranges = {"H": "symmetric positive semidefinite matrix, or a list (its diagonal); " + SPD_DRAWS,
               "mu": "vector of H's size (default zeros); draws: N(0, 1)",
               "gamma": "≥ 0; validation: 0, 0.1, 1, 10",
               "eta": "> 0; draws: [0.5, 2]", "k": "≥ 0; draws: [0.5, 2]"}

@@ -49,8 +49,10 @@ class Rotation(Scenario):
 
     def normalise(self, params):
         numbers = {key: scalar(key, params[key]) for key in ("h", "q", "gamma", "eta", "k")}
-        if numbers["h"] <= 0:
-            raise ocp.ProblemError(f"parameter 'h' must be > 0, got {numbers['h']}; valid: {self.ranges['h']}")
+        for key in ("h", "k"):   # both > 0, else nothing pulls the spiral in
+            if numbers[key] <= 0:
+                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {numbers[key]}; "
+                                       f"valid: {self.ranges[key]}")
         mu = centre("mu", params["mu"], 2)
         return {"h": numbers["h"], "mu": mu.tolist(),
                 **{key: numbers[key] for key in ("q", "gamma", "eta", "k")}}

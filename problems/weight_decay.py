@@ -20,8 +20,8 @@ import numpy as np
 
 import ocp
 
-from .quadratic import (RestingOCP, curvature_and_centre, modal_path, quadratic_loss, random_spd,
-                        stable_rate)
+from .quadratic import (DEFINITE_H, Quadratic, RestingOCP, curvature_and_centre, modal_path,
+                        quadratic_loss, random_spd, stable_rate)
 from .scenario import Scenario, scalar
 
 
@@ -41,12 +41,7 @@ class WeightDecay(Scenario):
     # Fig. 3 (the paper's notebook): h = (4, 4), j = 10, μ = (0, −0.5), θ0 = (1.5, 1.5),
     # γ = 0, η = k = 1
     defaults = {"H": [4.0, 4.0], "mu": [0.0, -0.5], "j": 10.0, "gamma": 0.0, "eta": 1.0, "k": 1.0}
-    ranges = {"H": "symmetric positive definite matrix, or a list (its diagonal, > 0); "
-                   "draws: random SPD, dimension 1–5, condition number ≤ 100",
-              "mu": "vector of H's size (default zeros); draws: N(0, 1)",
-              "j": "≥ 0 (weight-decay rate); draws: [0.1, 5]",
-              "gamma": "≥ 0; validation: 0, 0.1, 1, 10",
-              "eta": "> 0; draws: [0.5, 2]", "k": "> 0; draws: [0.5, 2]"}
+    ranges = {**Quadratic.ranges, "H": DEFINITE_H, "j": "≥ 0 (weight-decay rate); draws: [0.1, 5]"}
 
     def normalise(self, params):
         H, mu = curvature_and_centre(params, definite=True)
@@ -83,7 +78,9 @@ class WeightDecay(Scenario):
         curvature, vectors = np.linalg.eigh(H)
         stiffness = eta * k * curvature
         drag = j * (j + gamma)
-        return stable_rate(gamma, stiffness + drag), stiffness / (stiffness + drag), vectors
+        total = stiffness + drag
+        bias = np.divide(stiffness, total, out=np.ones_like(total), where=total > 0)  # k = j = 0: no pull
+        return stable_rate(gamma, total), bias, vectors
 
     def fixed_point(self):
         """θ* = Q diag(b) Qᵀ μ: where the drift's pull balances the loss (not μ when j > 0)."""

@@ -52,7 +52,7 @@ CASES = [
     (NaturalGradient, 1.0, 12, {}, SMALL),
     (NaturalGradient, 10.0, 13, {}, SMALL),
     (Rotation, 0.0, None, {}, ocp.Mesh(200, 5)),   # q = 10: eleven turns before 1e-6
-    (Rotation, 1.0, 14, {}, SMALL),
+    (Rotation, 1.0, 14, {}, None),
     (Rotation, 0.1, 15, {}, None),
     (WeightDecay, 1.0, None, {}, SMALL),
     (WeightDecay, 0.0, 16, {}, SMALL),
@@ -85,7 +85,7 @@ def test_analytic_matches_collocation(index):
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case_id(entry) for entry in CASES])
 def test_collocation_satisfies_euler_lagrange(index):
     scenario, _, trajectory = solved(index)
-    assert euler_lagrange_error(scenario.problem, trajectory) <= 1e-2
+    assert euler_lagrange_error(scenario.problem, trajectory) <= 2e-3
 
 
 # -- the linear–quadratic closed forms against the general Schur reference -------------
@@ -239,6 +239,7 @@ def test_quadratic_step_formulas_carry_the_descent_sign():
     (Rotation, {"h": -4.0}, ["'h'", "> 0"]),
     (Rotation, {"mu": [0.0, 1.0, 2.0]}, ["'mu'", "length 2"]),
     (Rotation, {"q": float("nan")}, ["'q'", "finite"]),
+    (Rotation, {"k": 0.0}, ["'k'", "> 0"]),
     (WeightDecay, {"j": -0.1}, ["'j'", "≥ 0"]),
     (WeightDecay, {"H": [4.0, 0.0]}, ["'H'", "positive definite"]),
     (WeightDecay, {"H": [[[1.0]]]}, ["'H'", "dimensions"]),
