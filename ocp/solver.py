@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .collocation import lagrange_derivative
-from .errors import ProblemError, TerminalConstraintError
+from .errors import ProblemError, SolveError, TerminalConstraintError
 from .policy import SAMPLES_PER_HALF_STEP, Policy
 from .policy import integrate as integrate_policy
 from .postprocess import checked_solve, from_solution, pointwise
@@ -59,15 +59,21 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     if not scale > 0 or not math.isfinite(scale):
         raise ProblemError(f"time_scale must be finite and > 0, got {scale}")
     s_end = window_end(scale, problem.gamma) if infinite else 1.0
-    candidates = []
+    candidates, failures = [], []
     for one_guess in _guess_list(guess, theta0):
         initial = _initial_guess(transcription, theta0, thetaT, scale, one_guess, s_end)
-        candidates.append(checked_solve(transcription, theta0, problem.parameter_values(), scale,
-                                        thetaT, initial, s_end))
+        try:
+            candidates.append(checked_solve(transcription, theta0, problem.parameter_values(), scale,
+                                            thetaT, initial, s_end))
+        except SolveError as exc:   # another guess may still converge: keep the others
+            failures.append(exc)
+    if not candidates:
+        raise failures[0]
     raw = min(candidates, key=lambda candidate: candidate["f"])
     trajectory = from_solution(transcription, raw, scale)
     trajectory.stats.update(horizon=horizon, gamma=problem.gamma, solves=len(candidates),
-                            candidate_objectives=[c["f"] for c in candidates])
+                            candidate_objectives=[c["f"] for c in candidates],
+                            failed_guesses=len(failures))
     if not infinite:
         return trajectory
     if problem.gamma == 0:
@@ -123,7 +129,9 @@ def _continue_by_policy(problem, tr, trajectory, raw, scale, s_end, rest_tol):
     kept = _truncate(trajectory, last_element)
     speed = np.linalg.norm(trajectory.velocity, axis=1)
     peak = speed.max()
-    if speed[len(kept) - 1] <= rest_tol * peak:
+    size = max(np.abs(trajectory.theta).max(), 1e-300)
+    if speed[len(kept) - 1] <= rest_tol * peak or peak * scale <= 1e-13 * size:
+        # at rest, or θ0 itself is a rest point (the path moves by round-off only)
         kept.stats["reached_rest"] = True
         return kept
     policy = Policy(problem, tr, scale, s_end, raw)
