@@ -59,7 +59,8 @@ def gradient_flow(scenario, theta0, t_end=60.0) -> np.ndarray:
         x = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
         (grad,) = torch.autograd.grad(scenario.torch_loss(x), x)
         return -grad.numpy()
-    return solve_ivp(rhs, (0, t_end), theta0, rtol=1e-10, atol=1e-12, dense_output=True).y.T
+    solution = solve_ivp(rhs, (0, t_end), theta0, rtol=1e-10, atol=1e-12, dense_output=True)
+    return solution.sol(np.concatenate([np.linspace(0, 1, 400), np.geomspace(1, t_end, 400)[1:]])).T
 
 
 def fig1(stem) -> list:
