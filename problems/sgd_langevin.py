@@ -279,7 +279,7 @@ class SGDLangevin:
         for iteration in range(500):
             new = solve(sigma0 + state_noise(P[:d, :d]))
             step = np.abs(new - P).max()
-            if increment is not None and increment > 0:
+            if increment is not None and step > 1e-9 * np.abs(new).max():   # above rounding noise
                 gain = step / increment
             P, increment = new, step
             if not np.isfinite(step) or (iteration >= 10 and gain >= 1.0):
