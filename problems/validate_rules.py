@@ -6,10 +6,11 @@ the halvings Δt/2, Δt/4 (``runner.convergence_order``):
 * ``exact_rules`` (optimal_quadratic, drift_compensated) on linear–quadratic scenarios:
   the error against the analytic path at the grid times must be ≤ :data:`EXACT_TOLERANCE`
   for every Δt, and against the collocation reference ≤ the analytic tolerance;
-* first-order rules: the observed order of convergence to the flow they discretise
+* first-order rules on linear–quadratic scenarios: the observed order of convergence to the flow they discretise
   (``runner.limit_trajectory``) must lie in :data:`ORDER_RANGE`; their error against the
   optimal path itself is reported (it shows the regime where each rule holds: gradient
-  descent for large γ, ballistic for γ → 0) without a pass criterion.
+  descent for large γ, ballistic for γ → 0) without a pass criterion. On non-quadratic
+  landscapes every rule's error against collocation is reported without a criterion.
 """
 from __future__ import annotations
 
@@ -47,13 +48,13 @@ def check_rules(scenario, theta0, trajectory, tolerance) -> list:
                                              lambda t: scenario.analytic(t, theta0), theta0=theta0)
             row["vs_analytic"] = max(study["errors"])
             row["passed"] = row["vs_analytic"] <= EXACT_TOLERANCE and row["vs_collocation"] <= tolerance
-        elif name not in EXACT_RULES:
+        elif name not in EXACT_RULES and scenario.name in LINEAR_QUADRATIC:
             study = _first_order_study(runner, name, scenario, theta0, dt)
             row["order_dt"] = study["dt"][0]
             order = study["order"]
             row["passed"] = (math.isnan(order) and max(study["errors"]) <= 1e-12) or \
                 ORDER_RANGE[0] <= order <= ORDER_RANGE[1]
-        else:   # an optimal rule on a non-quadratic landscape: a local model, reported only
+        else:   # non-quadratic landscapes: a local model or a limit flow, reported only
             study, row["passed"] = None, None
         if study is not None:
             row.update(errors=study["errors"], order=study["order"])
@@ -64,7 +65,7 @@ def check_rules(scenario, theta0, trajectory, tolerance) -> list:
 def _first_order_study(runner, name, scenario, theta0, dt):
     """Convergence to the rule's limit flow; Δt divided by 4 until explicit Euler is in its
     asymptotic regime (coarse error ≤ 0.2: stiff flows need small steps)."""
-    for _ in range(8):
+    for _ in range(4):
         study = runner.convergence_order(
             name, scenario, dt, STEPS,
             lambda t: runner.limit_trajectory(name, scenario, t, theta0=theta0), theta0=theta0)
