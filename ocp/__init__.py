@@ -8,11 +8,12 @@ Knows nothing about learning or torch. Public API::
 from .errors import OCPError, ProblemError, SolveError, TerminalConstraintError
 from .path import from_path
 from .problem import DiscountedOCP
+from .receding import RecedingHorizon
 from .solver import solve
 from .trajectory import Trajectory
 from .transcription import Mesh
 from .verification import euler_lagrange_error, euler_lagrange_residual, mesh_convergence
 
-__all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "SolveError",
+__all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "RecedingHorizon", "SolveError",
            "TerminalConstraintError", "Trajectory", "euler_lagrange_error",
            "euler_lagrange_residual", "from_path", "mesh_convergence", "solve"]
