@@ -67,7 +67,7 @@ class RecedingHorizon:
 
     def reset(self):
         """Forget the previous plan and the statistics."""
-        self.plan, self._raw = None, None
+        self.plan, self._warm = None, None   # last successful plan; last finite iterate
         self.stats = {"steps": 0, "solves": 0, "fallbacks": 0, "gradient_fallbacks": 0,
                       "iterations": 0, "solve_time": 0.0, "failures": []}
 
@@ -86,26 +86,31 @@ class RecedingHorizon:
             scale, s_end = self.plan_horizon, 1.0
         self.stats["steps"] += 1
         try:
-            guess = (self._shifted_guess(t, scale, s_end) if self.plan is not None
+            warm = self._warm is not None and self._warm.t[0] <= t < self._warm.t[-1]
+            guess = (self._shifted_guess(t, scale, s_end) if warm
                      else _initial_guess(tr, theta, None, scale, self.first_guess, s_end))
             raw = tr.solve(theta, problem.parameter_values(t0=t), scale, None, guess, s_end)
             self.stats["solves"] += 1
             self.stats["iterations"] += raw["iterations"]
             self.stats["solve_time"] += raw["solve_time"]
-            if not raw["success"]:
-                raise RuntimeError(f"IPOPT status {raw['status']}")
             plan = from_solution(tr, raw, scale, t_offset=t)
+            if not raw["success"]:
+                # a budget-limited iterate still warm-starts the next step (its iterations
+                # accumulate across steps, as in real-time iteration schemes)
+                if np.all(np.isfinite(plan.theta)) and np.all(np.isfinite(plan.velocity)):
+                    self._warm = plan
+                raise RuntimeError(f"IPOPT status {raw['status']}")
             theta_next = plan(t + self.dt)
             if not np.all(np.isfinite(theta_next)):
                 raise RuntimeError("plan is not finite")
         except Exception as exc:   # budget exceeded, divergence, evaluation error: fall back
             return self._fallback(theta, t, exc)
-        self.plan, self._raw = plan, raw
+        self.plan = self._warm = plan
         return theta_next, plan
 
     def _shifted_guess(self, t, scale, s_end):
-        """The previous plan from t on (its end state held beyond its end), as a guess."""
-        plan, tr = self.plan, self.transcription
+        """The previous plan (or iterate) from t on, its end state held beyond its end."""
+        plan, tr = self._warm, self.transcription
         end = plan.t[-1]
 
         def times(s):
@@ -125,7 +130,6 @@ class RecedingHorizon:
         if plan is not None and plan.t[0] <= t and t + self.dt <= plan.t[-1]:
             return plan(t + self.dt), plan
         self.stats["gradient_fallbacks"] += 1
-        self.plan = None
         try:
             velocity = np.asarray(self._fallback_rule(theta, self.problem.parameter_values(t0=t),
                                                       self.dt)).ravel()
