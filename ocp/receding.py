@@ -50,7 +50,7 @@ class RecedingHorizon:
         self.dt = _positive("dt", dt)
         if self.dt > self.plan_horizon:
             raise ProblemError(f"dt ({self.dt}) must not exceed plan_horizon ({self.plan_horizon})")
-        if int(max_iter) != max_iter or max_iter < 1:
+        if not isinstance(max_iter, (int, np.integer)) or isinstance(max_iter, bool) or max_iter < 1:
             raise ProblemError(f"max_iter must be a positive integer, got {max_iter!r}")
         ipopt = {"max_iter": int(max_iter)}
         if max_time is not None:
@@ -143,7 +143,7 @@ class RecedingHorizon:
         """``steps`` control intervals from θ0; the closed-loop Trajectory (one polynomial
         element per interval, sampled from the applied plan) with ``stats``: solves,
         fallbacks, gradient_fallbacks, iterations, solve_time, wall_time, failures."""
-        if int(steps) != steps or steps < 1:
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
             raise ProblemError(f"steps must be a positive integer, got {steps!r}")
         theta = self.problem.check_initial_state(theta0)
         self.reset()

@@ -80,7 +80,7 @@ def test_max_time_budget_falls_back_without_raising():
 
 @pytest.mark.parametrize("bad", [
     {"dt": 0.0}, {"dt": -0.1}, {"dt": math.nan}, {"plan_horizon": 0.0}, {"plan_horizon": -1.0},
-    {"plan_horizon": 0.5, "dt": 1.0}, {"max_iter": 0}, {"max_time": 0.0},
+    {"plan_horizon": 0.5, "dt": 1.0}, {"max_iter": 0}, {"max_iter": "many"}, {"max_time": 0.0},
 ])
 def test_bad_input_raises_problem_error(bad):
     problem = problems.get("quadratic").problem
