@@ -25,8 +25,9 @@ import numpy as np
 
 from .collocation import lagrange_derivative
 from .errors import ProblemError
+from .path import running_cost
 from .postprocess import from_solution
-from .solver import _initial_guess, default_time_scale, transcription_for, window_end
+from .solver import _guess_list, _initial_guess, default_time_scale, transcription_for, window_end
 from .trajectory import Trajectory
 from .transcription import Mesh
 
@@ -40,7 +41,8 @@ class RecedingHorizon:
                  elements of width Δt (4 to 400 of them) on a finite horizon).
     max_iter   : IPOPT iterations per step; ``max_time``: IPOPT CPU seconds per step (None: no limit).
     time_scale : c of the infinite map (default from the local curvature at the first state).
-    guess      : initial guess of the first plan, as for ``ocp.solve`` (e.g. a target point).
+    guess      : initial guess of the first plan, as for ``ocp.solve`` (e.g. a target point, or
+                 a list of them: each is solved and the best converged plan kept).
     """
 
     def __init__(self, problem, plan_horizon=math.inf, dt=0.1, mesh=None, max_iter=200,
@@ -87,12 +89,16 @@ class RecedingHorizon:
         self.stats["steps"] += 1
         try:
             warm = self._warm is not None and self._warm.t[0] <= t < self._warm.t[-1]
-            guess = (self._shifted_guess(t, scale, s_end) if warm
-                     else _initial_guess(tr, theta, None, scale, self.first_guess, s_end))
-            raw = tr.solve(theta, problem.parameter_values(t0=t), scale, None, guess, s_end)
-            self.stats["solves"] += 1
-            self.stats["iterations"] += raw["iterations"]
-            self.stats["solve_time"] += raw["solve_time"]
+            guesses = ([self._shifted_guess(t, scale, s_end)] if warm else
+                       [_initial_guess(tr, theta, None, scale, one, s_end)
+                        for one in _guess_list(self.first_guess, theta)])
+            raws = [tr.solve(theta, problem.parameter_values(t0=t), scale, None, guess, s_end)
+                    for guess in guesses]
+            self.stats["solves"] += len(raws)
+            self.stats["iterations"] += sum(r["iterations"] for r in raws)
+            self.stats["solve_time"] += sum(r["solve_time"] for r in raws)
+            # several first guesses (one per basin): the converged plan of lowest objective
+            raw = min(raws, key=lambda r: (not r["success"], r["f"]))
             plan = from_solution(tr, raw, scale, t_offset=t)
             if not raw["success"]:
                 # a budget-limited iterate still warm-starts the next step (its iterations
@@ -174,9 +180,7 @@ class RecedingHorizon:
         for i0, i1, _, _ in elements:
             nodes = t[i0:i1 + 1]
             velocity[i0:i1 + 1] = lagrange_derivative(nodes, nodes).T @ theta[i0:i1 + 1]
-        params = np.broadcast_to(self.problem.parameter_values()[:, None],
-                                 (self.problem.layout.size, len(t)))
-        kinetic, potential, dl_du = self.transcription.pointwise(t, theta, velocity, params)
+        kinetic, potential, dl_du = running_cost(self.problem, t, theta, velocity)
         discount = np.exp(-self.problem.gamma * (t - t[0]))
         energy = discount * (kinetic + potential)
         objective = float(np.sum(0.5 * np.diff(t) * (energy[1:] + energy[:-1])))   # trapezoid

@@ -1,9 +1,10 @@
 """``lossnav solve``: one scenario by collocation, by its analytic solution, or by a learning rule.
 
-    lossnav solve PROBLEM [--method collocation|analytic|rule:RULE] [--set key=value ...]
+    lossnav solve PROBLEM [--method collocation|analytic|mpc|rule:RULE] [--set key=value ...]
                           [--theta0 a,b,...] [--horizon inf|T] [--terminal a,b,...]
                           [--intervals N] [--degree d] [--scheme legendre|radau]
-                          [--dt DT] [--steps N] [--out FILE.npz] [--plot FILE.png] [--json]
+                          [--dt DT] [--steps N] [--plan-horizon TH]
+                          [--out FILE.npz] [--plot FILE.png] [--json]
 
 Every method writes the same npz (``ocp.Trajectory.save``: t, theta, velocity, kinetic,
 potential, costate, objective).
@@ -18,7 +19,7 @@ import ocp
 
 from . import cli_args, get, names
 
-METHODS = ("collocation", "analytic", "rule:RULE")
+METHODS = ("collocation", "analytic", "mpc", "rule:RULE")
 
 
 def add_parser(commands):
@@ -29,7 +30,8 @@ def add_parser(commands):
     add("problem", metavar="PROBLEM", help=f"one of: {', '.join(names())}")
     add("--method", type=_method, default="collocation", metavar="METHOD",
         help="collocation (default: the numerical reference), analytic (the closed form, "
-             "infinite horizon) or rule:RULE (a learning rule from learning_rules, "
+             "infinite horizon), mpc (receding-horizon control, closed loop: --dt, "
+             "--plan-horizon, --steps) or rule:RULE (a learning rule from learning_rules, "
              "e.g. rule:optimal_quadratic; needs --dt)")
     add("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
         type=cli_args.setting, help="scenario parameter, value as JSON (repeatable)")
@@ -43,8 +45,11 @@ def add_parser(commands):
         help=f"collocation degree, 1 to 12 (default: {ocp.Mesh.degree})")
     add("--scheme", choices=("legendre", "radau"), default=ocp.Mesh.scheme,
         help=f"collocation points (default: {ocp.Mesh.scheme})")
-    add("--dt", type=_positive_float, metavar="DT", help="learning-rule time step Δt (rule:RULE)")
-    add("--steps", type=cli_args.positive_int, default=100, help="learning-rule steps (default: 100)")
+    add("--dt", type=_positive_float, metavar="DT",
+        help="time step Δt of a learning rule (rule:RULE) or control interval (mpc)")
+    add("--steps", type=cli_args.positive_int, default=100, help="rule or mpc steps (default: 100)")
+    add("--plan-horizon", type=cli_args.horizon, default=math.inf, metavar="inf|TH",
+        help="mpc planning horizon T_h (default: inf)")
     add("--out", metavar="FILE.npz", help="save the trajectory (Trajectory.save)")
     add("--plot", metavar="FILE.png", help="plot θ(t) and the energies")
     add("--json", action="store_true", help="print a JSON summary on stdout")
@@ -53,7 +58,7 @@ def add_parser(commands):
 
 
 def _method(text: str) -> str:
-    if text in ("collocation", "analytic") or (text.startswith("rule:") and len(text) > 5):
+    if text in ("collocation", "analytic", "mpc") or (text.startswith("rule:") and len(text) > 5):
         return text
     raise cli_args.argparse.ArgumentTypeError(f"unknown method {text!r}; valid: {', '.join(METHODS)}")
 
@@ -75,14 +80,7 @@ def run(args) -> int:
         raise cli_args.UsageError(cli_args.one_line(exc)) from None
     scenario = get(args.problem, **dict(args.settings))
     theta0 = scenario.theta0 if args.theta0 is None else scenario.problem.check_initial_state(args.theta0)
-    if args.method == "collocation":
-        guess = scenario.guesses() or None if math.isinf(args.horizon) and args.terminal is None else None
-        trajectory = ocp.solve(scenario.problem, theta0, horizon=args.horizon,
-                               terminal=args.terminal, mesh=mesh, guess=guess)
-    elif args.method == "analytic":
-        trajectory = analytic_trajectory(scenario, theta0, args)
-    else:
-        trajectory = rule_trajectory(scenario, theta0, args)
+    trajectory = _trajectory(args, scenario, theta0, mesh)
     if args.out:
         trajectory.save(args.out)
     if args.plot:
@@ -91,6 +89,23 @@ def run(args) -> int:
         print(cli_args.dumps({"problem": scenario.name, "method": args.method,
                               "params": scenario.params, **trajectory.summary()}))
     return 0
+
+
+def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
+    free_infinite = math.isinf(args.horizon) and args.terminal is None
+    guesses = scenario.guesses() or None   # one per basin of a non-convex scenario
+    if args.method == "collocation":
+        return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
+                         mesh=mesh, guess=guesses if free_infinite else None)
+    if args.method == "analytic":
+        return analytic_trajectory(scenario, theta0, args)
+    if args.dt is None:
+        raise cli_args.UsageError(f"--method {args.method} needs --dt")
+    if args.method == "mpc":
+        controller = ocp.RecedingHorizon(scenario.problem, plan_horizon=args.plan_horizon,
+                                         dt=args.dt, guess=guesses)
+        return controller.run(theta0, steps=args.steps)
+    return rule_trajectory(scenario, theta0, args)
 
 
 def analytic_trajectory(scenario, theta0, args=None) -> ocp.Trajectory:
@@ -117,8 +132,6 @@ def rule_trajectory(scenario, theta0, args) -> ocp.Trajectory:
     rule = args.method.split(":", 1)[1]
     if rule not in runner.RULES:
         raise ocp.ProblemError(f"unknown rule {rule!r}; valid: {', '.join(runner.RULES)}")
-    if args.dt is None:
-        raise cli_args.UsageError("--method rule:RULE needs --dt")
     try:
         t, theta = runner.run_rule(rule, scenario, args.dt, args.steps, theta0=theta0)
     except ValueError as exc:   # the rule does not apply to this scenario

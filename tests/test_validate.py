@@ -52,7 +52,24 @@ def test_solve_with_a_rule_follows_the_analytic_path(capsys):
     assert np.allclose(summary["theta_final"], scenario.analytic(3.0), rtol=0, atol=1e-12)
 
 
+def test_solve_mpc_closed_loop_approaches_the_optimum(capsys):
+    code, out, err = run(["solve", "quadratic", "--method", "mpc", "--dt", "0.25", "--steps", "8",
+                          "--plan-horizon", "8", "--json"], capsys)
+    assert code == 0, err
+    final = np.array(json.loads(out)["theta_final"])
+    assert np.abs(final - problems.get("quadratic").analytic(2.0)).max() < 1e-5
+
+
+def test_solve_mpc_on_the_double_well_reaches_the_global_minimum(capsys):
+    code, out, err = run(["solve", "double_well_2d", "--method", "mpc", "--dt", "0.5", "--steps", "12",
+                          "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["theta_final"][0] > 1.0   # the right (global) well, not θ1 ≈ −0.93
+
+
 @pytest.mark.parametrize("args, code, words", [
+    (["solve", "quadratic", "--method", "mpc"], 2, ["--dt"]),
+    (["solve", "quadratic", "--method", "mpc", "--dt", "2", "--plan-horizon", "1"], 1, ["plan_horizon"]),
     (["solve", "quadratic", "--method", "rule:nope", "--dt", "0.1"], 1, ["optimal_quadratic"]),
     (["solve", "quadratic", "--method", "rule:ballistic"], 2, ["--dt"]),
     (["solve", "quadratic", "--method", "magic"], 2, ["collocation", "analytic"]),
