@@ -44,7 +44,7 @@ class Policy:
         self.iterations += raw["iterations"]
         self.solve_time += raw["solve_time"]
         lam = self.tr.initial_costate(raw)
-        _, U, _ = self.tr.unpack(raw["x"])
+        _, U, _ = self.tr.unpack(raw["x"], raw["p"])
         return velocity_from_costate(self.tr, t, theta, lam, U[0][:, 0], params)
 
     def jacobian(self, t, theta):

@@ -1,52 +1,76 @@
 """Post-processing of raw NLP solutions: samples, energies, costates; checked solves."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from .collocation import lagrange_basis, lagrange_derivative
+from .collocation import element_scheme, lagrange_basis, lagrange_derivative
 from .errors import SolveError
 from .trajectory import Trajectory
 
 
+@lru_cache(maxsize=None)
+def sample_matrices(scheme_name: str, degree: int, with_end: bool):
+    """Sample positions τ of one element and the matrices mapping node values to samples:
+    state values, state derivatives (d/dτ) and the interpolant through the collocation
+    points (for the costate). Cached per scheme: they depend on nothing else."""
+    scheme = element_scheme(scheme_name, degree)
+    taus = np.append(scheme.nodes, 1.0) if with_end else scheme.nodes
+    matrices = (taus, lagrange_basis(scheme.nodes, taus), lagrange_derivative(scheme.nodes, taus),
+                lagrange_basis(scheme.points, taus))
+    for array in matrices:
+        array.setflags(write=False)
+    return matrices
+
+
 def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
-    """Samples, energies and costates of a raw NLP solution as a Trajectory."""
+    """Samples, energies and costates of a raw NLP solution as a Trajectory.
+
+    The costate at the collocation points is λ = −∂ℓ/∂u (the stationarity of the NLP's
+    Lagrangian in the velocity; Biegler 2010, Sec. 10.4), interpolated to the other samples
+    by the polynomial through the collocation points; at t = 0 it is ∇V(θ0), minus the
+    multiplier of θ(0) = θ0.
+    """
     tr, n = transcription, transcription.n
-    X, U, x_end = tr.unpack(raw["x"])
-    nu = tr.collocation_multipliers(raw)
-    gamma, s_end = raw["p"][2 * n + 2], raw["p"][2 * n + 1]
-    t_list, x_list, v_list, lam_list, elements = [], [], [], [], []
+    p = raw["p"]
+    params = p[2 * n + 2:]
+    X, U, _ = tr.unpack(raw["x"], p)
+    gamma, s_end = p[2 * n + 2], p[2 * n + 1]
+    s0, h = tr.element_geometry(s_end)
+    N, d = X.shape[0], X.shape[2] - 1
+
+    # −∂ℓ/∂u at all collocation points in one call
+    s_points = np.concatenate([s0[e] + h[e] * scheme.points for e, scheme in enumerate(tr.schemes)])
+    t_points = tr.time_map.time(s_points, scale)
+    theta_points = X[:, :, 1:].transpose(0, 2, 1).reshape(-1, n)
+    _, _, dl_du_points = tr.pointwise(t_points + t_offset, theta_points,
+                                      U.transpose(0, 2, 1).reshape(-1, n), _columns(params, len(t_points)))
+    lam_points = -dl_du_points.reshape(N, d, n)
+
+    t_list, x_list, v_list, lam_list, elements, count = [], [], [], [], [], 0
     for e, scheme in enumerate(tr.schemes):
-        s0, h = s_end * tr.bounds[e], s_end * (tr.bounds[e + 1] - tr.bounds[e])
-        taus = scheme.nodes
-        last = e == len(tr.schemes) - 1
+        last = e == N - 1
         with_end = scheme.scheme == "legendre" and not (last and s_end >= 1 and tr.time_map.infinite)
-        if with_end:
-            taus = np.append(taus, 1.0)
-        s = s0 + h * taus
+        taus, basis, derivative, point_basis = sample_matrices(scheme.scheme, scheme.degree, with_end)
+        s = s0[e] + h[e] * taus
         t = tr.time_map.time(s, scale)
-        slope = X[e] @ lagrange_derivative(scheme.nodes, taus) / (h * tr.time_map.rate(s, scale))
-        states = X[e] @ lagrange_basis(scheme.nodes, taus)
-        weights = scheme.quadrature
-        discount = np.exp(-gamma * t[1:1 + scheme.degree])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lam_points = -nu[e] / (weights * discount)
-        lam = lam_points @ lagrange_basis(scheme.points, taus)
+        states = X[e] @ basis
+        slope = X[e] @ derivative / (h[e] * tr.time_map.rate(s, scale))
+        lam = lam_points[e].T @ point_basis
         if e > 0:  # the start node is the previous element's last sample
             t, states, slope, lam = t[1:], states[:, 1:], slope[:, 1:], lam[:, 1:]
         t_list.append(t)
         x_list.append(states.T)
         v_list.append(slope.T)
         lam_list.append(lam.T)
-        stop = sum(len(x) for x in t_list) - 1
-        start = stop - len(taus) + 1
-        elements.append((start, stop, t_offset, scale if tr.time_map.infinite else 0.0))
+        count += len(t)
+        elements.append((count - len(taus), count - 1, t_offset, scale if tr.time_map.infinite else 0.0))
     t = np.concatenate(t_list) + t_offset
     theta, velocity = np.vstack(x_list), np.vstack(v_list)
     costate = np.vstack(lam_list)
     costate[0] = tr.initial_costate(raw)
-    kinetic, potential, dl_du = pointwise(tr, t, theta, velocity, raw)
-    unusable = ~np.isfinite(costate).all(axis=1) | (np.exp(-gamma * (t - t_offset)) < 1e-250)
-    costate[unusable] = -dl_du[unusable]   # discount underflow: maximum principle instead
+    kinetic, potential, _ = tr.pointwise(t, theta, velocity, _columns(params, len(t)))
     stats = {"success": raw["success"], "status": raw["status"], "iterations": raw["iterations"],
              "build_time": tr.build_time, "solve_time": raw["solve_time"],
              "mesh": {"intervals": tr.mesh.intervals, "degree": tr.mesh.degree,
@@ -56,13 +80,14 @@ def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
                       stats=stats)
 
 
+def _columns(params, m):
+    return np.broadcast_to(np.asarray(params, float)[:, None], (len(params), m))
+
+
 def pointwise(tr, t, theta, velocity, raw):
-    n = tr.n
-    params = raw["p"][2 * n + 2:]
-    m = len(t)
-    pointwise = tr._post.map(m)
-    kinetic, potential, dl_du, _ = pointwise(t.reshape(1, -1), theta.T, velocity.T, np.tile(params[:, None], (1, m)))
-    return (np.asarray(kinetic).ravel(), np.asarray(potential).ravel(), np.asarray(dl_du).T)
+    """kinetic, potential and ∂ℓ/∂u at the samples (t, θ, θ̇), parameters from raw["p"]."""
+    params = raw["p"][2 * tr.n + 2:]
+    return tr.pointwise(t, theta, velocity, _columns(params, len(t)))
 
 
 def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0):
@@ -79,7 +104,7 @@ def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0):
 def velocity_from_costate(tr, t, theta, lam, u, params, iterations=20):
     """u = argmin ℓ(t, θ, u) + λᵀu by Newton's method (exact in one step for quadratic ℓ)."""
     for _ in range(iterations):
-        _, _, grad, hess = tr._post(t, theta, u, params)
+        _, _, grad, hess, _ = tr._post(t, theta, u, params)
         step = np.linalg.solve(np.asarray(hess), np.asarray(grad).ravel() + lam)
         u = u - step
         if np.linalg.norm(step) <= 1e-15 * (1 + np.linalg.norm(u)):
