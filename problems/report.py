@@ -55,7 +55,7 @@ def _rules_table(results) -> list:
     for result, rule in rows:
         verdict = {True: "pass", False: "FAIL", None: "—"}[rule["passed"]]
         lines.append(f"| {result.case.name} | {result.case.label} | {rule['rule']} | "
-                     f"{_fmt(rule.get('order_dt', rule['dt']), '.3g')} | {_fmt(rule['vs_collocation'])} | "
+                     f"{_fmt(rule['dt'], '.3g')} | {_fmt(rule['vs_collocation'])} | "
                      f"{_fmt(rule.get('vs_analytic'))} | {_fmt(rule.get('order'), '.2f')} | {verdict} |")
     return lines + [""]
 
