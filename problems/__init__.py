@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ocp
 
+from .belief_adam import BeliefAdamScenario
 from .double_well import DoubleWell
 from .double_well_2d import DoubleWell2D
 from .natural_gradient import NaturalGradient
@@ -22,7 +23,7 @@ from .scenario import Scenario
 from .weight_decay import WeightDecay
 
 _SCENARIOS = {cls.name: cls for cls in (Quadratic, DoubleWell, DoubleWell2D, NaturalGradient,
-                                        Rotation, WeightDecay)}
+                                        Rotation, WeightDecay, BeliefAdamScenario)}
 
 
 def names() -> list:
