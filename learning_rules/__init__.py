@@ -14,5 +14,6 @@ from .ballistic import Ballistic
 from .drift_compensated import DriftCompensated
 from .natural_gradient import NaturalGradient
 from .optimal_quadratic import OptimalQuadratic
+from .receding_horizon import RecedingHorizon
 
-__all__ = ["OptimalQuadratic", "Ballistic", "NaturalGradient", "DriftCompensated"]
+__all__ = ["OptimalQuadratic", "Ballistic", "NaturalGradient", "DriftCompensated", "RecedingHorizon"]

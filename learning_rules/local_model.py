@@ -1,0 +1,106 @@
+"""The local model of the loss that :class:`learning_rules.RecedingHorizon` plans on.
+
+Around the current θ0 the loss is modelled (Vastola, Gershman & Rajan 2025, App. E: the local
+quadratic model of the learning OCP) as
+
+    L(θ0 + Qa + c) ≈ L(θ0) + bᵀa + ½aᵀTa + gᵀc + ½cᵀDc,    b = Qᵀg,  T = QᵀHQ,  QᵀQ = I, Qᵀc = 0,
+
+with Q an orthonormal basis of a small subspace and D a diagonal curvature for the
+complement (the coupling QᵀHc is neglected: a Galerkin model). Everything is measured with
+torch inside ``step``: the gradient g, and Hessian-vector products of the graph-carrying
+gradient (``torch.autograd.grad`` of gᵀv, batched with ``is_grads_batched``, i.e.
+``torch.func.vmap``). Subspace: the gradient, the displacement since the last re-plan
+(a momentum-like direction) and block-Lanczos directions, the components of H·q orthogonal
+to the basis (Krylov directions of H from g). Cost: one HVP per basis vector (the Lanczos
+expansion reuses the products the projection needs), i.e. m HVPs ≈ 2m gradient evaluations
+for an m-dimensional subspace.
+"""
+from __future__ import annotations
+
+import torch
+
+from .curvature import hessian_vector_products
+
+BREAKDOWN = 1e-8      # a direction whose residual is below this fraction of its norm is dropped
+
+
+def orthonormal_append(basis, candidates, tol=BREAKDOWN):
+    """Append to ``basis`` (list of flat unit vectors) the candidates' orthonormalised
+    residuals (Gram–Schmidt twice, for orthogonality to round-off); returns the new ones."""
+    added = []
+    for vector in candidates:
+        if vector is None:
+            continue
+        norm = float(vector.norm())
+        if not norm > 0 or not torch.isfinite(vector).all():
+            continue
+        residual = vector.clone()
+        for _ in range(2):
+            for q in basis + added:
+                residual.sub_(q, alpha=float(q @ residual))
+        remaining = float(residual.norm())
+        if remaining > tol * norm:
+            added.append(residual.div_(remaining))
+    basis.extend(added)
+    return added
+
+
+def batched_hvp(graph_grads, params, directions, maximize=False):
+    """H v for each flat direction v (list) over the flattened ``params``: (len, n) tensor.
+
+    One batched autograd call (vmap over the directions); falls back to one call per
+    direction for operations without a batching rule."""
+    sizes = [p.numel() for p in params]
+    stacked = torch.stack(directions)
+    vectors = [part.reshape(len(directions), *p.shape) for part, p in zip(torch.split(stacked, sizes, dim=1), params)]
+    live = [i for i, g in enumerate(graph_grads) if g is not None and g.requires_grad]
+    if not live:
+        return torch.zeros_like(stacked)
+    try:
+        with torch.enable_grad():
+            products = torch.autograd.grad([graph_grads[i] for i in live], params,
+                                           [vectors[i] for i in live], retain_graph=True,
+                                           allow_unused=True, is_grads_batched=True)
+        out = torch.cat([torch.zeros(len(directions), p.numel(), dtype=stacked.dtype, device=stacked.device)
+                         if h is None else h.reshape(len(directions), -1) for h, p in zip(products, params)], 1)
+    except RuntimeError:
+        rows = []
+        for direction in directions:
+            parts = [part.view_as(p) for part, p in zip(torch.split(direction, sizes), params)]
+            rows.append(torch.cat([h.reshape(-1) for h in hessian_vector_products(graph_grads, params, parts)]))
+        out = torch.stack(rows)
+    return out.neg_() if maximize else out
+
+
+def subspace_model(gradient, graph_grads, params, dimension, previous=None, maximize=False, scale=None):
+    """(Q (m', n), T (m', m'), b (m',), hvps used) with m' ≤ ``dimension``.
+
+    Basis: g, then ``previous`` (the last displacement), then block-Lanczos directions
+    (H q residuals) until ``dimension`` vectors or a breakdown (an invariant subspace).
+    ``scale`` s (flat, optional): everything in the whitened coordinates y = θ/s of a
+    diagonal metric G = s⁻²: ``gradient`` and ``previous`` are given whitened (s ⊙ g, Δθ / s)
+    and H̃v = s ⊙ H(s ⊙ v)."""
+    def products_of(directions):
+        if scale is None:
+            return batched_hvp(graph_grads, params, directions, maximize)
+        return batched_hvp(graph_grads, params, [scale * q for q in directions], maximize).mul_(scale)
+
+    basis = []
+    orthonormal_append(basis, [gradient, previous])
+    products = products_of(basis) if basis else None
+    hvps = len(basis)
+    block = products
+    while basis and len(basis) < dimension:
+        candidates = [row for row in block][: dimension - len(basis)]
+        added = orthonormal_append(basis, candidates)
+        if not added:
+            break
+        block = products_of(added)
+        hvps += len(added)
+        products = torch.cat([products, block])
+    if not basis:
+        return None, None, None, hvps
+    Q = torch.stack(basis)
+    T = Q @ products.mT
+    T = 0.5 * (T + T.mT)
+    return Q, T, Q @ gradient, hvps

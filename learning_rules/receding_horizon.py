@@ -1,0 +1,341 @@
+"""RecedingHorizon: model-predictive training, the discounted OCP re-solved on a local model.
+
+Every ``replan_interval`` steps (K) the optimizer measures a local model of the loss with
+torch (:mod:`learning_rules.local_model`): the gradient g and, in an m-dimensional subspace
+Q (g, the displacement since the last re-plan, block-Lanczos directions), the projected
+Hessian T = QᵀHQ and b = Qᵀg. On the subspace coordinates a it poses the learning OCP of
+Vastola, Gershman & Rajan (2025, Eq. 2; App. E for the quadratic model) as an
+``ocp.DiscountedOCP`` with the loss bᵀa + ½aᵀTa (b, T NLP parameters: built once, re-solved),
+adds the trust region |a(t)| ≤ ρ on the planned displacement (the model is valid only
+nearby; no closed form handles the constraint) and solves it with IPOPT
+(:class:`ocp.constraints.TrustRegionPlanner`) over the plan horizon S·Δt. The terminal cost
+is the unconstrained infinite-horizon value of the model, V(a) = ½aᵀPa + pᵀa with
+ηP = (γ²/4 + ηkT)^{1/2} − γ/2, p = k(γ/2 + (γ²/4 + ηkT)^{1/2})⁻¹b (the Riccati solution of
+the HJB equation γV = kL − (η/2)|∇V|²); with it the plan *is* the infinite-horizon optimum
+when ρ is inactive (exponential discounting is time-consistent), i.e. exactly the
+:class:`OptimalQuadratic` step of the model.
+
+Each step applies one Δt of the plan in the subspace, Q(a((j+1)Δt) − a(jΔt)), and, in the
+complement, the closed-form optimal step of the diagonal model with the *fresh* gradient:
+c = −(I − QQᵀ)·ηkψ(D) ⊙ (I − QQᵀ)g (ψ of :mod:`learning_rules.kernels`, computed at the re-plan).
+At a re-plan g lies in span(Q), so the complement moves between re-plans only. D: the
+Hutchinson diagonal (``curvature="hutchinson"``, refreshed at re-plans, running average
+``curvature_beta``) or none (``"none"``: ψ at the ``damping`` floor). Negative curvature and
+``damping`` as in :class:`OptimalQuadratic` (|λ| by default; in the subspace through T's
+eigenvalues).
+
+Metric (App. F: a constant G enters as H → G⁻¹H, g → G⁻¹g). ``metric=None``: G = I.
+``metric="gradient_squares"``: G = diag(√v̂ + ε), v̂ the bias-corrected running average of g²
+(the paper's App. B proxy, as in :class:`Ballistic`); everything above is then done in the
+whitened coordinates y = G^{1/2}θ (H̃ = G^{−1/2}HG^{−1/2} through scaled HVPs, the trust region
+on the G-norm of the displacement). The subspace uses G at the re-plan, the complement the
+current G (a stale G would turn a weight whose gradient was 0 at the re-plan into a 1/ε step).
+In the overdamped limit the complement step is −(ηkΔt/γ)g/(√v̂ + ε): RMSprop/Adam without
+momentum; the Hessian terms shorten it along curved directions.
+
+Trust region: the plan is constrained only when it needs to be. The model (T made positive,
+a convex quadratic) and the ball are convex, so when the unconstrained closed-form path stays
+inside the ball it *is* the constrained optimum; each eigen-component of that path grows
+monotonically, so checking its end a(SΔt) is exact. With ``skip_inactive`` (default) IPOPT is
+then not called (``optimizer.solves`` counts the IPOPT plans).
+
+Fallback: when IPOPT fails or exceeds its budget (``max_iter``, ``max_time``) the plan is the
+closed-form unconstrained path a(t) = −(I − e^{Rt})T⁻¹b, projected radially into the trust
+region; counted in ``optimizer.fallbacks`` (state, survives ``state_dict``), never raised.
+
+Cost in gradient evaluations: a plain step 1 (the closure) plus O(n·m) vector operations; a
+re-plan step 1 gradient with graph + m HVPs (+1 for Hutchinson), an HVP costing about two
+gradients, plus at most one small IPOPT solve (m·N·d variables, independent of the network
+size): ≈ 1 + (2m + 3)/K per step on average (m = 4, K = 20: ≈ 1.55).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import kernels
+from .base import CurvatureOptimizer, RuleOptimizer, all_finite, check_choice, check_number, flat, unflatten_
+from .local_model import subspace_model
+
+
+def _model_loss(a, b, T, P, p):
+    import casadi
+    return casadi.dot(b, a) + 0.5 * casadi.dot(a, casadi.mtimes(T, a))
+
+
+def _model_value(a, b, T, P, p):
+    import casadi
+    return 0.5 * casadi.dot(a, casadi.mtimes(P, a)) + casadi.dot(p, a)
+
+
+class RecedingHorizon(CurvatureOptimizer):
+    """Receding-horizon (MPC) optimizer on a subspace model with a trust region (module docstring).
+
+    Args:
+        params: parameters or parameter groups.
+        lr: Δt > 0, the control interval (default 0.1).
+        eta, k, gamma: η > 0, k ≥ 0, γ ≥ 0 of the OCP (default 1, 1, 1).
+        subspace_dim: m, basis size of the planned subspace, 1 to 32 (default 4).
+        replan_interval: K ≥ 1, steps between re-plans (default 10).
+        plan_steps: S ≥ K, plan horizon in steps of Δt (default K).
+        plan_intervals, plan_degree: collocation elements and Radau degree of the plan (default S
+            and 3: one element per Δt, so the applied states a(jΔt) are element ends, where
+            Radau collocation is most accurate).
+        trust_radius: ρ > 0, bound on |planned displacement| in the subspace (default 1).
+        curvature: complement diagonal, "hutchinson" (default) or "gradient_squares".
+        curvature_beta: running-average factor of the diagonal in [0, 1) (default 0.9).
+        hutchinson_samples: Rademacher probes per refresh (default 1).
+        damping: curvature floor ≥ 0 (default 1e-8; > 0 needed when gamma = 0).
+        negative_curvature: "abs" (default) or "clip".
+        max_iter: IPOPT iterations per plan (default 50); max_time: CPU seconds or None.
+        maximize: default False.
+    """
+
+    curvature_sources = ("hutchinson", "none")
+
+    def __init__(self, params, lr=0.1, *, eta=1.0, k=1.0, gamma=1.0, metric=None, metric_beta=0.999,
+                 metric_eps=1e-8, subspace_dim=4, replan_interval=10, plan_steps=None, plan_intervals=None,
+                 plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson", curvature_beta=0.9,
+                 hutchinson_samples=1, damping=1e-8, negative_curvature="abs", max_iter=50, max_time=None,
+                 maximize=False):
+        defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, metric=metric, metric_beta=metric_beta,
+                        metric_eps=metric_eps, subspace_dim=subspace_dim, replan_interval=replan_interval,
+                        plan_steps=plan_steps, plan_intervals=plan_intervals, plan_degree=plan_degree,
+                        trust_radius=trust_radius, skip_inactive=skip_inactive, curvature=curvature,
+                        curvature_beta=curvature_beta, hutchinson_samples=hutchinson_samples, damping=damping,
+                        negative_curvature=negative_curvature, max_iter=max_iter, max_time=max_time,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def check_group(self, group):
+        group["lr"] = check_number("lr", group["lr"], 0, None, low_open=True)
+        RuleOptimizer.check_group(self, group)
+        group["eta"] = check_number("eta", group["eta"], 0, None, low_open=True)
+        group["k"] = check_number("k", group["k"], 0, None)
+        group["gamma"] = check_number("gamma", group["gamma"], 0, None)
+        group["damping"] = check_number("damping", group["damping"], 0, None)
+        if group["gamma"] == 0 and group["damping"] == 0:
+            raise ValueError("damping must be > 0 (in (0, ∞)) when gamma = 0: the undiscounted step "
+                             "√(ηk/λ)Δt is unbounded as the curvature λ → 0")
+        check_choice("negative_curvature", group["negative_curvature"], ("abs", "clip"))
+        check_choice("curvature", group["curvature"], self.curvature_sources)
+        check_choice("metric", group["metric"], (None, "gradient_squares"))
+        group["metric_beta"] = check_number("metric_beta", group["metric_beta"], 0, 1, high_open=True)
+        group["metric_eps"] = check_number("metric_eps", group["metric_eps"], 0, None, low_open=True)
+        group["subspace_dim"] = check_number("subspace_dim", group["subspace_dim"], 1, 32, integer=True)
+        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, None, integer=True)
+        if group["plan_steps"] is None:
+            group["plan_steps"] = group["replan_interval"]
+        group["plan_steps"] = check_number("plan_steps", group["plan_steps"], group["replan_interval"], None,
+                                           integer=True)
+        if group["plan_intervals"] is None:
+            group["plan_intervals"] = min(group["plan_steps"], 4)
+        group["plan_intervals"] = check_number("plan_intervals", group["plan_intervals"], 1, 100, integer=True)
+        group["plan_degree"] = check_number("plan_degree", group["plan_degree"], 1, 8, integer=True)
+        group["trust_radius"] = check_number("trust_radius", group["trust_radius"], 0, None, low_open=True)
+        group["skip_inactive"] = bool(group["skip_inactive"])
+        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1, high_open=True)
+        group["hutchinson_samples"] = check_number("hutchinson_samples", group["hutchinson_samples"], 1, None,
+                                                   integer=True)
+        group["max_iter"] = check_number("max_iter", group["max_iter"], 1, None, integer=True)
+        if group["max_time"] is not None:
+            group["max_time"] = check_number("max_time", group["max_time"], 0, None, low_open=True)
+
+    # -- when a step needs Hessian-vector products -----------------------------------
+    def _head(self, group):
+        """The state holding a group's plan and counters: that of its first parameter."""
+        return self.state[group["params"][0]]
+
+    def _due(self, group):
+        head = self._head(group)
+        return ("plan" not in head or head["plan_index"] >= group["replan_interval"]
+                or head["plan_dt"] != group["lr"])
+
+    def _needs_graph(self, group):
+        return any(p.requires_grad for p in group["params"]) and self._due(group)
+
+    # -- the step -------------------------------------------------------------------
+    def _group_step(self, group, params, grads, graph):
+        if not all_finite(grads):
+            self._skip(group, "gradient")
+            return
+        head, gradient = self._head(group), flat(grads)
+        if head.get("size") != gradient.numel():       # the parameters with gradients changed
+            head.pop("plan", None)
+            head["size"] = gradient.numel()
+            head["previous"] = torch.zeros_like(gradient)
+        if group["metric"] == "gradient_squares":
+            self._running_squares(params, grads, "exp_avg_sq", group["metric_beta"])
+        if self._due(group):
+            if not graph:
+                raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
+            if not self._replan(group, params, gradient, graph):
+                self._skip(group, "local model")
+                return
+        basis, plan, j = head["basis"], head["plan"], head["plan_index"]
+        planned = (plan[j + 1] - plan[j]).to(basis) @ basis          # whitened at the re-plan
+        if head.get("scale") is not None:
+            planned.mul_(head["scale"])
+        scale = self._metric_scale(group, params)                    # the current metric
+        white = gradient if scale is None else gradient.mul_(scale)
+        residual = white.sub_(basis.mT @ (basis @ white))
+        complement = residual.mul_(head["complement_factor"])        # −ηkψ(λ̃), fixed between re-plans
+        complement -= basis.mT @ (basis @ complement)
+        update = planned.add_(complement if scale is None else complement.mul_(scale))
+        if not all_finite(update):
+            self._skip(group, "step")
+            return
+        unflatten_(update, params)
+        self._advance(params)
+        head["plan_index"] = j + 1
+        head["previous"].add_(update)
+
+    def _metric_scale(self, group, params):
+        """s = G^{-1/2} of the metric G = √v̂ + ε (the App. B proxy), or None (G = I)."""
+        if group["metric"] is None:
+            return None
+        correction = 1 - group["metric_beta"] ** (self._step_count(params) + 1)
+        second = flat([self.state[p]["exp_avg_sq"] for p in params]).div_(correction)
+        return second.sqrt_().add_(group["metric_eps"]).rsqrt_()
+
+    def _replan(self, group, params, gradient, graph):
+        """Measure the subspace model, plan with IPOPT (or the closed-form path), store the plan."""
+        head, m = self._head(group), group["subspace_dim"]
+        scale = self._metric_scale(group, params)
+        previous = head.get("previous")                    # Δθ since the last re-plan
+        if previous is not None and scale is not None:
+            previous = previous / scale                    # whitened
+        white = gradient if scale is None else gradient * scale
+        basis, T, b, hvps = subspace_model(white, [graph.get(p) for p in params], params, m,
+                                           previous if previous is not None and previous.any() else None,
+                                           group["maximize"], scale)
+        head["hvps"] = int(head.get("hvps", 0)) + hvps
+        diagonal = torch.zeros_like(gradient)
+        if group["curvature"] == "hutchinson":
+            estimate = self._hutchinson(group, params, graph)
+            if estimate is None:
+                return False
+            diagonal = estimate[1] if scale is None else estimate[1] * scale ** 2    # diag(SHS) = s² diag(H)
+        eta_k = group["eta"] * group["k"]
+        curvature = kernels.effective_curvature(diagonal, group["damping"], group["negative_curvature"])
+        head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k, group["gamma"]).mul_(-eta_k)
+        if basis is None:                                  # zero gradient: stand still
+            basis = gradient.new_zeros(1, gradient.numel())
+            T, b = torch.ones(1, 1, dtype=gradient.dtype), torch.zeros(1, dtype=gradient.dtype)
+        if not (all_finite(T) and all_finite(b)):
+            return False
+        size = basis.shape[0]
+        T_full, b_full = np.eye(m), np.zeros(m)            # padding: no force, positive curvature
+        T_full[:size, :size] = T.double().cpu().numpy()
+        b_full[:size] = b.double().cpu().numpy()
+        head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=torch.float64)
+        head["basis"] = torch.cat([basis, basis.new_zeros(m - size, basis.shape[1])])
+        head["plan_index"], head["plan_dt"] = 0, group["lr"]
+        head["replans"] = int(head.get("replans", 0)) + 1
+        head["previous"] = torch.zeros_like(gradient)
+        if scale is not None:
+            head["scale"] = scale
+        return True
+
+    def _plan(self, group, head, T, b):
+        """Subspace displacements a(jΔt), j = 0..S (S + 1, m): the closed-form path when it stays
+        in the trust region (and ``skip_inactive``), else IPOPT's plan, else (failure) the
+        closed-form path projected radially into the trust region (counted as a fallback)."""
+        dt, steps, radius = group["lr"], group["plan_steps"], group["trust_radius"]
+        gamma, eta, k = group["gamma"], group["eta"], group["k"]
+        lam, vectors = np.linalg.eigh(0.5 * (T + T.T))
+        lam = kernels.effective_curvature(torch.from_numpy(lam), group["damping"], group["negative_curvature"]).numpy()
+        times = dt * np.arange(steps + 1)
+        closed = np.stack([_closed_at(vectors, lam, b, t, eta, k, gamma) for t in times])
+        # each eigen-component of a(t) grows monotonically: |a(t)| is largest at the horizon
+        if group["skip_inactive"] and np.linalg.norm(closed[-1]) <= radius:
+            return closed
+        root = np.sqrt(0.25 * gamma ** 2 + eta * k * lam)             # (γ²/4 + ηkλ)^{1/2}
+        T_eff = (vectors * lam) @ vectors.T
+        P = (vectors * (k * lam / (0.5 * gamma + root))) @ vectors.T   # ηP = root − γ/2, stable form
+        p = vectors @ (k * (vectors.T @ b) / (0.5 * gamma + root))
+        planner, problem = self._planner(group)
+        width = steps * dt / group["plan_intervals"]
+        guess = np.stack([_closed_at(vectors, lam, b, t, eta, k, gamma) for t in planner.node_times[1:] * width])
+        guess *= np.minimum(1.0, 0.999 * radius / np.maximum(np.linalg.norm(guess, axis=1), 1e-300))[:, None]
+        head["solves"] = int(head.get("solves", 0)) + 1
+        try:
+            values = problem.replace(gamma=gamma, eta=eta, k=k, b=b, T=T_eff, P=P, p=p).parameter_values()
+            result = planner.solve(np.zeros(len(b)), width, radius, values, guess)
+            head["solver_iterations"] = int(head.get("solver_iterations", 0)) + result["iterations"]
+            if not result["success"]:
+                raise RuntimeError(f"IPOPT status {result['status']}")
+            plan = planner.evaluate(result["nodes"], times / width)
+            if not np.all(np.isfinite(plan)):
+                raise RuntimeError("plan is not finite")
+            return plan
+        except Exception as exc:                      # budget exceeded, failure: closed-form fallback
+            head["fallbacks"] = int(head.get("fallbacks", 0)) + 1
+            self._failures.append(str(exc))
+            del self._failures[:-20]
+            return closed * np.minimum(1.0, radius / np.maximum(np.linalg.norm(closed, axis=1), 1e-300))[:, None]
+
+    def _planner(self, group):
+        key = (group["subspace_dim"], group["plan_intervals"], group["plan_degree"], group["max_iter"],
+               group["max_time"])
+        if key not in self._planners:
+            import ocp                                 # casadi only when a plan is first needed
+            from ocp.constraints import TrustRegionPlanner
+            m = group["subspace_dim"]
+            constants = {"b": np.zeros(m), "T": np.eye(m), "P": np.eye(m), "p": np.zeros(m)}
+            problem = ocp.DiscountedOCP(m, _model_loss, gamma=1.0, constants=constants, name="subspace_model")
+            ipopt = {"max_iter": group["max_iter"]}
+            if group["max_time"] is not None:
+                ipopt["max_cpu_time"] = group["max_time"]
+            self._planners[key] = (TrustRegionPlanner(problem, group["plan_intervals"], group["plan_degree"],
+                                                      _model_value, ipopt), problem)
+        return self._planners[key]
+
+    @property
+    def _planners(self):
+        # built NLPs, shared by groups of the same structure: derived, not state
+        if "_planner_cache" not in self.__dict__:
+            self._planner_cache = {}
+        return self._planner_cache
+
+    @property
+    def _failures(self):
+        if "_failure_log" not in self.__dict__:
+            self._failure_log = []
+        return self._failure_log
+
+    def _count(self, key):
+        return sum(int(self._head(g).get(key, 0)) for g in self.param_groups if g["params"])
+
+    @property
+    def fallbacks(self) -> int:
+        """Plans that fell back to the closed-form path (IPOPT failed or exceeded its budget)."""
+        return self._count("fallbacks")
+
+    @property
+    def replans(self) -> int:
+        """Local models measured and planned on."""
+        return self._count("replans")
+
+    @property
+    def solves(self) -> int:
+        """Plans solved by IPOPT (the trust region could bind); the others used the closed form."""
+        return self._count("solves")
+
+    @property
+    def hvps(self) -> int:
+        """Hessian-vector products spent on subspace models (Hutchinson probes not included)."""
+        return self._count("hvps")
+
+    @property
+    def failures(self) -> list:
+        """Reasons of the last (up to 20) fallbacks of this optimizer object."""
+        return list(self._failures)
+
+
+def _closed_at(vectors, lam, b, t, eta, k, gamma):
+    """a(t) = −(I − e^{Rt})T⁻¹b of the unconstrained model (stable kernel)."""
+    factor = kernels.step_factor(torch.from_numpy(lam), float(t), eta * k, gamma).numpy()
+    return -(vectors @ (factor * eta * k * (vectors.T @ b)))
