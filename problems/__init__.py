@@ -21,9 +21,11 @@ from .quadratic import Quadratic
 from .rotation import Rotation
 from .scenario import Scenario
 from .weight_decay import WeightDecay
+from .weight_uncertainty import WeightUncertainty
 
 _SCENARIOS = {cls.name: cls for cls in (Quadratic, DoubleWell, DoubleWell2D, NaturalGradient,
-                                        Rotation, WeightDecay, BeliefAdamScenario)}
+                                        Rotation, WeightDecay, BeliefAdamScenario,
+                                        WeightUncertainty)}
 
 
 def names() -> list:

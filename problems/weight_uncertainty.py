@@ -1,0 +1,463 @@
+"""Weight uncertainty and task switches (Vastola, Gershman & Rajan 2025, App. I, Eqs. 143–149).
+
+Each weight i carries a Gaussian N(μ_i, v_i); the state is x = (μ_1..μ_D, v_1..v_D). The
+running cost (derivation: docs/weight_uncertainty.md) is
+
+    ℓ = Σ_i [ μ̇_i²/(2ηv_i) + v̇_i²/(4ηv_i²)            (1/η)·KL rate: Fisher metric of N(μ, v)
+            − (β/2) log v_i                           entropy bonus (β = 1 in the paper)
+            + k( g_i a_i + ½H_i(a_i² + v_i) ) ] − c(t),  a = μ − μ0  (k·expected quadratic loss)
+
+discounted by e^{−γt}; the metric is G(x) = diag(1/v, 1/(2v²)), so the kinetic part is
+the engine's (1/2η) ẋᵀG(x)ẋ. c(t) is the value of the rest of the terms at the current
+task's rest point, a constant per task: it changes neither the Euler–Lagrange equations
+nor the optimal path, and makes the potential vanish at rest (γ = 0 then has finite J).
+A task switch at t_s replaces (g, H) by (g_after, H_after).
+
+Euler–Lagrange equations (Eq. 145/147 with the entropy weight β):
+
+    μ̈ − (v̇/v + γ) μ̇ = ηk v (g + H a)
+    v̈ − v̇²/v − γ v̇  = ηv (kHv − β) − μ̇²
+
+Rest point: a* = −g/H, v* = β/(kH) (Eq. 149 for β = 1; exact at rest, not only in the
+overdamped limit). Overdamped limit (γ → ∞ at fixed η/γ, Eq. 148): μ̇ = −(ηk/γ) v ∇_μL,
+v̇ = (η/γ) v (β − kHv), solved in closed form by :meth:`WeightUncertainty.overdamped_path`.
+
+A switch is a kink in time. :func:`solve_switch` solves it in two phases (the learner
+does not know the switch is coming, so it follows the optimal plan for the current task
+and re-plans at t_s; by the time consistency of exponential discounting the second
+phase is the optimal path of the new task from x(t_s)): both phases are stationary
+problems, solved on the engine's infinite horizon to spectral accuracy, and the kink
+sits exactly at their junction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import casadi
+import numpy as np
+
+import ocp
+from ocp.collocation import lagrange_basis, lagrange_derivative
+
+from .scenario import Scenario, array, scalar
+
+POSITIVE_DIAGONAL = "list of diagonal curvatures H_i > 0; draws: log-uniform in [0.3, 5], 1–3 weights"
+
+
+def _tasks(x, params, t):
+    """(a, v, g, H, m) for the task active at time t (t None: the first task)."""
+    dim = x.shape[0] // 2
+    mu, v = x[:dim], x[dim:]
+    g, H = params["g"], params["H"]
+    if t is not None:
+        after = t >= params["t_switch"]
+        g = casadi.if_else(after, params["g_after"], g)
+        H = casadi.if_else(after, params["H_after"], H)
+    return mu - params["mu0"], v, g, H
+
+
+def fisher_metric(x, **_):
+    """G(x) = diag(1/v, 1/(2v²)): ½ẋᵀGẋ = μ̇²/(2v) + v̇²/(4v²), the KL rate of N(μ, v)."""
+    v = x[x.shape[0] // 2:]
+    return casadi.diag(casadi.vertcat(1 / v, 0.5 / v ** 2))
+
+
+def expected_loss(x, g, H, mu0, **_):
+    """E[L](μ, v) = Σ g_i a_i + ½H_i(a_i² + v_i) of the first task (the potential adds the
+    entropy and the switch: :meth:`WeightUncertaintyOCP.loss_value`)."""
+    dim = x.shape[0] // 2
+    a, v = x[:dim] - mu0, x[dim:]
+    return casadi.sum1(g * a + 0.5 * H * (a * a + v))
+
+
+class WeightUncertaintyOCP(ocp.DiscountedOCP):
+    """The App. I OCP in the state x = (μ, v); the loss depends on t through the task switch."""
+
+    def __init__(self, weights, constants, gamma, eta, k, name="weight_uncertainty", switch=False):
+        if not k > 0:
+            raise ocp.ProblemError(f"k must be > 0 for weight_uncertainty (the rest variance is β/(kH)), got {k}")
+        super().__init__(dim=2 * weights, loss=expected_loss, gamma=gamma, eta=eta, k=k,
+                         metric=fisher_metric, constants=constants, name=name)
+        self.weights = weights
+        self.switch = switch
+
+    @property
+    def state_names(self):
+        return [f"mu[{i}]" for i in range(self.weights)] + [f"v[{i}]" for i in range(self.weights)]
+
+    def replace(self, **changes):
+        if "k" in changes and not float(changes["k"]) > 0:
+            raise ocp.ProblemError(f"k must be > 0 for weight_uncertainty, got {changes['k']}")
+        for key in ("H", "H_after", "beta"):
+            if key in changes and not np.all(np.asarray(changes[key], float) > 0):
+                raise ocp.ProblemError(f"{key} must be > 0, got {changes[key]}")
+        return super().replace(**changes)
+
+    def loss_value(self, theta, params, t=None):
+        """E_task(t)[L] − (β/2k)Σ log v − (its value at the task's rest point)."""
+        a, v, g, H = _tasks(theta, params, t)
+        k, beta = params["k"], params["beta"]
+        energy = casadi.sum1(g * a + 0.5 * H * (a * a + v)) - beta / (2 * k) * casadi.sum1(casadi.log(v))
+        v_rest = beta / (k * H)
+        rest = casadi.sum1(-g * g / (2 * H) + 0.5 * H * v_rest - beta / (2 * k) * casadi.log(v_rest))
+        return energy - rest
+
+    def check_state(self, theta0):
+        """θ0 = (μ, v) as a float array, or a ProblemError (wrong length, non-finite, v ≤ 0)."""
+        theta0 = super().check_initial_state(theta0)
+        variances = theta0[self.weights:]
+        if np.any(variances <= 0):
+            raise ocp.ProblemError(f"initial variances v must be > 0, got {variances.tolist()}")
+        return theta0
+
+    def check_initial_state(self, theta0):
+        """As :meth:`check_state`; a problem with a task switch refuses ``ocp.solve``: the
+        engine's infinite horizon assumes a stationary loss (its policy continuation re-solves
+        from t0 = 0) and its mesh has no break point at t_s. Use :func:`solve_switch`."""
+        if self.switch:
+            raise ocp.ProblemError("weight_uncertainty with a task switch is solved in two phases by "
+                                   "problems.weight_uncertainty.solve_switch (ocp.solve and `lossnav "
+                                   "solve` need a stationary task: drop t_switch)")
+        return self.check_state(theta0)
+
+
+class WeightUncertainty(Scenario):
+    name = "weight_uncertainty"
+    reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. I, Eqs. 143–149: per-weight "
+                 "Gaussians N(μ, v), Fisher-metric (KL) kinetic cost, entropy bonus, expected "
+                 "quadratic loss; rest at μ = μ0 − g/H, v = β/(kH) (Eq. 149, β = 1); optional task "
+                 "switch at t_switch to (g_after, H_after), solved in two phases (solve_switch)")
+    defaults = {"H": [4.0, 0.5], "g": [-2.0, 1.0], "mu0": None, "beta": 1.0,
+                "H_after": None, "g_after": None, "t_switch": None,
+                "gamma": 1.0, "eta": 1.0, "k": 1.0}
+    ranges = {"H": POSITIVE_DIAGONAL,
+              "g": "vector of H's size (gradient at μ0); draws: N(0, 1)",
+              "mu0": "vector of H's size, expansion point of the loss (default zeros)",
+              "beta": "> 0, entropy weight (paper: 1); draws: [0.5, 2]",
+              "H_after": "like H: curvature after the switch (default: no switch)",
+              "g_after": "like g: gradient after the switch (default: g)",
+              "t_switch": "> 0, time of the task switch (default: none; needs H_after or g_after)",
+              "gamma": "≥ 0; validation: 0, 0.25", "eta": "> 0; draws: [0.5, 2]", "k": "> 0; draws: [0.5, 2]"}
+    validation_gammas = (0.0, 0.25)
+
+    def normalise(self, params):
+        H = _positive_vector("H", params["H"])
+        dim = len(H)
+        g = _vector("g", params["g"], dim)
+        mu0 = np.zeros(dim) if params["mu0"] is None else _vector("mu0", params["mu0"], dim)
+        out = {key: scalar(key, params[key]) for key in ("beta", "gamma", "eta", "k")}
+        for key in ("beta", "eta", "k"):
+            if not out[key] > 0:
+                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {out[key]}; valid: {self.ranges[key]}")
+        if out["gamma"] < 0:
+            raise ocp.ProblemError(f"parameter 'gamma' must be ≥ 0, got {out['gamma']}")
+        switch = params["t_switch"]
+        if switch is None:
+            if params["H_after"] is not None or params["g_after"] is not None:
+                raise ocp.ProblemError("H_after/g_after need t_switch (the time of the task switch)")
+            H_after, g_after = H, g
+        else:
+            switch = scalar("t_switch", switch)
+            if not switch > 0:
+                raise ocp.ProblemError(f"parameter 't_switch' must be > 0, got {switch}")
+            H_after = H if params["H_after"] is None else _positive_vector("H_after", params["H_after"], dim)
+            g_after = g if params["g_after"] is None else _vector("g_after", params["g_after"], dim)
+        return {"H": H.tolist(), "g": g.tolist(), "mu0": mu0.tolist(), "beta": out["beta"],
+                "H_after": H_after.tolist(), "g_after": g_after.tolist(), "t_switch": switch,
+                "gamma": out["gamma"], "eta": out["eta"], "k": out["k"]}
+
+    def build(self, params):
+        constants = {key: np.array(params[key]) for key in ("H", "g", "mu0", "H_after", "g_after")}
+        constants["beta"] = params["beta"]
+        constants["t_switch"] = params["t_switch"] if params["t_switch"] is not None else 0.0
+        return WeightUncertaintyOCP(len(params["H"]), constants, params["gamma"], params["eta"],
+                                    params["k"], name=self.name, switch=params["t_switch"] is not None)
+
+    @property
+    def weights(self) -> int:
+        return len(self.params["H"])
+
+    def default_theta0(self):
+        return np.concatenate([np.array(self.params["mu0"]), np.ones(self.weights)])
+
+    def rest_point(self, after: bool = False) -> np.ndarray:
+        """(μ*, v*) = (μ0 − g/H, β/(kH)) of the first task (or the one after the switch)."""
+        H = np.array(self.params["H_after" if after else "H"])
+        g = np.array(self.params["g_after" if after else "g"])
+        return np.concatenate([np.array(self.params["mu0"]) - g / H, self.params["beta"] / (self.params["k"] * H)])
+
+    def fixed_point(self):
+        """Where the path comes to rest: the rest point of the last task."""
+        return self.rest_point(after=self.params["t_switch"] is not None)
+
+    def random_params(self, rng):
+        dim = int(rng.integers(1, 4))
+        return {"H": np.exp(rng.uniform(np.log(0.3), np.log(5), size=dim)).tolist(),
+                "g": rng.normal(size=dim).tolist(), "beta": float(rng.uniform(0.5, 2)),
+                "eta": float(rng.uniform(0.5, 2)), "k": float(rng.uniform(0.5, 2))}
+
+    def random_theta0(self, rng):
+        rest = self.rest_point()
+        mu = rest[: self.weights] + rng.normal(size=self.weights)
+        return np.concatenate([mu, rest[self.weights:] * np.exp(rng.uniform(-1, 1, size=self.weights))])
+
+    def task(self, after: bool = False) -> "WeightUncertainty":
+        """The stationary scenario of one task (no switch)."""
+        key = "_after" if after else ""
+        params = {**self.params, "H": self.params["H" + key], "g": self.params["g" + key],
+                  "H_after": None, "g_after": None, "t_switch": None}
+        return WeightUncertainty(**params)
+
+    def overdamped_path(self, t, theta0=None) -> np.ndarray:
+        """The overdamped flow (Eq. 148) in closed form, across the switch if there is one.
+
+        Per weight, with ρ = η/γ, r = ρβ, D(t) = 1 + (kHv0/β)(e^{rt} − 1):
+        v(t) = v0 e^{rt}/D(t) and μ(t) − μ* = (μ0 − μ*)/D(t).
+        """
+        if self.params["gamma"] <= 0:
+            raise ocp.ProblemError("the overdamped flow needs gamma > 0")
+        theta0 = self.theta0 if theta0 is None else self.problem.check_state(theta0)
+        times = np.atleast_1d(np.asarray(t, float))
+        t_s = self.params["t_switch"]
+        out = _overdamped(self, theta0, times, after=False)
+        if t_s is not None:
+            later = times >= t_s
+            x_s = _overdamped(self, theta0, np.array([t_s]), after=False)[0]
+            out[later] = _overdamped(self, x_s, times[later] - t_s, after=True)
+        return out[0] if np.ndim(t) == 0 else out
+
+
+def _overdamped(scenario, theta0, times, after):
+    p, n = scenario.params, scenario.weights
+    H = np.array(p["H_after" if after else "H"])
+    rest = scenario.rest_point(after)
+    rate = p["eta"] / p["gamma"] * p["beta"]
+    mu0, v0 = theta0[:n], theta0[n:]
+    growth = np.expm1(np.outer(times, np.full(n, rate)))
+    D = 1 + (p["k"] * H * v0 / p["beta"]) * growth
+    return np.hstack([rest[:n] + (mu0 - rest[:n]) / D, v0 * (1 + growth) / D])
+
+
+def _positive_vector(name, value, dim=None):
+    vector = np.atleast_1d(array(name, value, (0, 1)))
+    if dim is not None and vector.shape != (dim,):
+        raise ocp.ProblemError(f"parameter {name!r} must have length {dim}, got {vector.shape[0]}")
+    if np.any(vector <= 0):
+        raise ocp.ProblemError(f"parameter {name!r} must be > 0 entrywise (diagonal curvatures), "
+                               f"got {vector.tolist()}")
+    return vector
+
+
+def _vector(name, value, dim):
+    vector = np.atleast_1d(array(name, value, (0, 1)))
+    if vector.shape != (dim,):
+        raise ocp.ProblemError(f"parameter {name!r} must have length {dim} (the size of H), got {vector.shape[0]}")
+    return vector
+
+
+# -- the task switch in two phases --------------------------------------------------------
+@dataclass
+class SwitchSolution:
+    """The optimal response to an (unannounced) task switch at ``t_switch``.
+
+    ``before``: the first task's optimal path on [0, t_s]; ``after``: the second task's
+    optimal path from x(t_s), in physical time t ≥ t_s; ``path``: both joined (θ(t) from
+    the element polynomials; the velocity sample at t_s is the left limit). ``objective``:
+    ∫_0^{t_s} e^{−γt}ℓ_A dt + e^{−γt_s}J_B*(x(t_s)).
+    """
+
+    before: ocp.Trajectory
+    after: ocp.Trajectory
+    path: ocp.Trajectory
+    t_switch: float
+    objective: float
+    problems: tuple     # (first task's OCP, second task's OCP), both stationary
+
+    def __call__(self, t):
+        return self.path(t)
+
+    def el_error(self) -> float:
+        """The larger of the two phases' Euler–Lagrange errors (:func:`ocp.euler_lagrange_error`),
+        each against its own task, over the collocated part (before any policy continuation)."""
+        return max(ocp.euler_lagrange_error(problem, collocated(trajectory))
+                   for problem, trajectory in zip(self.problems, (self.before, self.after)))
+
+
+def solve_switch(scenario: WeightUncertainty, theta0=None, mesh=None, until=None) -> SwitchSolution:
+    """Solve a scenario with ``t_switch`` in two phases (see the module docstring).
+
+    Phase 1: the first task's optimal path from θ0 (the learner plans as if the task
+    were permanent), cut at t_s; phase 2: the second task's optimal path from x(t_s),
+    shifted to start at t_s.
+
+    ``until`` None: each phase is the engine's infinite-horizon solve (``ocp.solve``, with
+    its policy continuation for γ > 0; a phase at rest before t_s holds its rest point).
+    ``until`` = t_end > t_s (γ > 0): each phase is covered by :func:`receding` windows,
+    which is much cheaper for large γ and returns the path on [0, t_end].
+    Raises ProblemError when the scenario has no switch, SolveError if a solve fails.
+    """
+    t_s = scenario.params["t_switch"]
+    if t_s is None:
+        raise ocp.ProblemError("solve_switch needs a scenario with t_switch")
+    theta0 = scenario.theta0 if theta0 is None else scenario.problem.check_state(theta0)
+    first, second = scenario.task(after=False).problem, scenario.task(after=True).problem
+    if until is None:
+        before = cut(first, ocp.solve(first, theta0, mesh=mesh), t_s)
+        later = ocp.solve(second, before.theta[-1], mesh=mesh)
+    else:
+        if not (isinstance(until, (int, float)) and until > t_s):
+            raise ocp.ProblemError(f"until must be a time after t_switch = {t_s}, got {until!r}")
+        before = receding(first, theta0, t_s, mesh)
+        later = receding(second, before.theta[-1], until - t_s, mesh)
+    after = shifted(later, t_s)
+    objective = discounted_integral(first, before) + math.exp(-first.gamma * t_s) * later.objective
+    path = ocp.trajectory.concatenate(before, after)
+    path.objective = objective
+    path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma)
+    return SwitchSolution(before, after, path, t_s, objective, (first, second))
+
+
+KEEP_WINDOW = 10.0      # γ·(kept part of each receding window)
+MARGIN = 20.0           # γ·(planned beyond it): the free end moves the kept part by ~e^{−20}
+
+
+def receding(problem, theta0, duration, mesh=None) -> ocp.Trajectory:
+    """The infinite-horizon optimal path on [0, duration] by time consistency: solve on a
+    finite horizon (KEEP_WINDOW + MARGIN)/γ with a free end, keep the first KEEP_WINDOW/γ,
+    re-solve from its end state, repeat. The horizon keeps e^{−γT} ≥ e^{−30}, where the
+    NLP is still determined (longer windows at large γ leave the tail undetermined).
+    ``objective`` is the discounted cost over [0, duration]."""
+    if problem.gamma <= 0:
+        raise ocp.ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
+    keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
+    path, start, state = None, 0.0, np.asarray(theta0, float)
+    while start < duration * (1 - 1e-12):
+        length = min(keep, duration - start)
+        piece = shifted(cut(problem, ocp.solve(problem, state, horizon=length + margin, mesh=mesh), length), start)
+        path = piece if path is None else ocp.trajectory.concatenate(path, piece)
+        start, state = start + length, piece.theta[-1]
+    path.objective = discounted_integral(problem, path)
+    path.stats.update(receding_windows=True, gamma=problem.gamma)
+    path.stats.pop("policy_from", None)
+    return path
+
+
+# -- trajectory pieces --------------------------------------------------------------------
+def _local(times, t_a, scale):
+    """The element coordinate of a Trajectory element (see ocp.trajectory) and d(local)/dt."""
+    if scale > 0:
+        return (times - t_a) / (scale + times - t_a), scale / (scale + times - t_a) ** 2
+    return times, np.ones_like(times)
+
+
+def cut(problem, trajectory: ocp.Trajectory, t_end: float) -> ocp.Trajectory:
+    """``trajectory`` on [t_0, t_end]: the element containing t_end is the same polynomial
+    sampled on its shortened range; past the last sample (at rest) the last state is held."""
+    t_end = float(t_end)
+    if t_end >= trajectory.t[-1]:
+        if t_end == trajectory.t[-1]:
+            return trajectory
+        rest = trajectory.theta[-1]
+        hold = ocp.from_path(problem, lambda t: np.broadcast_to(rest, (len(np.atleast_1d(t)), len(rest))),
+                             t_end - trajectory.t[-1], degree=2)
+        return ocp.trajectory.concatenate(trajectory, shifted(hold, trajectory.t[-1]))
+    starts = trajectory.t[trajectory.elements[:, 0].astype(int)]
+    e = int(np.searchsorted(starts, t_end, side="left")) - 1
+    i0, i1, t_a, scale = trajectory.elements[e]
+    i0, i1 = int(i0), int(i1)
+    nodes_t = trajectory.t[i0:i1 + 1]
+    nodes, _ = _local(nodes_t, t_a, scale)
+    end, _ = _local(np.array([t_end]), t_a, scale)
+    new_local = nodes[0] + (end[0] - nodes[0]) * (1 - np.cos(np.pi * np.arange(len(nodes)) / (len(nodes) - 1))) / 2
+    new_t = (t_a + scale * new_local / (1 - new_local)) if scale > 0 else new_local
+    new_t[0], new_t[-1] = nodes_t[0], t_end
+    theta = lagrange_basis(nodes, new_local).T @ trajectory.theta[i0:i1 + 1]
+    _, rate = _local(new_t, t_a, scale)
+    velocity = (lagrange_derivative(nodes, new_local).T @ trajectory.theta[i0:i1 + 1]) * rate[:, None]
+    t = np.concatenate([trajectory.t[:i0], new_t])
+    theta = np.vstack([trajectory.theta[:i0], theta])
+    velocity = np.vstack([trajectory.velocity[:i0], velocity])
+    kinetic, potential, dl_du = ocp.path.running_cost(problem, t, theta, velocity)
+    elements = np.vstack([trajectory.elements[:e], [[i0, i0 + len(new_t) - 1, t_a, scale]]])
+    return ocp.Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
+                          costate=-dl_du, objective=trajectory.objective, elements=elements,
+                          stats={**trajectory.stats, "cut_at": t_end})
+
+
+def shifted(trajectory: ocp.Trajectory, offset: float) -> ocp.Trajectory:
+    """The same trajectory in time t + offset (for a stationary problem)."""
+    elements = trajectory.elements.copy()
+    elements[:, 2] += offset * (elements[:, 3] > 0)
+    stats = dict(trajectory.stats)
+    if "policy_from" in stats:
+        stats["policy_from"] = stats["policy_from"] + offset
+    return ocp.Trajectory(t=trajectory.t + offset, theta=trajectory.theta, velocity=trajectory.velocity,
+                          kinetic=trajectory.kinetic, potential=trajectory.potential,
+                          costate=trajectory.costate, objective=trajectory.objective,
+                          elements=elements, stats=stats)
+
+
+def collocated(trajectory: ocp.Trajectory) -> ocp.Trajectory:
+    """The elements before the policy continuation (all of them when there is none)."""
+    start = trajectory.stats.get("policy_from", np.inf)
+    ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
+    keep = trajectory.elements[ends <= start + 1e-12 * max(1.0, abs(start))]
+    if len(keep) == 0 or len(keep) == len(trajectory.elements):
+        return trajectory
+    stop = int(keep[-1, 1]) + 1
+    return ocp.Trajectory(t=trajectory.t[:stop], theta=trajectory.theta[:stop],
+                          velocity=trajectory.velocity[:stop], kinetic=trajectory.kinetic[:stop],
+                          potential=trajectory.potential[:stop], costate=trajectory.costate[:stop],
+                          objective=trajectory.objective, elements=keep, stats=trajectory.stats)
+
+
+def discounted_integral(problem, trajectory: ocp.Trajectory) -> float:
+    """∫ e^{−γt} ℓ dt over the trajectory, by 20-point Gauss–Legendre on each element."""
+    gauss, weights = np.polynomial.legendre.leggauss(20)
+    total = 0.0
+    for i0, i1, t_a, scale in trajectory.elements:
+        i0, i1 = int(i0), int(i1)
+        nodes, _ = _local(trajectory.t[i0:i1 + 1], t_a, scale)
+        points = nodes[0] + (nodes[-1] - nodes[0]) * (gauss + 1) / 2
+        times = (t_a + scale * points / (1 - points)) if scale > 0 else points
+        _, rate = _local(times, t_a, scale)
+        theta = lagrange_basis(nodes, points).T @ trajectory.theta[i0:i1 + 1]
+        velocity = (lagrange_derivative(nodes, points).T @ trajectory.theta[i0:i1 + 1]) * rate[:, None]
+        kinetic, potential, _ = ocp.path.running_cost(problem, times, theta, velocity)
+        total += (nodes[-1] - nodes[0]) / 2 * np.sum(weights / rate * np.exp(-problem.gamma * times)
+                                                     * (kinetic + potential))
+    return float(total)
+
+
+# -- the Euler–Lagrange equations derived by hand (docs/weight_uncertainty.md) ------------------
+def acceleration(trajectory: ocp.Trajectory) -> np.ndarray:
+    """ẍ from the velocity samples, differentiating each element's polynomial."""
+    out = np.empty_like(trajectory.velocity)
+    for i0, i1, t_a, scale in trajectory.elements:
+        idx = slice(int(i0), int(i1) + 1)
+        nodes, rate = _local(trajectory.t[idx], t_a, scale)
+        out[idx] = (lagrange_derivative(nodes, nodes).T @ trajectory.velocity[idx]) * rate[:, None]
+    return out
+
+
+def hand_residual(scenario: WeightUncertainty, trajectory: ocp.Trajectory, after: bool = False):
+    """Residuals of the hand-derived EL equations at the samples, (n, 2D), and the size of
+    their largest term (n,):
+
+        R_μ = μ̈ − (v̇/v + γ)μ̇ − ηkv(g + Ha)
+        R_v = v̈ − v̇²/v − γv̇ + μ̇² − ηv(kHv − β)
+
+    for the first task (or the one after the switch)."""
+    p, n = scenario.params, scenario.weights
+    H = np.array(p["H_after" if after else "H"])
+    g = np.array(p["g_after" if after else "g"])
+    gamma, eta, k, beta = p["gamma"], p["eta"], p["k"], p["beta"]
+    x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)
+    mu, v, dmu, dv, ddmu, ddv = x[:, :n], x[:, n:], u[:, :n], u[:, n:], a[:, :n], a[:, n:]
+    shift = mu - np.array(p["mu0"])
+    terms_mu = [ddmu, -(dv / v) * dmu, -gamma * dmu, -eta * k * v * (g + H * shift)]
+    terms_v = [ddv, -dv ** 2 / v, -gamma * dv, dmu ** 2, -eta * v * (k * H * v - beta)]
+    residual = np.hstack([sum(terms_mu), sum(terms_v)])
+    size = np.max(np.abs(np.concatenate([np.stack(terms_mu), np.stack(terms_v)])), axis=(0, 2))
+    return residual, size
