@@ -230,7 +230,8 @@ class RecedingHorizon(CurvatureOptimizer):
         T_full, b_full = np.eye(m), np.zeros(m)            # padding: no force, positive curvature
         T_full[:size, :size] = T.double().cpu().numpy()
         b_full[:size] = b.double().cpu().numpy()
-        head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=torch.float64)
+        # in the parameters' dtype: load_state_dict casts floating state to it
+        head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype)
         head["basis"] = torch.cat([basis, basis.new_zeros(m - size, basis.shape[1])])
         head["plan_index"], head["plan_dt"] = 0, group["lr"]
         head["replans"] = int(head.get("replans", 0)) + 1

@@ -4,6 +4,7 @@
     lossnav solve     PROBLEM [--method ...] ...    collocation, analytic or a learning rule
     lossnav validate  [NAME ...|--all] [--json] [--report DIR]
     lossnav langevin  --dim D --lr ETA ...          SGD limiting dynamics (Kunin et al.)
+    lossnav train     --data D --model M --rule R --epochs E --seed S ...   train a network
 
 Exit codes: 0 success, 1 the problem, a solve or a validation failed (an ``ocp.OCPError``,
 an unwritable output), 2 malformed command line. Every error is one line on stderr.
@@ -14,11 +15,11 @@ import sys
 
 import ocp
 
-from . import cli_args, langevin_cli, solve_command, validate_command
+from . import cli_args, langevin_cli, solve_command, train_command, validate_command
 from .cli_args import PROG
 
 COMMANDS = (validate_command.add_problems_parser, solve_command.add_parser,
-            validate_command.add_parser, langevin_cli.add_parser)
+            validate_command.add_parser, langevin_cli.add_parser, train_command.add_parser)
 
 
 def build_parser():

@@ -1,0 +1,145 @@
+"""``lossnav train``: train a network with a learning rule (the paper's Fig. 2e–f setting, App. B).
+
+    lossnav train --data digits|mnist1d --model mlp|cnn --rule RULE --epochs E --seed S
+                  [--batch B] [--lr LR] [--json] [--out DIR]
+                  [--checkpoint FILE] [--resume FILE]
+
+RULE: mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (and any rule registered in
+:mod:`training.rules`). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
+optimal_quadratic; default: the rule's). ``--checkpoint FILE`` saves model, optimizer and RNG
+state after every epoch; ``--resume FILE`` continues such a run up to ``--epochs`` epochs in
+total, bit-identically to an uninterrupted run. ``--out DIR`` writes ``metrics.json`` (per-epoch
+train loss, test loss and accuracy, wall time; fallbacks), ``loss.png`` and ``accuracy.png``.
+Unknown names print the valid ones (exit 2); a diverged or unresumable run exits 1.
+torch is imported only when this command runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import cli_args
+from .cli_args import PROG
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "train", help="train a network with a learning rule (digits/mnist1d)",
+        description="Train a classifier with a learning rule and record loss, accuracy and wall time.")
+    add = parser.add_argument
+    add("--data", required=True, metavar="DATA", help="digits (scikit-learn 8×8) or mnist1d (generated locally)")
+    add("--model", required=True, metavar="MODEL", help="mlp or cnn (1-D)")
+    add("--rule", required=True, metavar="RULE",
+        help="mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (or a registered rule)")
+    add("--epochs", required=True, type=cli_args.positive_int, help="epochs in total")
+    add("--seed", required=True, type=_seed, help="seed of the model, the shuffling and the probes")
+    add("--batch", type=cli_args.positive_int, default=32, help="minibatch size (default: 32)")
+    add("--lr", type=_positive_float, metavar="LR", help="the rule's lr (default: the rule's own)")
+    add("--json", action="store_true", help="print the metrics as JSON on stdout")
+    add("--out", metavar="DIR", help="write metrics.json, loss.png and accuracy.png to DIR")
+    add("--checkpoint", metavar="FILE", help="save a checkpoint after every epoch")
+    add("--resume", metavar="FILE", help="continue from a checkpoint (same data, model, rule, seed, batch, lr)")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise cli_args.argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise cli_args.argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise cli_args.argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise cli_args.argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _check_name(kind, value, registry):
+    if value not in registry:
+        raise cli_args.UsageError(f"unknown {kind} {value!r}; valid: {', '.join(registry)}")
+
+
+def run(args) -> int:
+    import training
+    from training.loop import TrainingError
+    _check_name("dataset", args.data, training.DATASETS)
+    _check_name("model", args.model, training.MODELS)
+    _check_name("rule", args.rule, training.RULES)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    data = training.load_data(args.data)
+    model = training.make_model(args.model, data, seed=args.seed)
+    lr = args.lr if args.lr is not None else training.RULES[args.rule].default_lr
+    try:
+        optimizer = training.make_optimizer(args.rule, model.parameters(), lr)
+    except ValueError as exc:
+        raise cli_args.UsageError(cli_args.one_line(exc)) from None
+    config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed,
+              "batch": args.batch, "lr": lr}
+    try:
+        history = training.train(model, optimizer, data, args.epochs, seed=args.seed, batch=args.batch,
+                                 checkpoint=args.checkpoint, resume=args.resume, config=config)
+    except TrainingError as exc:
+        print(f"{PROG}: error: {cli_args.one_line(exc)}", file=sys.stderr)
+        return 1
+    metrics = summary(config, history, optimizer, model)
+    if args.out:
+        write_outputs(args.out, metrics)
+    if args.json:
+        print(cli_args.dumps(metrics))
+    else:
+        print(f"{args.rule} on {args.data}-{args.model} (seed {args.seed}, lr {lr:g}, batch {args.batch})")
+        print("epoch  train_loss  test_acc  wall_s")
+        for record in metrics["epochs"]:
+            print(f"{record['epoch']:5d}  {record['train_loss']:10.4f}  {record['test_accuracy']:7.2f}%"
+                  f"  {record['wall_time']:6.2f}")
+        if hasattr(optimizer, "fallbacks"):
+            print(f"MPC: {metrics['replans']} plans, {metrics['solves']} by IPOPT, {metrics['fallbacks']} fallbacks")
+    return 0
+
+
+def summary(config, history, optimizer, model) -> dict:
+    """The metrics dict of a run (the JSON of ``--json`` and ``--out``)."""
+    epochs = history["epochs"]
+    metrics = {**config, "parameters": sum(p.numel() for p in model.parameters()), "epochs": epochs,
+               "final_test_accuracy": epochs[-1]["test_accuracy"], "final_train_loss": epochs[-1]["train_loss"],
+               "mean_epoch_time": sum(r["wall_time"] for r in epochs) / len(epochs),
+               "steps": history["steps"], "fallbacks": history["fallbacks"],
+               "skipped_steps": history["skipped_steps"]}
+    for key in ("replans", "solves", "hvps"):
+        if hasattr(optimizer, key):
+            metrics[key] = int(getattr(optimizer, key))
+    return metrics
+
+
+def write_outputs(directory, metrics) -> None:
+    """metrics.json, loss.png, accuracy.png in ``directory``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(os.path.join(directory, "metrics.json"), "w") as handle:
+        handle.write(cli_args.dumps(metrics) + "\n")
+    epochs = [r["epoch"] for r in metrics["epochs"]]
+    title = f"{metrics['rule']} on {metrics['data']}-{metrics['model']} (seed {metrics['seed']})"
+    for name, keys, label in (("loss.png", ("train_loss", "test_loss"), "cross-entropy"),
+                              ("accuracy.png", ("test_accuracy",), "test accuracy (%)")):
+        figure, axis = plt.subplots(figsize=(5, 3.5))
+        for key in keys:
+            axis.plot(epochs, [r[key] for r in metrics["epochs"]], marker="o", label=key.replace("_", " "))
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.set_title(title, fontsize=9)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(os.path.join(directory, name), dpi=120)
+        plt.close(figure)

@@ -1,0 +1,61 @@
+"""The rule registry of ``lossnav train``: RULE name → optimizer factory with its default ``lr``.
+
+Each factory is ``factory(params, lr)`` → a ``torch.optim.Optimizer`` that accepts
+``step(closure)``; what ``lr`` means differs by rule (docs/learning_rules.md: Δt for the
+optimal rules, √(ηk)Δt for Ballistic, ηkΔt/γ for natural gradient and SGD). The other
+hyperparameters are fixed here (docs/training.md says why). Another rule is one call:
+
+    register_rule("belief_adam", lambda params, lr: BeliefAdam(params, lr=lr), default_lr=1e-3)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from learning_rules import Ballistic, NaturalGradient, OptimalQuadratic, RecedingHorizon
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    factory: Callable
+    default_lr: float
+    description: str = ""
+
+
+RULES: dict = {}
+
+
+def register_rule(name: str, factory, default_lr: float, description: str = "") -> None:
+    """Add (or replace) a rule: ``factory(params, lr)`` → optimizer."""
+    RULES[name] = Rule(name, factory, float(default_lr), description)
+
+
+def make_optimizer(name: str, params, lr=None):
+    """Optimizer ``name`` over ``params`` (``lr`` None: the rule's default); ValueError on an
+    unknown name, listing the valid ones."""
+    if name not in RULES:
+        raise ValueError(f"unknown rule {name!r}; valid: {', '.join(RULES)}")
+    rule = RULES[name]
+    return rule.factory(params, rule.default_lr if lr is None else lr)
+
+
+# MPC: re-plan every 20 steps on a 4-dimensional subspace (g, last displacement, 2 Lanczos
+# directions) in the App. B metric G = √v̂ + ε, trust radius 0.1 in that metric, Hutchinson
+# diagonal for the complement, γ = 1 (overdamped for flat directions: lr/γ per unit of G⁻¹g).
+register_rule("mpc", lambda params, lr: RecedingHorizon(
+    params, lr=lr, gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4,
+    replan_interval=20, trust_radius=0.1, curvature="hutchinson", curvature_beta=0.9), 3e-3,
+    "learning_rules.RecedingHorizon (lr = Δt)")
+register_rule("optimal_quadratic", lambda params, lr: OptimalQuadratic(
+    params, lr=lr, gamma=0.0, damping=1e-8, curvature="hutchinson", refresh_interval=10,
+    curvature_beta=0.9), 1e-3, "learning_rules.OptimalQuadratic, Hutchinson diagonal (lr = Δt)")
+register_rule("ballistic", lambda params, lr: Ballistic(params, lr=lr, beta=0.999), 1e-3,
+              "learning_rules.Ballistic, App. B proxy (lr = √(ηk)Δt)")
+register_rule("natural_gradient", lambda params, lr: NaturalGradient(
+    params, lr=lr, metric="fisher", beta=0.999, damping=1e-4), 1e-5,
+    "learning_rules.NaturalGradient, diagonal empirical Fisher (lr = ηkΔt/γ)")
+register_rule("sgd", lambda params, lr: torch.optim.SGD(params, lr=lr), 0.1, "torch.optim.SGD")
+register_rule("adam", lambda params, lr: torch.optim.Adam(params, lr=lr), 1e-3, "torch.optim.Adam")
