@@ -15,5 +15,7 @@ from .drift_compensated import DriftCompensated
 from .natural_gradient import NaturalGradient
 from .optimal_quadratic import OptimalQuadratic
 from .receding_horizon import RecedingHorizon
+from .weight_uncertainty import WeightUncertainty
 
-__all__ = ["OptimalQuadratic", "Ballistic", "NaturalGradient", "DriftCompensated", "RecedingHorizon"]
+__all__ = ["OptimalQuadratic", "Ballistic", "NaturalGradient", "DriftCompensated", "RecedingHorizon",
+           "WeightUncertainty"]

@@ -163,16 +163,24 @@ class WeightUncertainty(Scenario):
                 raise ocp.ProblemError(f"parameter 't_switch' must be > 0, got {switch}")
             H_after = H if params["H_after"] is None else _positive_vector("H_after", params["H_after"], dim)
             g_after = g if params["g_after"] is None else _vector("g_after", params["g_after"], dim)
+        after = (None, None) if switch is None else (H_after.tolist(), g_after.tolist())
         return {"H": H.tolist(), "g": g.tolist(), "mu0": mu0.tolist(), "beta": out["beta"],
-                "H_after": H_after.tolist(), "g_after": g_after.tolist(), "t_switch": switch,
+                "H_after": after[0], "g_after": after[1], "t_switch": switch,
                 "gamma": out["gamma"], "eta": out["eta"], "k": out["k"]}
 
     def build(self, params):
-        constants = {key: np.array(params[key]) for key in ("H", "g", "mu0", "H_after", "g_after")}
+        constants = {key: np.array(params[key]) for key in ("H", "g", "mu0")}
+        constants.update(H_after=self._task_value("H", True, params), g_after=self._task_value("g", True, params))
         constants["beta"] = params["beta"]
         constants["t_switch"] = params["t_switch"] if params["t_switch"] is not None else 0.0
         return WeightUncertaintyOCP(len(params["H"]), constants, params["gamma"], params["eta"],
                                     params["k"], name=self.name, switch=params["t_switch"] is not None)
+
+    @staticmethod
+    def _task_value(key, after, params):
+        """g or H of the first task, or of the one after the switch (the first when none)."""
+        value = params[key + "_after"] if after else None
+        return np.array(params[key] if value is None else value)
 
     @property
     def weights(self) -> int:
@@ -183,8 +191,7 @@ class WeightUncertainty(Scenario):
 
     def rest_point(self, after: bool = False) -> np.ndarray:
         """(μ*, v*) = (μ0 − g/H, β/(kH)) of the first task (or the one after the switch)."""
-        H = np.array(self.params["H_after" if after else "H"])
-        g = np.array(self.params["g_after" if after else "g"])
+        H, g = self._task_value("H", after, self.params), self._task_value("g", after, self.params)
         return np.concatenate([np.array(self.params["mu0"]) - g / H, self.params["beta"] / (self.params["k"] * H)])
 
     def fixed_point(self):
@@ -204,8 +211,8 @@ class WeightUncertainty(Scenario):
 
     def task(self, after: bool = False) -> "WeightUncertainty":
         """The stationary scenario of one task (no switch)."""
-        key = "_after" if after else ""
-        params = {**self.params, "H": self.params["H" + key], "g": self.params["g" + key],
+        params = {**self.params, "H": self._task_value("H", after, self.params).tolist(),
+                  "g": self._task_value("g", after, self.params).tolist(),
                   "H_after": None, "g_after": None, "t_switch": None}
         return WeightUncertainty(**params)
 
@@ -230,7 +237,7 @@ class WeightUncertainty(Scenario):
 
 def _overdamped(scenario, theta0, times, after):
     p, n = scenario.params, scenario.weights
-    H = np.array(p["H_after" if after else "H"])
+    H = scenario._task_value("H", after, p)
     rest = scenario.rest_point(after)
     rate = p["eta"] / p["gamma"] * p["beta"]
     mu0, v0 = theta0[:n], theta0[n:]
@@ -279,9 +286,14 @@ class SwitchSolution:
 
     def el_error(self) -> float:
         """The larger of the two phases' Euler–Lagrange errors (:func:`ocp.euler_lagrange_error`),
-        each against its own task, over the collocated part (before any policy continuation)."""
-        return max(ocp.euler_lagrange_error(problem, collocated(trajectory))
-                   for problem, trajectory in zip(self.problems, (self.before, self.after)))
+        each against its own task, over the collocated part (before any policy continuation).
+        A phase at rest (speed ≤ 1e-9·|x|, e.g. phase 1 started at the rest point) has only
+        round-off terms, whose ratio means nothing: it is left out."""
+        errors = [0.0]
+        for problem, trajectory in zip(self.problems, (self.before, self.after)):
+            if np.abs(trajectory.velocity).max() > 1e-9 * max(1.0, np.abs(trajectory.theta).max()):
+                errors.append(ocp.euler_lagrange_error(problem, collocated(trajectory)))
+        return max(errors)
 
 
 def solve_switch(scenario: WeightUncertainty, theta0=None, mesh=None, until=None) -> SwitchSolution:
@@ -450,8 +462,7 @@ def hand_residual(scenario: WeightUncertainty, trajectory: ocp.Trajectory, after
 
     for the first task (or the one after the switch)."""
     p, n = scenario.params, scenario.weights
-    H = np.array(p["H_after" if after else "H"])
-    g = np.array(p["g_after" if after else "g"])
+    H, g = scenario._task_value("H", after, p), scenario._task_value("g", after, p)
     gamma, eta, k, beta = p["gamma"], p["eta"], p["k"], p["beta"]
     x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)
     mu, v, dmu, dv, ddmu, ddv = x[:, :n], x[:, n:], u[:, :n], u[:, n:], a[:, :n], a[:, n:]

@@ -1,0 +1,189 @@
+"""WeightUncertainty: the overdamped optimal rule for Gaussian weights (Vastola, Gershman &
+Rajan 2025, App. I.3, Eq. 148; derivation in docs/weight_uncertainty.md).
+
+Each weight is N(μ, v); ``param`` holds μ and ``state[p]["variance"]`` holds v. The optimal
+paths of the App. I problem (Fisher-metric kinetic cost (1/η)·KL rate, entropy bonus β,
+k·expected loss, discount γ) follow, in the overdamped limit γ → ∞ at fixed ρ = η/γ,
+
+    μ̇ = −ρk v ⊙ ∇L(μ),        v̇ = ρ v ⊙ (β − k h v),      h = diag ∇²L(μ)
+
+(the variance scales the effective learning rate; it rests at v* = β/(kh), Eq. 149). One
+step of duration Δt = ``lr``:
+
+    μ ← μ − Δt ρk v ⊙ g
+    v ← v e^{ρβΔt} / (1 + (k h⁺ v/β)(e^{ρβΔt} − 1))
+
+the v-update being the exact solution of the logistic equation over the step with h
+frozen (positive for every Δt), the μ-update explicit Euler: the rule converges to the
+overdamped flow with order 1 in Δt, and the flow to the optimal path as γ → ∞
+(problems/weight_uncertainty.py: ``overdamped_path`` and ``solve_switch``). After a task
+switch to a flatter basin h drops and v relaxes up to the new β/(kh): the learning rate
+grows, which is the optimal form of weight resetting.
+
+Curvature h: "hutchinson" (default: diagonal from Hessian-vector products inside
+``step``), "exact" (diagonal of the dense Hessian of small groups) or a callable
+``(param, grad) -> tensor`` shaped like ``param``. Negative curvature is treated as flat
+(h⁺ = max(h, 0): the expected loss then rewards variance without bound, and the variance
+grows as e^{ρβt}); ``max_variance`` caps it. Variances are kept in
+[``min_variance``, ``max_variance``]; every clamped entry is counted in
+``state[p]["variance_floored"]`` / ``["variance_capped"]`` (:attr:`variance_clamps`), and a
+non-finite gradient, curvature or update skips the step (counted in ``skipped_steps``):
+a variance never becomes negative or NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import CurvatureOptimizer, all_finite, check_number, flat
+
+
+class WeightUncertainty(CurvatureOptimizer):
+    """Per-weight mean and variance updated by the overdamped optimal rule (module docstring).
+
+    Args:
+        params: parameters (the means μ) or parameter groups.
+        lr: Δt > 0, the duration of one step (default 1e-2).
+        eta: step-cost scale η > 0 (default 1).
+        k: loss weight k > 0 (default 1).
+        gamma: discount rate γ > 0 (default 1); only ρ = η/γ and k, β enter the rule.
+        beta: entropy weight β > 0 (default 1, the paper's value).
+        init_variance: initial variance v0 > 0 of every weight (default 1e-2).
+        min_variance, max_variance: 0 < min ≤ max ≤ ∞ (default 1e-12, ∞).
+        curvature: "hutchinson" (default), "exact" or a callable ``(param, grad) -> tensor``.
+        refresh_interval, curvature_beta, hutchinson_samples: Hutchinson options (default
+            1, 0.9, 1); see :class:`learning_rules.base.CurvatureOptimizer`.
+        maximize: maximize the objective instead (default False).
+    """
+
+    def __init__(self, params, lr=1e-2, *, eta=1.0, k=1.0, gamma=1.0, beta=1.0, init_variance=1e-2,
+                 min_variance=1e-12, max_variance=math.inf, curvature="hutchinson", refresh_interval=1,
+                 curvature_beta=0.9, hutchinson_samples=1, maximize=False):
+        defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, beta=beta, init_variance=init_variance,
+                        min_variance=min_variance, max_variance=max_variance, curvature=curvature,
+                        refresh_interval=refresh_interval, curvature_beta=curvature_beta,
+                        hutchinson_samples=hutchinson_samples, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def check_group(self, group):
+        group["lr"] = check_number("lr", group["lr"], 0, None, low_open=True)
+        super().check_group(group)
+        for key in ("eta", "k", "gamma", "beta", "init_variance", "min_variance"):
+            group[key] = check_number(key, group[key], 0, None, low_open=True)
+        maximum = group["max_variance"]
+        if not (isinstance(maximum, (int, float)) and not isinstance(maximum, bool)
+                and maximum >= group["min_variance"] and not math.isnan(maximum)):
+            raise ValueError(f"max_variance must be a number in [min_variance, ∞], got {maximum!r}")
+        group["max_variance"] = float(maximum)
+        if not group["min_variance"] <= group["init_variance"] <= group["max_variance"]:
+            raise ValueError(f"init_variance must lie in [min_variance, max_variance] = "
+                             f"[{group['min_variance']:g}, {group['max_variance']:g}], got {group['init_variance']:g}")
+
+    def variances(self, params):
+        """The variance tensors of ``params`` (created at ``init_variance`` on first use)."""
+        out = []
+        group_of = {id(p): group for group in self.param_groups for p in group["params"]}
+        for param in params:
+            state = self.state[param]
+            if "variance" not in state:
+                state["variance"] = torch.full_like(param, group_of[id(param)]["init_variance"],
+                                                    memory_format=torch.preserve_format)
+                state["variance_floored"] = 0
+                state["variance_capped"] = 0
+            out.append(state["variance"])
+        return out
+
+    @property
+    def variance_clamps(self) -> dict:
+        """Total entries clamped to the floor and to the cap, over all parameters and steps."""
+        states = [s for s in self.state.values() if "variance" in s]
+        return {"floored": sum(int(s["variance_floored"]) for s in states),
+                "capped": sum(int(s["variance_capped"]) for s in states)}
+
+    def _group_step(self, group, params, grads, graph):
+        if not all_finite(grads):
+            self._skip(group, "gradient")
+            return
+        curvature = self._curvature(group, params, grads, graph)
+        if curvature is None:
+            self._skip(group, "curvature")
+            return
+        kind, value = curvature
+        diagonal = torch.diagonal(value) if kind == "dense" else value
+        variances = self.variances(params)
+        v = flat(variances)
+        rho, k, beta, dt = group["eta"] / group["gamma"], group["k"], group["beta"], group["lr"]
+        displacement = flat(grads).mul_(v).mul_(-dt * rho * k)
+        growth = math.expm1(rho * beta * dt)
+        new_v = v * (1 + growth) / (1 + (k / beta) * diagonal.clamp(min=0) * v * growth)
+        if not all_finite([displacement, new_v]):
+            self._skip(group, "update")
+            return
+        low, high = group["min_variance"], group["max_variance"]
+        floored, capped = new_v < low, new_v > high
+        new_v = new_v.clamp(min=low, max=high)
+        self._apply(group, params, displacement, "update")
+        sizes = [p.numel() for p in params]
+        for param, variance, part in zip(params, variances, torch.split(new_v, sizes)):
+            variance.copy_(part.view_as(param))
+        if bool(floored.any()) or bool(capped.any()):     # rare: count per parameter
+            for param, low_part, high_part in zip(params, torch.split(floored, sizes), torch.split(capped, sizes)):
+                state = self.state[param]
+                state["variance_floored"] += int(low_part.sum())
+                state["variance_capped"] += int(high_part.sum())
+
+
+def run_on_scenario(scenario, dt, steps, theta0=None, **options):
+    """Run :class:`WeightUncertainty` on a ``problems.weight_uncertainty`` scenario.
+
+    The loss is the current task's quadratic Σ g_i a_i + ½H_i a_i² (a = μ − μ0); at step
+    index t_switch/Δt (rounded; it must be an integer multiple of Δt to within 1e-9) the
+    task switches to (g_after, H_after). Hyperparameters map from the scenario (lr = Δt,
+    η, k, γ, β, init_variance = v0 per weight through a callable-free state set-up,
+    curvature "exact"); ``options`` override them. Returns (t, x): t = Δt·(0..steps) and
+    the iterates x = (μ, v), shape (steps + 1, 2D), float64 numpy arrays.
+    """
+    import numpy as np
+
+    params, n = scenario.params, scenario.weights
+    start = np.asarray(scenario.theta0 if theta0 is None else theta0, dtype=float).reshape(-1)
+    if start.shape != (2 * n,) or not np.all(np.isfinite(start)) or np.any(start[n:] <= 0):
+        raise ValueError(f"theta0 must be {2 * n} finite numbers with positive variances, got {start.tolist()}")
+    switch_step = None
+    if params["t_switch"] is not None:
+        ratio = params["t_switch"] / dt
+        if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
+            raise ValueError(f"t_switch = {params['t_switch']} must be a multiple of dt = {dt}")
+        switch_step = int(round(ratio))
+    tensor = lambda key, after: torch.tensor(scenario._task_value(key, after, params), dtype=torch.float64)
+    tasks = [(tensor("g", False), tensor("H", False)), (tensor("g", True), tensor("H", True))]
+    mu0 = torch.tensor(params["mu0"], dtype=torch.float64)
+    mu = torch.tensor(start[:n], dtype=torch.float64, requires_grad=True)
+    hyper = {"lr": dt, "eta": params["eta"], "k": params["k"], "gamma": params["gamma"],
+             "beta": params["beta"], "curvature": "exact", "init_variance": float(start[n:].min()),
+             **options}
+    optimizer = WeightUncertainty([mu], **hyper)
+    optimizer.variances([mu])[0].copy_(torch.tensor(start[n:], dtype=torch.float64))
+    task = [0]
+
+    def closure():
+        optimizer.zero_grad()
+        g, H = tasks[task[0]]
+        shift = mu - mu0
+        loss = (g * shift + 0.5 * H * shift * shift).sum()
+        loss.backward()
+        return loss
+
+    path = np.empty((steps + 1, 2 * n))
+    path[0] = start
+    for index in range(1, steps + 1):
+        if switch_step is not None and index - 1 >= switch_step:
+            task[0] = 1
+        optimizer.step(closure)
+        path[index, :n] = mu.detach().numpy()
+        path[index, n:] = optimizer.state[mu]["variance"].numpy()
+    return dt * np.arange(steps + 1), path
+
+
+__all__ = ["WeightUncertainty", "run_on_scenario"]
