@@ -9,7 +9,8 @@ e^{−γt} ≥ KEEP_DISCOUNT is kept; the free end perturbs it by about e^{−γ
 Exponential discounting is time-consistent, so the optimal path from any later state
 continues the same path, and the optimal policy θ̇ = π(θ) is stationary. If the path has
 not come to rest in the kept part, θ̇ = π(θ) is integrated (``ocp.policy``: an
-exponential integrator, since the policy ODE is stiff when curvatures spread); each evaluation of π is one warm-started solve of the same
+exponential Rosenbrock integrator with the exact policy Jacobian, since the policy ODE is
+stiff when curvatures spread); each evaluation of π is one warm-started solve of the same
 NLP from θ: π(θ) = argmin_u ℓ(θ, u) + ∇V(θ)ᵀu, with ∇V(θ) = ∂J*/∂θ0 read from the
 multiplier of the initial-state constraint. When γ is large the motion is slow (rates
 ≈ ηkλ/γ), and the integrator crosses it in few, long steps.
@@ -22,7 +23,7 @@ import numpy as np
 
 from .collocation import lagrange_derivative
 from .errors import ProblemError, SolveError, TerminalConstraintError
-from .policy import SAMPLES_PER_HALF_STEP, Policy
+from .policy import SAMPLES_PER_STEP, Policy
 from .policy import integrate as integrate_policy
 from .postprocess import checked_solve, from_solution, pointwise
 from .trajectory import Trajectory, concatenate
@@ -147,8 +148,8 @@ def _continue_by_policy(problem, tr, trajectory, raw, scale, s_end, rest_tol):
 
 
 def _sampled_trajectory(problem, tr, t, theta, objective):
-    """A Trajectory from the integrator's samples: one element per half step."""
-    per = SAMPLES_PER_HALF_STEP
+    """A Trajectory from the integrator's samples: one element per step."""
+    per = SAMPLES_PER_STEP
     elements = [(i, i + per - 1, 0.0, 0.0) for i in range(0, len(t) - 1, per - 1)]
     velocity = np.empty_like(theta)
     for i0, i1, _, _ in elements:

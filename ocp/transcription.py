@@ -321,10 +321,14 @@ class Transcription:
         U = blocks[:, n * (d + 1):].reshape(N, d, n).transpose(0, 2, 1)
         return X, U, V[N * self.block:]
 
+    @property
+    def initial_constraint_rows(self) -> np.ndarray:
+        """Indices in g of the rows θ(0) − θ0 = 0."""
+        return self._n_g[0] + np.arange(self.n)
+
     def initial_costate(self, raw):
         """∇V(θ0) = ∂J*/∂θ0: minus the multiplier of the constraint θ(0) − θ0 = 0."""
-        start = self._n_g[0]
-        return -raw["lam_g"][start:start + self.n]
+        return -raw["lam_g"][self.initial_constraint_rows]
 
     def multipliers_from_costate(self, p, lam_points, lam_ends):
         """lam_g for a warm start from current-value costates: λ at the collocation points

@@ -1,0 +1,109 @@
+"""The stationary policy of the infinite horizon (ocp.policy): exact Jacobian, exprb43."""
+import math
+
+import numpy as np
+import pytest
+import casadi
+
+import ocp
+from ocp.policy import Policy, integrate, phi_functions
+from ocp.solver import default_time_scale, transcription_for, window_end
+
+
+def _policy(problem, theta0):
+    mesh = ocp.Mesh(intervals=20, degree=5)
+    tr = transcription_for(problem, mesh, True, False)
+    scale = default_time_scale(problem, np.asarray(theta0, float))
+    s_end = window_end(scale, problem.gamma)
+    raw = tr.solve(np.asarray(theta0, float), problem.parameter_values(), scale, None, None, s_end)
+    assert raw["success"]
+    return Policy(problem, tr, scale, s_end, raw)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_policy_jacobian_is_exact(seed):
+    """KKT sensitivity against central differences of π on a non-quadratic, coupled loss."""
+    rng = np.random.default_rng(seed)
+    gamma = float(rng.uniform(0.3, 3.0))
+    c = rng.uniform(0.5, 2.0, size=2)
+    problem = ocp.DiscountedOCP(2, lambda th: (th[0] ** 2 - 1) ** 2 + c[0] * th[1] ** 2
+                                + 0.3 * c[1] * th[0] * th[1] - 0.5 * th[0], gamma=gamma)
+    theta = np.array([0.6, 0.3]) + 0.1 * rng.standard_normal(2)
+    policy = _policy(problem, theta)
+    exact = policy.jacobian(0.0, theta)
+    fd = np.empty((2, 2))
+    for j in range(2):
+        e = np.zeros(2)
+        e[j] = 1e-5
+        fd[:, j] = (policy(0.0, theta + e) - policy(0.0, theta - e)) / 2e-5
+    assert np.abs(exact - fd).max() <= 1e-6 * np.abs(exact).max()
+
+
+def test_policy_jacobian_of_quadratic_is_R():
+    """For L = ½θᵀHθ the policy is θ̇ = Rθ with R = (γ/2)I − (γ²/4 I + ηkH)^{1/2} (App. C.1)."""
+    from scipy.linalg import sqrtm
+    H = np.array([[3.0, 1.0], [1.0, 2.0]])
+    gamma, eta = 0.8, 1.5
+    problem = ocp.DiscountedOCP(2, lambda th, H: 0.5 * th.T @ H @ th, gamma=gamma, eta=eta,
+                                constants={"H": H})
+    policy = _policy(problem, np.array([1.0, -1.0]))
+    R = gamma / 2 * np.eye(2) - sqrtm(gamma ** 2 / 4 * np.eye(2) + eta * H).real
+    assert np.abs(policy.jacobian(0.0, np.array([0.3, 0.2])) - R).max() <= 1e-9
+
+
+def test_phi_functions_match_series():
+    rng = np.random.default_rng(3)
+    A = 0.3 * rng.standard_normal((3, 3))
+    phis = phi_functions(A, 4)
+    for k, phi in enumerate(phis):
+        series = sum(np.linalg.matrix_power(A, j) / math.factorial(j + k) for j in range(30))
+        assert np.abs(phi - series).max() <= 1e-14
+
+
+class _Bernoulli:
+    """θ̇ = −θ + θ², θ(t) = 1/(1 + (1/θ0 − 1)eᵗ): a nonlinear policy with a closed form."""
+
+    def __call__(self, t, theta):
+        return -theta + theta ** 2
+
+    def jacobian(self, t, theta):
+        return np.diag(-1 + 2 * theta)
+
+
+@pytest.mark.parametrize("rtol", [1e-6, 1e-8, 1e-10])
+def test_exprb43_meets_its_tolerance_on_a_nonlinear_policy(rtol):
+    theta0 = np.array([0.5, 0.9, -2.0])
+    t, theta, at_rest = integrate(_Bernoulli(), 0.0, theta0, rest_speed=1e-12, rtol=rtol, atol=1e-3 * rtol)
+    exact = 1 / (1 + np.outer(np.exp(t), 1 / theta0 - 1))
+    assert at_rest
+    assert np.abs(theta - exact).max() <= 50 * rtol
+
+
+def test_exprb43_is_exact_on_a_stiff_linear_policy():
+    """Curvature spread 1e6: one step spans every rate, exact up to round-off (φ-functions)."""
+    A = np.diag([-1e-3, -1.0, -1e3])
+
+    class Linear:
+        def __call__(self, t, theta):
+            return A @ theta
+
+        def jacobian(self, t, theta):
+            return A
+
+    theta0 = np.ones(3)
+    t, theta, _ = integrate(Linear(), 0.0, theta0, rest_speed=1e-9)
+    exact = np.exp(np.outer(t, np.diag(A)))
+    assert np.abs(theta - exact).max() <= 1e-12
+    assert len(t) < 40 * 7, "an exact integrator must not be step-limited by stiffness"
+
+
+def test_policy_continuation_agrees_with_collocation_from_a_later_state():
+    """Time consistency: at γ = 10 the collocated window ends at t ≈ 0.46 and the rest is
+    the integrated policy; a fresh collocation solve from θ(t1) must continue the same path."""
+    problem = ocp.DiscountedOCP(2, lambda th: (th[0] ** 2 - 1) ** 2 + th[1] ** 2 - 0.5 * th[0], gamma=10.0)
+    traj = ocp.solve(problem, [-0.6, 0.55], horizon=math.inf)
+    t1 = 3.0
+    assert traj.stats["reached_rest"] and traj.stats["policy_from"] < 1.0 < t1
+    later = ocp.solve(problem, traj(t1), horizon=math.inf)
+    window = later.t[later.t <= later.stats["policy_from"]]
+    assert np.abs(traj(t1 + window) - later(window)).max() <= 1e-9
