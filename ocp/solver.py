@@ -201,14 +201,17 @@ def _check_terminal(problem, terminal, infinite):
 
 
 def _check_limit_cost(problem, trajectory):
-    """With γ = 0 the infinite-horizon objective is finite only if k·L vanishes at the limit."""
+    """With γ = 0 the infinite-horizon objective is finite only if the running cost
+    (1/2η)(θ̇−f)ᵀG(θ̇−f) + k·L vanishes at the limit: k·L = 0 there and, with a drift, f = 0."""
     if problem.gamma > 0:
         return
     scale = np.abs(trajectory.potential).max() + np.abs(trajectory.kinetic).max()
-    if abs(trajectory.potential[-1]) > 1e-6 * scale + 1e-12:
+    kinetic, potential = trajectory.kinetic[-1], trajectory.potential[-1]
+    if abs(kinetic) + abs(potential) > 1e-6 * scale + 1e-12:
         raise ProblemError(
-            "with gamma = 0 and an infinite horizon the loss must be 0 at the limit point "
-            f"(k·L there is {trajectory.potential[-1]:.3g}); subtract the loss minimum or use gamma > 0")
+            "with gamma = 0 and an infinite horizon the running cost must be 0 at the limit point "
+            f"(there k·L = {potential:.3g} and the drift cost (1/2η)fᵀGf = {kinetic:.3g}); "
+            "subtract the loss minimum (and the resting cost of the drift) or use gamma > 0")
 
 
 def _guess_list(guess, theta0):

@@ -124,3 +124,12 @@ def test_ipopt_failure_carries_status_and_last_iterate():
 def test_gamma_zero_requires_vanishing_loss_at_limit():
     with pytest.raises(ocp.ProblemError, match="gamma = 0"):
         ocp.solve(fig1_problem(gamma=0.0), THETA0, horizon=math.inf, mesh=ocp.Mesh(20, 4))
+
+
+def test_gamma_zero_requires_vanishing_drift_cost_at_limit():
+    """L = ½|θ|² vanishes at its minimum, but a constant drift keeps (1/2η)|θ̇ − f|² > 0 at
+    rest: the infinite-horizon objective with γ = 0 diverges and the solve must say so."""
+    problem = ocp.DiscountedOCP(1, lambda th: 0.5 * th[0] ** 2, gamma=0.0,
+                                drift=lambda th: casadi.DM([0.3]))
+    with pytest.raises(ocp.ProblemError, match="drift cost"):
+        ocp.solve(problem, [1.0], horizon=math.inf, mesh=ocp.Mesh(20, 4))
