@@ -11,6 +11,7 @@ Each is a ``torch.optim.Optimizer`` (param groups with ``lr``, lazy state, ``ste
 :mod:`problems`. Derivations, hyperparameter maps and limits: docs/learning_rules.md.
 """
 from .ballistic import Ballistic
+from .belief_adam import BeliefAdam
 from .drift_compensated import DriftCompensated
 from .natural_gradient import NaturalGradient
 from .optimal_quadratic import OptimalQuadratic

@@ -1,0 +1,203 @@
+"""The Adam-like regime of the ``belief_adam`` scenario and BeliefAdam against collocation
+(Vastola, Gershman & Rajan 2025, App. H.2, Eqs. 141–142; docs/belief_adam.md).
+
+* :func:`initial_steps` / :func:`adam_regime_figure`: the optimal θ̇(0) of collocation
+  solutions for many initial beliefs (m0, v0), against −√(ηk)·m0/√v0 (Adam) and
+  −(ηk/γ)·m0 (SGD): the first law holds for γ² ≪ ηkv, the second for γ² ≫ ηkv.
+* :func:`limit_flow`, :func:`run_optimizer`, :func:`optimizer_study`: the overdamped-belief
+  flow that :class:`learning_rules.BeliefAdam` discretises, the optimizer run on the
+  scenario's stream, and its error against the flow (order in Δt) and against the
+  collocation reference (the flow's distance to the optimal path: the model error of the
+  time-scale separation).
+
+    python -m problems.belief_figures OUTDIR     # writes the figure (PNG, PDF), prints the study
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+import ocp
+
+from .belief_adam import BeliefAdamScenario, quasi_static_velocity
+
+# quasi-static beliefs (ξ tiny: belief velocities are expensive) and a long horizon
+ADAM_REGIME = {"gradient": [0.0] * 6, "curvature": [1.0] * 6, "noise": 0.1, "samples": 1, "xi1": 1e-3,
+               "xi2": 1e-3, "sigma1": 1.0, "sigma2": 1.0, "alpha1": 0.0, "alpha2": 0.0, "eta": 1.0, "k": 1.0}
+INITIAL_MEANS = np.array([0.3, -0.6, 1.0, 0.5, -0.2, 0.8])
+INITIAL_VARIANCES = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 0.5])
+REGIME_HORIZON = 30.0     # capped at 20/γ: beyond, e^{−γt} < 2e-9 leaves the path undetermined
+
+# belief rates K = ξ²/(γσ²) = 0.2 ≪ γ = 10, stream time scale 3, θ rates ≈ 6: overdamped beliefs;
+# k ≪ 1/σ1² keeps the optimism terms small
+SEPARATED = {"gradient": [1.0, -0.5], "curvature": [1.0, 2.0], "noise": 1.0, "samples": 4,
+             "sample_interval": 1.0, "seed": 3, "sigma1": 1.0, "sigma2": 1.0, "xi1": math.sqrt(2),
+             "xi2": math.sqrt(2), "alpha1": 0.2, "alpha2": 0.2, "gamma": 10.0, "eta": 1e4, "k": 0.01}
+SEPARATED_START = np.array([0.0, 0.0, 0.5, -0.3, 0.5, 0.8])
+# horizon 20/γ (beyond, e^{−γt} < 2e-9 leaves the path undetermined); compare on [0, 1.2]:
+# the free end's boundary layer is ~1/γ wide
+STUDY_HORIZON, STUDY_WINDOW = 2.0, 1.2
+
+
+def initial_steps(gamma, means=INITIAL_MEANS, variances=INITIAL_VARIANCES, mesh=None) -> dict:
+    """θ̇(0) of the optimal path (finite horizon :data:`REGIME_HORIZON` or 20/γ) from θ = θ̂ with beliefs
+    (means, variances), beside the Adam law, the SGD law and the frozen-belief policy."""
+    scenario = BeliefAdamScenario(**ADAM_REGIME, gamma=gamma)
+    n = scenario.coordinates
+    start = np.concatenate([np.zeros(n), means[:n], variances[:n]])
+    horizon = min(REGIME_HORIZON, 20.0 / gamma) if gamma > 0 else REGIME_HORIZON
+    path = ocp.solve(scenario.problem, start, horizon=horizon, mesh=mesh or ocp.Mesh(60, 5))
+    eta_k = scenario.params["eta"] * scenario.params["k"]
+    return {"gamma": gamma, "step": path.velocity[0, :n],
+            "adam": -math.sqrt(eta_k) * means[:n] / np.sqrt(variances[:n]),
+            "sgd": -eta_k * means[:n] / gamma if gamma > 0 else np.full(n, np.nan),
+            "policy": quasi_static_velocity(scenario, means[:n], variances[:n]), "path": path}
+
+
+def adam_regime_figure(outdir, gammas=(0.05, 20.0)) -> list:
+    """Two panels: θ̇(0) against the Adam law and against the SGD law, for a small and a large γ."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    rows = [initial_steps(gamma) for gamma in gammas]
+    figure, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for row, marker in zip(rows, "os"):
+        axes[0].plot(row["adam"], row["step"], marker, label=f"γ = {row['gamma']:g}")
+        scale = row["gamma"] / (ADAM_REGIME["eta"] * ADAM_REGIME["k"])
+        axes[1].plot(-INITIAL_MEANS, row["step"] * scale, marker, label=f"γ = {row['gamma']:g}")
+    for axis, label in zip(axes, ("Adam law −√(ηk)·m0/√v0", "SGD law −m0")):
+        low, high = axis.get_xlim()
+        axis.plot([low, high], [low, high], "k--", lw=0.8, label="y = x")
+        axis.set_xlabel(label)
+        axis.legend(fontsize=8)
+    axes[0].set_ylabel("optimal θ̇(0) (collocation)")
+    axes[1].set_ylabel("optimal θ̇(0) · γ/(ηk)")
+    figure.suptitle("belief_adam: the optimal step is Adam-like for γ² ≪ ηkv, SGD-like for γ² ≫ ηkv", fontsize=9)
+    figure.tight_layout()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "belief_adam_regime.png", out / "belief_adam_regime.pdf"]
+    try:
+        for path in paths:
+            figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
+    return paths
+
+
+# -- BeliefAdam against the flow it discretises and against collocation --------------------
+def optimizer_options(scenario) -> dict:
+    """Keyword arguments of ``BeliefAdam.from_model`` for this scenario (anchor θ̂ = θ(0))."""
+    p = scenario.params
+    return {key: p[key] for key in ("sigma1", "sigma2", "xi1", "xi2", "alpha1", "alpha2", "eta", "k", "gamma")}
+
+
+def flow_rhs(scenario, t, x):
+    """Right-hand side of the overdamped-belief flow (learning_rules/belief_adam.py docstring)."""
+    p, n = scenario.params, scenario.coordinates
+    theta, m, v = x[:n], x[n:2 * n], x[2 * n:]
+    g = scenario.observations(t)[0]
+    gamma, k, eta_k = p["gamma"], p["k"], p["eta"] * p["k"]
+    K1 = p["xi1"] ** 2 / (gamma * p["sigma1"] ** 2)
+    K2 = p["xi2"] ** 2 / (gamma * p["sigma2"] ** 2)
+    a1, a2 = p["alpha1"] * (p["alpha1"] + gamma) / gamma, p["alpha2"] * (p["alpha2"] + gamma) / gamma
+    d, e = theta - scenario.problem.constants["anchor"], g - m
+    dm = K1 * e - a1 * m - K1 * p["sigma1"] ** 2 / p["sigma2"] ** 2 * 2 * e * (v - e * e) - K1 * p["sigma1"] ** 2 * k * d
+    dv = K2 * (e * e - v) - a2 * v - K2 * p["sigma2"] ** 2 * k * d * d / 2
+    dtheta = -eta_k * (m + v * d) / (np.sqrt(gamma ** 2 / 4 + eta_k * v) + gamma / 2)
+    return np.concatenate([dtheta, dm, dv])
+
+
+def limit_flow(scenario, times, start) -> np.ndarray:
+    """The overdamped-belief flow from ``start`` at ``times`` (rtol 1e-11), (len(times), 3n)."""
+    solution = solve_ivp(lambda t, x: flow_rhs(scenario, t, x), (0.0, float(times[-1])), start,
+                         t_eval=times, method="DOP853", rtol=1e-11, atol=1e-13)
+    if not solution.success:
+        raise ocp.SolveError("the limit flow did not integrate", solution.message, 0)
+    return solution.y.T
+
+
+def run_optimizer(scenario, dt, t_end, start):
+    """BeliefAdam.from_model on the scenario's stream: step n observes g(nΔt) as the gradient of
+    the linear loss g(nΔt)·θ. Returns (t, states (steps + 1, 3n), optimizer)."""
+    import torch
+    from learning_rules import BeliefAdam
+
+    n = scenario.coordinates
+    steps = int(round(t_end / dt))
+    theta = torch.tensor(start[:n], dtype=torch.float64, requires_grad=True)
+    optimizer = BeliefAdam.from_model([theta], dt, **optimizer_options(scenario))
+    optimizer.set_beliefs(theta, torch.tensor(start[n:2 * n]), torch.tensor(start[2 * n:]))
+    t = dt * np.arange(steps + 1)
+    g = torch.tensor(scenario.observations(t))
+    states = [np.array(start, float)]
+    for i in range(steps):
+        optimizer.zero_grad()
+        (g[i] * theta).sum().backward()
+        optimizer.step()
+        state = optimizer.state[theta]
+        states.append(np.concatenate([theta.detach().numpy(), state["mean"].numpy(), state["variance"].numpy()]))
+    return t, np.array(states), optimizer
+
+
+def optimizer_study(scenario=None, start=None, dts=(0.01, 0.005, 0.0025), mesh=None) -> dict:
+    """Errors of BeliefAdam (max over [0, STUDY_WINDOW], all states, relative to the largest
+    state change) against the limit flow and against the collocation reference, for each Δt;
+    observed orders log2(e(Δt)/e(Δt/2)); and the flow's own distance to collocation."""
+    scenario = scenario or BeliefAdamScenario(**SEPARATED)
+    start = SEPARATED_START if start is None else np.asarray(start, float)
+    reference = ocp.solve(scenario.problem, start, horizon=STUDY_HORIZON, mesh=mesh or ocp.Mesh(40, 5))
+    grid = np.linspace(0.0, STUDY_WINDOW, 241)
+    flow = limit_flow(scenario, grid, start)
+    exact = reference(grid)
+    size = np.abs(exact - start).max()
+    rows = []
+    for dt in dts:
+        t, states, optimizer = run_optimizer(scenario, dt, STUDY_WINDOW, start)
+        index = np.round(grid / dt).astype(int)
+        keep = np.isclose(t[np.minimum(index, len(t) - 1)], grid)
+        rows.append({"dt": dt, "vs_flow": float(np.abs(states[index[keep]] - flow[keep]).max() / size),
+                     "vs_collocation": float(np.abs(states[index[keep]] - exact[keep]).max() / size),
+                     "variance_floors": optimizer.variance_floors})
+    for coarse, fine in zip(rows, rows[1:]):
+        for key in ("vs_flow", "vs_collocation"):
+            fine[f"order_{key}"] = math.log2(coarse[key] / fine[key])
+    return {"rows": rows, "flow_vs_collocation": float(np.abs(flow - exact).max() / size),
+            "el_error": ocp.euler_lagrange_error(scenario.problem, truncate(reference, STUDY_WINDOW))}
+
+
+def truncate(trajectory, t_end):
+    """The elements of ``trajectory`` that end by ``t_end`` (for residuals inside a window)."""
+    ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
+    keep = trajectory.elements[ends <= t_end + 1e-12]
+    stop = int(keep[-1, 1]) + 1
+    return ocp.Trajectory(t=trajectory.t[:stop], theta=trajectory.theta[:stop], velocity=trajectory.velocity[:stop],
+                          kinetic=trajectory.kinetic[:stop], potential=trajectory.potential[:stop],
+                          costate=trajectory.costate[:stop], objective=trajectory.objective, elements=keep,
+                          stats=trajectory.stats)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    outdir = argv[0] if argv else "."
+    for path in adam_regime_figure(outdir):
+        print("wrote", path)
+    for gamma in (0.05, 20.0):
+        row = initial_steps(gamma)
+        print(f"γ = {gamma:g}: θ̇(0)/Adam law = {np.round(row['step'] / row['adam'], 4).tolist()}; "
+              f"θ̇(0)/SGD law = {np.round(row['step'] / row['sgd'], 4).tolist()}")
+    study = optimizer_study()
+    print(f"limit flow vs collocation: {study['flow_vs_collocation']:.3e}; EL error of the reference "
+          f"{study['el_error']:.2e}")
+    for row in study["rows"]:
+        print("  " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
