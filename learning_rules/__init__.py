@@ -19,4 +19,4 @@ from .receding_horizon import RecedingHorizon
 from .weight_uncertainty import WeightUncertainty
 
 __all__ = ["OptimalQuadratic", "Ballistic", "NaturalGradient", "DriftCompensated", "RecedingHorizon",
-           "WeightUncertainty"]
+           "WeightUncertainty", "BeliefAdam"]
