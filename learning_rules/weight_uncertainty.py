@@ -10,12 +10,15 @@ k·expected loss, discount γ) follow, in the overdamped limit γ → ∞ at fix
 (the variance scales the effective learning rate; it rests at v* = β/(kh), Eq. 149). One
 step of duration Δt = ``lr``:
 
-    μ ← μ − Δt ρk v ⊙ g
+    μ ← μ − Δt ρk v ⊙ φ(Δt ρk v h⁺) ⊙ g,      φ(x) = (1 − e^{−x})/x
     v ← v e^{ρβΔt} / (1 + (k h⁺ v/β)(e^{ρβΔt} − 1))
 
-the v-update being the exact solution of the logistic equation over the step with h
-frozen (positive for every Δt), the μ-update explicit Euler: the rule converges to the
-overdamped flow with order 1 in Δt, and the flow to the optimal path as γ → ∞
+both exact over the step for a diagonal quadratic with v and h frozen: the v-update is
+the solution of the logistic equation (positive for every Δt), the μ-update the
+exponential-Euler step, which never overshoots the diagonal model's minimum however large
+v grows (an explicit Euler step would be unstable once Δt ρ k v h > 2). Since v is
+frozen during the μ-step the rule converges to the overdamped flow with order 1 in Δt,
+and the flow to the optimal path as γ → ∞
 (problems/weight_uncertainty.py: ``overdamped_path`` and ``solve_switch``). After a task
 switch to a flatter basin h drops and v relaxes up to the new β/(kh): the learning rate
 grows, which is the optimal form of weight resetting.
@@ -114,9 +117,13 @@ class WeightUncertainty(CurvatureOptimizer):
         variances = self.variances(params)
         v = flat(variances)
         rho, k, beta, dt = group["eta"] / group["gamma"], group["k"], group["beta"], group["lr"]
-        displacement = flat(grads).mul_(v).mul_(-dt * rho * k)
+        positive = diagonal.clamp(min=0)
+        exponent = (dt * rho * k) * v * positive                    # x = Δt ρ k v h⁺
+        damping = torch.where(exponent > 1e-12, -torch.expm1(-exponent) / exponent.clamp(min=1e-12),
+                              torch.ones_like(exponent))            # φ(x) = (1 − e^{−x})/x
+        displacement = flat(grads).mul_(v).mul_(damping).mul_(-dt * rho * k)
         growth = math.expm1(rho * beta * dt)
-        new_v = v * (1 + growth) / (1 + (k / beta) * diagonal.clamp(min=0) * v * growth)
+        new_v = v * (1 + growth) / (1 + (k / beta) * positive * v * growth)
         if not all_finite([displacement, new_v]):
             self._skip(group, "update")
             return
