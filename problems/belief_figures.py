@@ -8,7 +8,7 @@
   flow that :class:`learning_rules.BeliefAdam` discretises, the optimizer run on the
   scenario's stream, and its error against the flow (order in Δt) and against the
   collocation reference (the flow's distance to the optimal path: the model error of the
-  time-scale separation).
+  time-scale separation, :func:`separation_study`).
 
     python -m problems.belief_figures OUTDIR     # writes the figure (PNG, PDF), prints the study
 """
@@ -171,6 +171,22 @@ def optimizer_study(scenario=None, start=None, dts=(0.01, 0.005, 0.0025), mesh=N
             "el_error": ocp.euler_lagrange_error(scenario.problem, truncate(reference, STUDY_WINDOW))}
 
 
+def separation_study(intervals=(1.0, 2.0, 4.0, 8.0), mesh=None) -> list:
+    """The limit flow's distance to the optimal path (as in :func:`optimizer_study`) as the
+    stream slows down (sample interval Δs): the overdamped beliefs drop m̈ ~ K·ġ against γṁ,
+    an error O(1/(γΔs)), down to the floor of the other separations (K/γ, K/√(ηkv))."""
+    rows = []
+    grid = np.linspace(0.0, STUDY_WINDOW, 241)
+    for interval in intervals:
+        scenario = BeliefAdamScenario(**{**SEPARATED, "sample_interval": interval})
+        reference = ocp.solve(scenario.problem, SEPARATED_START, horizon=STUDY_HORIZON, mesh=mesh or ocp.Mesh(40, 5))
+        exact = reference(grid)
+        flow = limit_flow(scenario, grid, SEPARATED_START)
+        rows.append({"sample_interval": interval,
+                     "flow_vs_collocation": float(np.abs(flow - exact).max() / np.abs(exact - SEPARATED_START).max())})
+    return rows
+
+
 def truncate(trajectory, t_end):
     """The elements of ``trajectory`` that end by ``t_end`` (for residuals inside a window)."""
     ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
@@ -196,6 +212,8 @@ def main(argv=None) -> int:
           f"{study['el_error']:.2e}")
     for row in study["rows"]:
         print("  " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
+    print("limit flow vs collocation against the stream's time scale Δs: " + ", ".join(
+        f"Δs = {row['sample_interval']:g}: {row['flow_vs_collocation']:.3e}" for row in separation_study()))
     return 0
 
 

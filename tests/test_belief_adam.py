@@ -119,6 +119,13 @@ def test_order_in_dt_and_error_against_collocation():
     assert coarse["variance_floors"] == fine["variance_floors"] == 0
 
 
+def test_model_error_falls_as_the_stream_slows():
+    """The flow's distance to collocation is O(1/(γΔs)) while the stream dominates it."""
+    rows = figures.separation_study(intervals=(1.0, 2.0))
+    ratio = rows[0]["flow_vs_collocation"] / rows[1]["flow_vs_collocation"]
+    assert 1.6 <= ratio <= 2.4
+
+
 def test_variance_floor_and_count():
     theta = torch.tensor([0.0, 0.0], dtype=torch.float64, requires_grad=True)
     optimizer = BeliefAdam([theta], 0.1, mean_rate=1.0, variance_rate=1.0, anchor="initial",
