@@ -20,6 +20,11 @@ updates the beliefs by explicit Euler with the new gradient, then θ with the ne
 On a network the belief's model is re-anchored at every step (``anchor="current"``, d = 0),
 and the observed g is the minibatch gradient.
 
+With its defaults (lr = Δt = 1e-3, ηk = 1, K1 = 100, K2 = 1, γ = 0, uncentred) BeliefAdam is
+Adam(lr=1e-3); the belief model's features are options (or :meth:`BeliefAdam.from_model`).
+The discount rate plays the role of Adam's ε: the denominator √(γ²/4 + ηkv) + γ/2 lies
+between √(ηk)(√v + γ/(2√(ηk))) and √(ηk)(√v + γ/√(ηk)), so γ ≈ √(ηk)·ε up to a factor 2.
+
 **Relation to torch.optim.Adam.** With ``gamma=0, mean_decay=variance_decay=0,
 coupling=0, centered=False, anchor="current", bias_correction=True`` the step is
 
@@ -61,7 +66,9 @@ class BeliefAdam(RuleOptimizer):
         coupling: weight c ≥ 0 of the mean filter's variance-misfit term (default 0).
         mean_feedback, variance_feedback: f1, f2 ≥ 0, the k-terms of the filters; they act
             only with a fixed anchor (default 0).
-        centered: variance of g − m (True, the paper's) or raw g² (False, Adam's). Default True.
+        centered: variance of g − m (True, the paper's) or raw g² (False, Adam's; default:
+            g² ≥ m² bounds |m̂|/√v̂, the centred variance does not, so m/√v can be large where
+            the gradient is consistent; use gamma > 0 to cap the step at ηk·m/γ then).
         anchor: "current" (d = 0, default) or "initial" (θ̂ = the parameters' first values).
         bias_correction: divide the beliefs by 1 − Π(1 − (K + a)Δt) (default True; Adam's).
         eps: ε ≥ 0 added to √v̂ (scaled by √(ηk)), as in Adam (default 1e-8).
@@ -71,7 +78,7 @@ class BeliefAdam(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, *, eta=1.0, k=1.0, gamma=0.0, mean_rate=100.0, variance_rate=1.0,
                  mean_decay=0.0, variance_decay=0.0, coupling=0.0, mean_feedback=0.0, variance_feedback=0.0,
-                 centered=True, anchor="current", bias_correction=True, eps=1e-8, variance_floor=0.0,
+                 centered=False, anchor="current", bias_correction=True, eps=1e-8, variance_floor=0.0,
                  maximize=False):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, mean_rate=mean_rate, variance_rate=variance_rate,
                         mean_decay=mean_decay, variance_decay=variance_decay, coupling=coupling,

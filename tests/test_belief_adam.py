@@ -98,6 +98,11 @@ def test_coincides_with_torch_adam(dt):
     assert (adam - belief).abs().max() <= 1e-12
 
 
+def test_defaults_are_adam():
+    adam = _mlp_run(lambda p: torch.optim.Adam(p))
+    assert (adam - _mlp_run(lambda p: BeliefAdam(p))).abs().max() <= 1e-12
+
+
 def test_differs_from_adam_outside_its_settings():
     adam = _mlp_run(lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.99)))
     base = dict(eta=1.0, k=1.0, mean_rate=10.0, variance_rate=0.5, centered=False)
