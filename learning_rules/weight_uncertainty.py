@@ -163,7 +163,7 @@ def run_on_scenario(scenario, dt, steps, theta0=None, **options):
         if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
             raise ValueError(f"t_switch = {params['t_switch']} must be a multiple of dt = {dt}")
         switch_step = int(round(ratio))
-    tensor = lambda key, after: torch.tensor(scenario._task_value(key, after, params), dtype=torch.float64)
+    tensor = lambda key, after: torch.tensor(scenario.task_value(key, after, params), dtype=torch.float64)
     tasks = [(tensor("g", False), tensor("H", False)), (tensor("g", True), tensor("H", True))]
     mu0 = torch.tensor(params["mu0"], dtype=torch.float64)
     mu = torch.tensor(start[:n], dtype=torch.float64, requires_grad=True)

@@ -22,25 +22,22 @@ Rest point: a* = −g/H, v* = β/(kH) (Eq. 149 for β = 1; exact at rest, not on
 overdamped limit). Overdamped limit (γ → ∞ at fixed η/γ, Eq. 148): μ̇ = −(ηk/γ) v ∇_μL,
 v̇ = (η/γ) v (β − kHv), solved in closed form by :meth:`WeightUncertainty.overdamped_path`.
 
-A switch is a kink in time. :func:`solve_switch` solves it in two phases (the learner
-does not know the switch is coming, so it follows the optimal plan for the current task
-and re-plans at t_s; by the time consistency of exponential discounting the second
-phase is the optimal path of the new task from x(t_s)): both phases are stationary
-problems, solved on the engine's infinite horizon to spectral accuracy, and the kink
-sits exactly at their junction.
+A switch is a kink in time: :func:`problems.task_switch.solve_switch` (re-exported here)
+solves it in two phases joined by time consistency, each a stationary problem (the
+learner re-plans at t_s; docs/weight_uncertainty.md §4). ``ocp.solve`` of the problem of
+a scenario with ``t_switch`` raises ProblemError: the engine's infinite horizon assumes a
+stationary loss. :func:`hand_residual` evaluates the hand-derived EL equations on a path.
 """
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import casadi
 import numpy as np
 
 import ocp
-from ocp.collocation import lagrange_basis, lagrange_derivative
 
+from . import ops
 from .scenario import Scenario, array, scalar
+from .task_switch import SwitchSolution, acceleration, receding, solve_switch  # noqa: F401 (re-exported)
 
 POSITIVE_DIAGONAL = "list of diagonal curvatures H_i > 0; draws: log-uniform in [0.3, 5], 1–3 weights"
 
@@ -68,7 +65,7 @@ def expected_loss(x, g, H, mu0, **_):
     entropy and the switch: :meth:`WeightUncertaintyOCP.loss_value`)."""
     dim = x.shape[0] // 2
     a, v = x[:dim] - mu0, x[dim:]
-    return casadi.sum1(g * a + 0.5 * H * (a * a + v))
+    return ops.sum(g * a + 0.5 * H * (a * a + v))
 
 
 class WeightUncertaintyOCP(ocp.DiscountedOCP):
@@ -170,14 +167,14 @@ class WeightUncertainty(Scenario):
 
     def build(self, params):
         constants = {key: np.array(params[key]) for key in ("H", "g", "mu0")}
-        constants.update(H_after=self._task_value("H", True, params), g_after=self._task_value("g", True, params))
+        constants.update(H_after=self.task_value("H", True, params), g_after=self.task_value("g", True, params))
         constants["beta"] = params["beta"]
         constants["t_switch"] = params["t_switch"] if params["t_switch"] is not None else 0.0
         return WeightUncertaintyOCP(len(params["H"]), constants, params["gamma"], params["eta"],
                                     params["k"], name=self.name, switch=params["t_switch"] is not None)
 
     @staticmethod
-    def _task_value(key, after, params):
+    def task_value(key, after, params):
         """g or H of the first task, or of the one after the switch (the first when none)."""
         value = params[key + "_after"] if after else None
         return np.array(params[key] if value is None else value)
@@ -191,7 +188,7 @@ class WeightUncertainty(Scenario):
 
     def rest_point(self, after: bool = False) -> np.ndarray:
         """(μ*, v*) = (μ0 − g/H, β/(kH)) of the first task (or the one after the switch)."""
-        H, g = self._task_value("H", after, self.params), self._task_value("g", after, self.params)
+        H, g = self.task_value("H", after, self.params), self.task_value("g", after, self.params)
         return np.concatenate([np.array(self.params["mu0"]) - g / H, self.params["beta"] / (self.params["k"] * H)])
 
     def fixed_point(self):
@@ -211,8 +208,8 @@ class WeightUncertainty(Scenario):
 
     def task(self, after: bool = False) -> "WeightUncertainty":
         """The stationary scenario of one task (no switch)."""
-        params = {**self.params, "H": self._task_value("H", after, self.params).tolist(),
-                  "g": self._task_value("g", after, self.params).tolist(),
+        params = {**self.params, "H": self.task_value("H", after, self.params).tolist(),
+                  "g": self.task_value("g", after, self.params).tolist(),
                   "H_after": None, "g_after": None, "t_switch": None}
         return WeightUncertainty(**params)
 
@@ -237,7 +234,7 @@ class WeightUncertainty(Scenario):
 
 def _overdamped(scenario, theta0, times, after):
     p, n = scenario.params, scenario.weights
-    H = scenario._task_value("H", after, p)
+    H = scenario.task_value("H", after, p)
     rest = scenario.rest_point(after)
     rate = p["eta"] / p["gamma"] * p["beta"]
     mu0, v0 = theta0[:n], theta0[n:]
@@ -263,196 +260,7 @@ def _vector(name, value, dim):
     return vector
 
 
-# -- the task switch in two phases --------------------------------------------------------
-@dataclass
-class SwitchSolution:
-    """The optimal response to an (unannounced) task switch at ``t_switch``.
-
-    ``before``: the first task's optimal path on [0, t_s]; ``after``: the second task's
-    optimal path from x(t_s), in physical time t ≥ t_s; ``path``: both joined (θ(t) from
-    the element polynomials; the velocity sample at t_s is the left limit). ``objective``:
-    ∫_0^{t_s} e^{−γt}ℓ_A dt + e^{−γt_s}J_B*(x(t_s)).
-    """
-
-    before: ocp.Trajectory
-    after: ocp.Trajectory
-    path: ocp.Trajectory
-    t_switch: float
-    objective: float
-    problems: tuple     # (first task's OCP, second task's OCP), both stationary
-
-    def __call__(self, t):
-        return self.path(t)
-
-    def el_error(self) -> float:
-        """The larger of the two phases' Euler–Lagrange errors (:func:`ocp.euler_lagrange_error`),
-        each against its own task, over the collocated part (before any policy continuation).
-        A phase at rest (speed ≤ 1e-9·|x|, e.g. phase 1 started at the rest point) has only
-        round-off terms, whose ratio means nothing: it is left out."""
-        errors = [0.0]
-        for problem, trajectory in zip(self.problems, (self.before, self.after)):
-            if np.abs(trajectory.velocity).max() > 1e-9 * max(1.0, np.abs(trajectory.theta).max()):
-                errors.append(ocp.euler_lagrange_error(problem, collocated(trajectory)))
-        return max(errors)
-
-
-def solve_switch(scenario: WeightUncertainty, theta0=None, mesh=None, until=None) -> SwitchSolution:
-    """Solve a scenario with ``t_switch`` in two phases (see the module docstring).
-
-    Phase 1: the first task's optimal path from θ0 (the learner plans as if the task
-    were permanent), cut at t_s; phase 2: the second task's optimal path from x(t_s),
-    shifted to start at t_s.
-
-    ``until`` None: each phase is the engine's infinite-horizon solve (``ocp.solve``, with
-    its policy continuation for γ > 0; a phase at rest before t_s holds its rest point).
-    ``until`` = t_end > t_s (γ > 0): each phase is covered by :func:`receding` windows,
-    which is much cheaper for large γ and returns the path on [0, t_end].
-    Raises ProblemError when the scenario has no switch, SolveError if a solve fails.
-    """
-    t_s = scenario.params["t_switch"]
-    if t_s is None:
-        raise ocp.ProblemError("solve_switch needs a scenario with t_switch")
-    theta0 = scenario.theta0 if theta0 is None else scenario.problem.check_state(theta0)
-    first, second = scenario.task(after=False).problem, scenario.task(after=True).problem
-    if until is None:
-        before = cut(first, ocp.solve(first, theta0, mesh=mesh), t_s)
-        later = ocp.solve(second, before.theta[-1], mesh=mesh)
-    else:
-        if not (isinstance(until, (int, float)) and until > t_s):
-            raise ocp.ProblemError(f"until must be a time after t_switch = {t_s}, got {until!r}")
-        before = receding(first, theta0, t_s, mesh)
-        later = receding(second, before.theta[-1], until - t_s, mesh)
-    after = shifted(later, t_s)
-    objective = discounted_integral(first, before) + math.exp(-first.gamma * t_s) * later.objective
-    path = ocp.trajectory.concatenate(before, after)
-    path.objective = objective
-    path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma)
-    return SwitchSolution(before, after, path, t_s, objective, (first, second))
-
-
-KEEP_WINDOW = 10.0      # γ·(kept part of each receding window)
-MARGIN = 20.0           # γ·(planned beyond it): the free end moves the kept part by ~e^{−20}
-
-
-def receding(problem, theta0, duration, mesh=None) -> ocp.Trajectory:
-    """The infinite-horizon optimal path on [0, duration] by time consistency: solve on a
-    finite horizon (KEEP_WINDOW + MARGIN)/γ with a free end, keep the first KEEP_WINDOW/γ,
-    re-solve from its end state, repeat. The horizon keeps e^{−γT} ≥ e^{−30}, where the
-    NLP is still determined (longer windows at large γ leave the tail undetermined).
-    ``objective`` is the discounted cost over [0, duration]."""
-    if problem.gamma <= 0:
-        raise ocp.ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
-    keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
-    path, start, state = None, 0.0, np.asarray(theta0, float)
-    while start < duration * (1 - 1e-12):
-        length = min(keep, duration - start)
-        piece = shifted(cut(problem, ocp.solve(problem, state, horizon=length + margin, mesh=mesh), length), start)
-        path = piece if path is None else ocp.trajectory.concatenate(path, piece)
-        start, state = start + length, piece.theta[-1]
-    path.objective = discounted_integral(problem, path)
-    path.stats.update(receding_windows=True, gamma=problem.gamma)
-    path.stats.pop("policy_from", None)
-    return path
-
-
-# -- trajectory pieces --------------------------------------------------------------------
-def _local(times, t_a, scale):
-    """The element coordinate of a Trajectory element (see ocp.trajectory) and d(local)/dt."""
-    if scale > 0:
-        return (times - t_a) / (scale + times - t_a), scale / (scale + times - t_a) ** 2
-    return times, np.ones_like(times)
-
-
-def cut(problem, trajectory: ocp.Trajectory, t_end: float) -> ocp.Trajectory:
-    """``trajectory`` on [t_0, t_end]: the element containing t_end is the same polynomial
-    sampled on its shortened range; past the last sample (at rest) the last state is held."""
-    t_end = float(t_end)
-    if t_end >= trajectory.t[-1]:
-        if t_end == trajectory.t[-1]:
-            return trajectory
-        rest = trajectory.theta[-1]
-        hold = ocp.from_path(problem, lambda t: np.broadcast_to(rest, (len(np.atleast_1d(t)), len(rest))),
-                             t_end - trajectory.t[-1], degree=2)
-        return ocp.trajectory.concatenate(trajectory, shifted(hold, trajectory.t[-1]))
-    starts = trajectory.t[trajectory.elements[:, 0].astype(int)]
-    e = int(np.searchsorted(starts, t_end, side="left")) - 1
-    i0, i1, t_a, scale = trajectory.elements[e]
-    i0, i1 = int(i0), int(i1)
-    nodes_t = trajectory.t[i0:i1 + 1]
-    nodes, _ = _local(nodes_t, t_a, scale)
-    end, _ = _local(np.array([t_end]), t_a, scale)
-    new_local = nodes[0] + (end[0] - nodes[0]) * (1 - np.cos(np.pi * np.arange(len(nodes)) / (len(nodes) - 1))) / 2
-    new_t = (t_a + scale * new_local / (1 - new_local)) if scale > 0 else new_local
-    new_t[0], new_t[-1] = nodes_t[0], t_end
-    theta = lagrange_basis(nodes, new_local).T @ trajectory.theta[i0:i1 + 1]
-    _, rate = _local(new_t, t_a, scale)
-    velocity = (lagrange_derivative(nodes, new_local).T @ trajectory.theta[i0:i1 + 1]) * rate[:, None]
-    t = np.concatenate([trajectory.t[:i0], new_t])
-    theta = np.vstack([trajectory.theta[:i0], theta])
-    velocity = np.vstack([trajectory.velocity[:i0], velocity])
-    kinetic, potential, dl_du = ocp.path.running_cost(problem, t, theta, velocity)
-    elements = np.vstack([trajectory.elements[:e], [[i0, i0 + len(new_t) - 1, t_a, scale]]])
-    return ocp.Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
-                          costate=-dl_du, objective=trajectory.objective, elements=elements,
-                          stats={**trajectory.stats, "cut_at": t_end})
-
-
-def shifted(trajectory: ocp.Trajectory, offset: float) -> ocp.Trajectory:
-    """The same trajectory in time t + offset (for a stationary problem)."""
-    elements = trajectory.elements.copy()
-    elements[:, 2] += offset * (elements[:, 3] > 0)
-    stats = dict(trajectory.stats)
-    if "policy_from" in stats:
-        stats["policy_from"] = stats["policy_from"] + offset
-    return ocp.Trajectory(t=trajectory.t + offset, theta=trajectory.theta, velocity=trajectory.velocity,
-                          kinetic=trajectory.kinetic, potential=trajectory.potential,
-                          costate=trajectory.costate, objective=trajectory.objective,
-                          elements=elements, stats=stats)
-
-
-def collocated(trajectory: ocp.Trajectory) -> ocp.Trajectory:
-    """The elements before the policy continuation (all of them when there is none)."""
-    start = trajectory.stats.get("policy_from", np.inf)
-    ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
-    keep = trajectory.elements[ends <= start + 1e-12 * max(1.0, abs(start))]
-    if len(keep) == 0 or len(keep) == len(trajectory.elements):
-        return trajectory
-    stop = int(keep[-1, 1]) + 1
-    return ocp.Trajectory(t=trajectory.t[:stop], theta=trajectory.theta[:stop],
-                          velocity=trajectory.velocity[:stop], kinetic=trajectory.kinetic[:stop],
-                          potential=trajectory.potential[:stop], costate=trajectory.costate[:stop],
-                          objective=trajectory.objective, elements=keep, stats=trajectory.stats)
-
-
-def discounted_integral(problem, trajectory: ocp.Trajectory) -> float:
-    """∫ e^{−γt} ℓ dt over the trajectory, by 20-point Gauss–Legendre on each element."""
-    gauss, weights = np.polynomial.legendre.leggauss(20)
-    total = 0.0
-    for i0, i1, t_a, scale in trajectory.elements:
-        i0, i1 = int(i0), int(i1)
-        nodes, _ = _local(trajectory.t[i0:i1 + 1], t_a, scale)
-        points = nodes[0] + (nodes[-1] - nodes[0]) * (gauss + 1) / 2
-        times = (t_a + scale * points / (1 - points)) if scale > 0 else points
-        _, rate = _local(times, t_a, scale)
-        theta = lagrange_basis(nodes, points).T @ trajectory.theta[i0:i1 + 1]
-        velocity = (lagrange_derivative(nodes, points).T @ trajectory.theta[i0:i1 + 1]) * rate[:, None]
-        kinetic, potential, _ = ocp.path.running_cost(problem, times, theta, velocity)
-        total += (nodes[-1] - nodes[0]) / 2 * np.sum(weights / rate * np.exp(-problem.gamma * times)
-                                                     * (kinetic + potential))
-    return float(total)
-
-
 # -- the Euler–Lagrange equations derived by hand (docs/weight_uncertainty.md) ------------------
-def acceleration(trajectory: ocp.Trajectory) -> np.ndarray:
-    """ẍ from the velocity samples, differentiating each element's polynomial."""
-    out = np.empty_like(trajectory.velocity)
-    for i0, i1, t_a, scale in trajectory.elements:
-        idx = slice(int(i0), int(i1) + 1)
-        nodes, rate = _local(trajectory.t[idx], t_a, scale)
-        out[idx] = (lagrange_derivative(nodes, nodes).T @ trajectory.velocity[idx]) * rate[:, None]
-    return out
-
-
 def hand_residual(scenario: WeightUncertainty, trajectory: ocp.Trajectory, after: bool = False):
     """Residuals of the hand-derived EL equations at the samples, (n, 2D), and the size of
     their largest term (n,):
@@ -462,7 +270,7 @@ def hand_residual(scenario: WeightUncertainty, trajectory: ocp.Trajectory, after
 
     for the first task (or the one after the switch)."""
     p, n = scenario.params, scenario.weights
-    H, g = scenario._task_value("H", after, p), scenario._task_value("g", after, p)
+    H, g = scenario.task_value("H", after, p), scenario.task_value("g", after, p)
     gamma, eta, k, beta = p["gamma"], p["eta"], p["k"], p["beta"]
     x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)
     mu, v, dmu, dv, ddmu, ddv = x[:, :n], x[:, n:], u[:, :n], u[:, n:], a[:, :n], a[:, n:]
