@@ -259,3 +259,61 @@ def test_bad_optimizer_hyperparameters(options):
     parameter = torch.zeros(2, requires_grad=True)
     with pytest.raises(ValueError):
         WeightUncertainty([parameter], **options)
+
+
+def test_state_dict_round_trip_continues_identically_and_scheduler_scales_dt():
+    def make():
+        torch.manual_seed(3)
+        model = torch.nn.Linear(3, 2).double()
+        frozen = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))       # never gets a gradient
+        inputs, targets = torch.randn(16, 3, dtype=torch.float64), torch.randn(16, 2, dtype=torch.float64)
+        return model, frozen, inputs, targets
+
+    def closure_for(model, optimizer, inputs, targets):
+        def closure():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(inputs), targets)
+            loss.backward()
+            return loss
+        return closure
+
+    model, frozen, inputs, targets = make()
+    optimizer = WeightUncertainty([*model.parameters(), frozen], lr=0.2, max_variance=1.0, init_variance=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+    closure = closure_for(model, optimizer, inputs, targets)
+    torch.manual_seed(7)
+    for _ in range(5):
+        optimizer.step(closure)
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    assert torch.equal(frozen.detach(), torch.ones(2, dtype=torch.float64)) and frozen not in optimizer.state
+    saved, weights = copy.deepcopy(optimizer.state_dict()), copy.deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    for _ in range(4):
+        optimizer.step(closure)
+    expected = [p.detach().clone() for p in model.parameters()]
+    expected_v = [optimizer.state[p]["variance"].clone() for p in model.parameters()]
+
+    model2, frozen2, _, _ = make()
+    model2.load_state_dict(weights)
+    optimizer2 = WeightUncertainty([*model2.parameters(), frozen2], lr=0.2)
+    optimizer2.load_state_dict(saved)
+    torch.set_rng_state(rng)
+    closure2 = closure_for(model2, optimizer2, inputs, targets)
+    for _ in range(4):
+        optimizer2.step(closure2)
+    for p, q, v in zip(model2.parameters(), expected, expected_v):
+        torch.testing.assert_close(p.detach(), q, rtol=0, atol=0)
+        torch.testing.assert_close(optimizer2.state[p]["variance"], v, rtol=0, atol=0)
+
+
+def test_float32_and_step_without_closure_needs_a_curvature_source():
+    parameter = torch.tensor([1.0, -1.0], requires_grad=True)
+    optimizer = WeightUncertainty([parameter], lr=0.1, curvature=lambda p, g: torch.full_like(p, 2.0))
+    parameter.grad = torch.tensor([2.0, -2.0])
+    optimizer.step()                                      # a callable curvature needs no closure
+    assert optimizer.state[parameter]["variance"].dtype == torch.float32
+    assert float(parameter.detach().abs().max()) < 1.0
+    hutchinson = WeightUncertainty([parameter], lr=0.1)
+    with pytest.raises(RuntimeError, match="closure"):
+        hutchinson.step()
