@@ -98,6 +98,14 @@ class BeliefOCP(ocp.DiscountedOCP):
     def state_names(self) -> list:
         return [f"{name}[{i}]" for name in ("theta", "m", "v") for i in range(self.dim)]
 
+    def check_initial_state(self, theta0):
+        """(θ, m, v)(0) as a float array; the variance beliefs v(0) must be > 0."""
+        state = super().check_initial_state(theta0)
+        if np.any(state[2 * self.dim:] <= 0):
+            raise ocp.ProblemError(f"the initial variance beliefs v(0) (the last {self.dim} entries of theta0) "
+                                   f"must be > 0, got {state[2 * self.dim:].tolist()}")
+        return state
+
     def split(self, x):
         n = self.dim
         return x[:n], x[n:2 * n], x[2 * n:]

@@ -174,6 +174,14 @@ def test_scenario_rejects_bad_input(change):
         problems.get("belief_adam", **change)
 
 
+def test_initial_variance_beliefs_must_be_positive():
+    scenario = problems.get("belief_adam")
+    start = scenario.theta0.copy()
+    start[-1] = 0.0
+    with pytest.raises(ocp.ProblemError, match="variance"):
+        ocp.solve(scenario.problem, start, horizon=1.0)
+
+
 def test_policy_continuation_before_the_stream_settles_is_refused():
     scenario = problems.get("belief_adam")
     path = ocp.Trajectory(t=np.array([0.0]), theta=scenario.theta0[None], velocity=0 * scenario.theta0[None],
