@@ -98,20 +98,33 @@ class BeliefAdam(RuleOptimizer):
                    variance_rate=(1 - beta2) / dt, centered=False, bias_correction=True, eps=eps,
                    maximize=maximize)
 
-    @classmethod
-    def from_model(cls, params, lr, *, sigma1, sigma2, xi1, xi2, alpha1, alpha2, eta, k, gamma,
-                   anchor="initial", variance_floor=0.0):
-        """The overdamped-belief limit of the App. H.2 model (module docstring); needs γ > 0."""
-        for name, value in (("sigma1", sigma1), ("sigma2", sigma2), ("xi1", xi1), ("xi2", xi2), ("gamma", gamma)):
+    @staticmethod
+    def model_coefficients(*, sigma1, sigma2, xi1, xi2, alpha1, alpha2, eta, k, gamma) -> dict:
+        """Hyperparameters of the overdamped-belief flow of the App. H.2 model (module docstring):
+        K_i = ξ_i²/(γσ_i²), a_i = α_i(α_i + γ)/γ, c = K1σ1²/σ2², f1 = K1σ1²k, f2 = K2σ2²k/2; γ > 0.
+
+        (The frozen-coefficient stable root, 1/γ → 1/(γ/2 + √(γ²/4 + S_i)), which is the
+        Kalman–Bucy gain ξ/σ at γ = 0, fits transients from the initial beliefs but lags a
+        moving stream too much: docs/belief_adam.md.)"""
+        for name, value in (("sigma1", sigma1), ("sigma2", sigma2), ("xi1", xi1), ("xi2", xi2),
+                            ("eta", eta), ("k", k), ("gamma", gamma)):
             check_number(name, value, 0, None, low_open=True)
         for name, value in (("alpha1", alpha1), ("alpha2", alpha2)):
             check_number(name, value, 0, None)
         mean_rate, variance_rate = xi1 ** 2 / (gamma * sigma1 ** 2), xi2 ** 2 / (gamma * sigma2 ** 2)
-        return cls(params, lr, eta=eta, k=k, gamma=gamma, mean_rate=mean_rate, variance_rate=variance_rate,
-                   mean_decay=alpha1 * (alpha1 + gamma) / gamma, variance_decay=alpha2 * (alpha2 + gamma) / gamma,
-                   coupling=mean_rate * sigma1 ** 2 / sigma2 ** 2, mean_feedback=mean_rate * sigma1 ** 2 * k,
-                   variance_feedback=variance_rate * sigma2 ** 2 * k / 2, centered=True, anchor=anchor,
-                   bias_correction=False, eps=0.0, variance_floor=variance_floor)
+        return dict(eta=eta, k=k, gamma=gamma, mean_rate=mean_rate, variance_rate=variance_rate,
+                    mean_decay=alpha1 * (alpha1 + gamma) / gamma, variance_decay=alpha2 * (alpha2 + gamma) / gamma,
+                    coupling=mean_rate * sigma1 ** 2 / sigma2 ** 2, mean_feedback=mean_rate * sigma1 ** 2 * k,
+                    variance_feedback=variance_rate * sigma2 ** 2 * k / 2)
+
+    @classmethod
+    def from_model(cls, params, lr, *, sigma1, sigma2, xi1, xi2, alpha1, alpha2, eta, k, gamma,
+                   anchor="initial", variance_floor=0.0):
+        """The belief filters and θ-policy of the App. H.2 model (:meth:`model_coefficients`, γ > 0)."""
+        coefficients = cls.model_coefficients(sigma1=sigma1, sigma2=sigma2, xi1=xi1, xi2=xi2, alpha1=alpha1,
+                                              alpha2=alpha2, eta=eta, k=k, gamma=gamma)
+        return cls(params, lr, **coefficients, centered=True, anchor=anchor, bias_correction=False, eps=0.0,
+                   variance_floor=variance_floor)
 
     def check_group(self, group):
         group["lr"] = check_number("lr", group["lr"], 0, None, low_open=True)

@@ -98,17 +98,16 @@ def optimizer_options(scenario) -> dict:
 
 
 def flow_rhs(scenario, t, x):
-    """Right-hand side of the overdamped-belief flow (learning_rules/belief_adam.py docstring)."""
-    p, n = scenario.params, scenario.coordinates
+    """Right-hand side of the flow BeliefAdam discretises (learning_rules/belief_adam.py)."""
+    from learning_rules import BeliefAdam
+
+    c = BeliefAdam.model_coefficients(**optimizer_options(scenario))
+    n = scenario.coordinates
     theta, m, v = x[:n], x[n:2 * n], x[2 * n:]
-    g = scenario.observations(t)[0]
-    gamma, k, eta_k = p["gamma"], p["k"], p["eta"] * p["k"]
-    K1 = p["xi1"] ** 2 / (gamma * p["sigma1"] ** 2)
-    K2 = p["xi2"] ** 2 / (gamma * p["sigma2"] ** 2)
-    a1, a2 = p["alpha1"] * (p["alpha1"] + gamma) / gamma, p["alpha2"] * (p["alpha2"] + gamma) / gamma
-    d, e = theta - scenario.problem.constants["anchor"], g - m
-    dm = K1 * e - a1 * m - K1 * p["sigma1"] ** 2 / p["sigma2"] ** 2 * 2 * e * (v - e * e) - K1 * p["sigma1"] ** 2 * k * d
-    dv = K2 * (e * e - v) - a2 * v - K2 * p["sigma2"] ** 2 * k * d * d / 2
+    d, e = theta - scenario.problem.constants["anchor"], scenario.observations(t)[0] - m
+    dm = c["mean_rate"] * e - c["mean_decay"] * m - c["coupling"] * 2 * e * (v - e * e) - c["mean_feedback"] * d
+    dv = c["variance_rate"] * (e * e - v) - c["variance_decay"] * v - c["variance_feedback"] * d * d
+    eta_k, gamma = c["eta"] * c["k"], c["gamma"]
     dtheta = -eta_k * (m + v * d) / (np.sqrt(gamma ** 2 / 4 + eta_k * v) + gamma / 2)
     return np.concatenate([dtheta, dm, dv])
 

@@ -201,6 +201,14 @@ def test_optimizer_rejects_bad_hyperparameters(options):
         BeliefAdam([theta], options.pop("lr"), **options)
 
 
+@pytest.mark.parametrize("change", [{"gamma": 0.0}, {"sigma1": 0.0}, {"xi2": -1.0}, {"alpha1": -0.5}])
+def test_from_model_rejects_bad_model(change):
+    theta = torch.zeros(2, requires_grad=True)
+    model = {**figures.optimizer_options(BeliefAdamScenario(**figures.SEPARATED)), **change}
+    with pytest.raises(ValueError):
+        BeliefAdam.from_model([theta], 1e-3, **model)
+
+
 def test_set_beliefs_rejects_negative_variance():
     theta = torch.zeros(2, requires_grad=True)
     with pytest.raises(ValueError):
