@@ -30,6 +30,9 @@ stationary loss. :func:`hand_residual` evaluates the hand-derived EL equations o
 """
 from __future__ import annotations
 
+import copy
+import math
+
 import casadi
 import numpy as np
 
@@ -230,6 +233,45 @@ class WeightUncertainty(Scenario):
             x_s = _overdamped(self, theta0, np.array([t_s]), after=False)[0]
             out[later] = _overdamped(self, x_s, times[later] - t_s, after=True)
         return out[0] if np.ndim(t) == 0 else out
+
+
+def anticipated_switch(scenario: WeightUncertainty, theta0=None, until=None, intervals=60, degree=5):
+    """The optimal path when the learner knows the switch is coming (for comparison with
+    :func:`solve_switch`, the unannounced switch).
+
+    Phase 1 is one free-end NLP of the time-dependent problem on [0, T], T ≈ t_s + MARGIN/γ,
+    with an element boundary exactly at t_s (T = t_s·N/j), kept on [0, t_s]; by time
+    consistency the rest is the second task's optimal path from x(t_s), by receding windows
+    up to ``until`` (default t_s + 10/γ). Needs γ > 0 and t_s ≤ 10/γ, so that e^{−γT} ≥ e^{−30}
+    (the NLP is determined on one window). Returns a :class:`SwitchSolution`.
+    """
+    from .task_switch import MARGIN, cut, discounted_integral, shifted
+    p = scenario.params
+    t_s, gamma = p["t_switch"], p["gamma"]
+    if t_s is None or gamma <= 0:
+        raise ocp.ProblemError("anticipated_switch needs t_switch and gamma > 0")
+    if gamma * t_s > 10.0 + 1e-9:
+        raise ocp.ProblemError(f"anticipated_switch needs t_switch ≤ 10/γ = {10 / gamma:g} (one NLP window)")
+    theta0 = scenario.theta0 if theta0 is None else scenario.problem.check_state(theta0)
+    until = t_s + 10.0 / gamma if until is None else until
+    if not until > t_s:
+        raise ocp.ProblemError(f"until must be after t_switch = {t_s}, got {until}")
+    boundary = max(1, round(intervals * t_s / (t_s + MARGIN / gamma)))
+    horizon = t_s * intervals / boundary
+    knowing = copy.copy(scenario.problem)
+    knowing.switch = False          # a finite horizon with a break point at t_s is valid
+    whole = ocp.solve(knowing, theta0, horizon=horizon, mesh=ocp.Mesh(intervals, degree))
+    before = cut(knowing, whole, t_s)
+    second = scenario.task(after=True).problem
+    later = receding(second, before.theta[-1], until - t_s)
+    after = shifted(later, t_s)
+    objective = discounted_integral(knowing, before) + math.exp(-gamma * t_s) * later.objective
+    path = ocp.trajectory.concatenate(before, after)
+    path.objective = objective
+    path.stats.update(t_switch=t_s, phases=2, gamma=gamma, anticipated=True)
+    # the EL equations are local in time: on [0, t_s] those of the first task (the knowing
+    # problem's loss already switches at the sample t = t_s itself)
+    return SwitchSolution(before, after, path, t_s, objective, (scenario.task().problem, second))
 
 
 def _overdamped(scenario, theta0, times, after):

@@ -4,7 +4,8 @@ after a switch to a flatter basin, from the collocation reference.
     python -m problems.weight_uncertainty_figures OUT_DIR     # OUT_DIR/weight_uncertainty.{png,pdf}
 
 Panels: (a) v_i(t) across a switch to a basin 8× flatter with the same minimum, optimal
-path (two-phase collocation) and the WeightUncertainty optimizer; (b) μ_i(t) for a
+path (two-phase collocation: the switch is not announced), the optimal path when it is
+known in advance (anticipated_switch) and the WeightUncertainty optimizer; (b) μ_i(t) for a
 switch that also moves the minimum; (c) rest variance of collocation against β/(kH)
 (Eq. 149); (d) a switch of g alone (same H): the μ̇² term of the EL equation raises v
 transiently, which the overdamped limit (and the optimizer) cannot show. Everything is
@@ -19,7 +20,7 @@ import numpy as np
 
 import ocp
 
-from .weight_uncertainty import WeightUncertainty, solve_switch
+from .weight_uncertainty import WeightUncertainty, anticipated_switch, solve_switch
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=10.0, gamma=1.0, eta=1.0, k=1.0)
 FLATTER = dict(H_after=[0.5, 0.25], g_after=[-0.25, 0.125])     # same minimum μ* = (0.5, −0.5)
@@ -51,6 +52,11 @@ def figure_data() -> dict:
         data[key] = {"scenario": scenario, "path": solution(t), "el": solution.el_error(),
                      "rule_t": grid, "rule": rule, "rest_before": scenario.rest_point(),
                      "rest_after": scenario.rest_point(after=True)}
+    scenario = data["flatter"]["scenario"]
+    knowing = anticipated_switch(scenario, theta0=scenario.rest_point(), until=END)
+    data["flatter"]["anticipated"] = knowing(t)
+    data["flatter"]["objectives"] = (knowing.objective, solve_switch(scenario, theta0=scenario.rest_point(),
+                                                                      until=END).objective)
     # (c) rest variance against β/(kH): stationary solves at γ = 0 from v = 1
     rows = []
     for beta in (0.5, 1.0, 2.0):
@@ -68,6 +74,8 @@ def figure_data() -> dict:
         "flatter_v_before": flatter["path"][np.searchsorted(t, SWITCH["t_switch"]), n:].tolist(),
         "flatter_v_end": v[-1].tolist(), "flatter_v_target": flatter["rest_after"][n:].tolist(),
         "flatter_v_monotone_after": bool(np.all(np.diff(v[after], axis=0) >= -1e-9)),
+        "anticipated_v_at_switch": data["flatter"]["anticipated"][np.searchsorted(t, SWITCH["t_switch"]), n:].tolist(),
+        "objective_anticipated_vs_replanning": list(data["flatter"]["objectives"]),
         "g_only_peak_ratio": (data["g_only"]["path"][:, n:].max(axis=0)
                               / data["g_only"]["rest_after"][n:]).tolist(),
         "el_errors": {key: data[key]["el"] for key in ("flatter", "moved", "g_only")},
@@ -96,9 +104,14 @@ def plot(out_dir) -> dict:
                       label=f"WeightUncertainty optimizer, Δt={DT}" if i == 0 else None)
             for rest in (entry["rest_before"][offset + i], entry["rest_after"][offset + i]):
                 axis.axhline(rest, color=colors[i], lw=0.6, ls=":")
+        if key == "flatter":
+            for i in range(n):
+                axis.plot(t, entry["anticipated"][:, offset + i], "-.", color=colors[i], lw=0.9,
+                          label="optimal if the switch is known in advance" if i == 0 else None)
         axis.axvline(t_s, color="k", lw=0.8)
         axis.set_xlabel("t")
     a.set_yscale("log")
+    a.set_yticks([0.25, 0.5, 1.0, 2.0, 4.0])
     a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.set_title("(a) switch to an 8× flatter basin (same minimum): variance jump", fontsize=9)
