@@ -29,10 +29,11 @@ analytic, so collocation keeps its spectral accuracy and the EL residual stays m
 App. H.1's model (Eqs. 134–137: gradients at a point jittered around θ̂ by an
 Ornstein–Uhlenbeck process have covariance ∝ H); (4) after the last sample the stream
 settles to ḡ (the kernel tail is < 1e-17 beyond 9Δs), so the problem is time-invariant
-there and the infinite-horizon path can come to rest. ``ocp.solve`` continues an
-infinite-horizon path beyond e^{−γt} = 1e-2 by a stationary policy; this is valid here only
-if the stream has settled by then: :meth:`BeliefAdamScenario.check_settled` says so for a solved
-path (``lossnav validate`` cases are chosen so that the path is at rest before).
+there and the infinite-horizon path can come to rest. With γ > 0, ``ocp.solve`` continues an
+infinite-horizon path beyond e^{−γt} = 1e-2 by its stationary policy, whose re-solves start
+at t0 = 0 (the stream would restart): :meth:`BeliefAdamScenario.check_continuation` rejects
+such a path. ``lossnav validate`` uses γ = 0 (one transcription of [0, ∞), no
+continuation); use finite horizons for γ > 0.
 
 The belief terms enter k·E[L]: the learner is rewarded for optimistic beliefs (small v,
 large |m|), so the OCP is bounded only locally (docs/belief_adam.md, "Optimism"). Rest
@@ -161,7 +162,7 @@ class BeliefAdamScenario(Scenario):
               "alpha1": "≥ 0 (decay rate of m, 1/time constant); draws: [3.5, 5]",
               "alpha2": "≥ 0 (decay rate of v, 1/time constant); draws: [0.8, 1.5]",
               "v0": "> 0 (initial variance belief v(0))",
-              "gamma": "≥ 0; validation: 0 (infinite horizon; γ > 0: finite horizons, see check_settled)",
+              "gamma": "≥ 0; validation: 0 (infinite horizon; γ > 0: use finite horizons ≤ 20/γ)",
               "eta": "> 0; draws: [200, 600]", "k": "> 0; draws: [0.03, 0.06]"}
     validation_gammas = (0.0,)
 
@@ -248,13 +249,14 @@ class BeliefAdamScenario(Scenario):
         exponentially): from θ0 held constant IPOPT may wander into the optimistic region."""
         return [self.fixed_point()] if self._rest is not None else []
 
-    def check_settled(self, trajectory) -> None:
-        """ProblemError if ``ocp.solve`` continued this path by its stationary policy before the
-        stream settled (the continuation assumes time-invariant data)."""
+    def check_continuation(self, trajectory) -> None:
+        """ProblemError if ``ocp.solve`` continued this path by its stationary policy: those
+        re-solves start at t0 = 0, where the stream is not the one at the path's time."""
         start = trajectory.stats.get("policy_from")
-        if start is not None and start < self.settle_time:
-            raise ocp.ProblemError(f"the policy continuation starts at t = {start:.3g}, before the stream "
-                                   f"settles (t = {self.settle_time:.3g}); use a finite horizon")
+        if start is not None:
+            raise ocp.ProblemError(f"the path was continued from t = {start:.3g} by the stationary policy, "
+                                   "which re-solves with the stream restarted at t = 0; use a finite horizon "
+                                   "(γ > 0) or γ = 0 on the infinite horizon")
 
     def random_params(self, rng):
         """Draws near the defaults, redrawn until a rest state exists (validation needs one)."""
