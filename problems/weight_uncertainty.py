@@ -46,7 +46,7 @@ POSITIVE_DIAGONAL = "list of diagonal curvatures H_i > 0; draws: log-uniform in 
 
 
 def _tasks(x, params, t):
-    """(a, v, g, H, m) for the task active at time t (t None: the first task)."""
+    """(a = μ − μ0, v, g, H) with the g and H of the task active at time t (t None: the first task)."""
     dim = x.shape[0] // 2
     mu, v = x[:dim], x[dim:]
     g, H = params["g"], params["H"]
