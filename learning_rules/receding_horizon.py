@@ -125,10 +125,10 @@ class RecedingHorizon(CurvatureOptimizer):
         group["metric_beta"] = check_number("metric_beta", group["metric_beta"], 0, 1, high_open=True)
         group["metric_eps"] = check_number("metric_eps", group["metric_eps"], 0, None, low_open=True)
         group["subspace_dim"] = check_number("subspace_dim", group["subspace_dim"], 1, 32, integer=True)
-        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, None, integer=True)
+        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, 10000, integer=True)
         if group["plan_steps"] is None:
             group["plan_steps"] = group["replan_interval"]
-        group["plan_steps"] = check_number("plan_steps", group["plan_steps"], group["replan_interval"], None,
+        group["plan_steps"] = check_number("plan_steps", group["plan_steps"], group["replan_interval"], 10000,
                                            integer=True)
         if group["plan_intervals"] is None:
             group["plan_intervals"] = min(group["plan_steps"], 4)
@@ -158,16 +158,21 @@ class RecedingHorizon(CurvatureOptimizer):
 
     # -- the step -------------------------------------------------------------------
     def _group_step(self, group, params, grads, graph):
-        if not all_finite(grads):
+        head, gradient = self._head(group), flat(grads)
+        if not all_finite(gradient):                   # before the running averages see it
             self._skip(group, "gradient")
             return
-        head, gradient = self._head(group), flat(grads)
         if head.get("size") != gradient.numel():       # the parameters with gradients changed
-            head.pop("plan", None)
+            for key in ("plan", "second_moment"):
+                head.pop(key, None)
             head["size"] = gradient.numel()
             head["previous"] = torch.zeros_like(gradient)
-        if group["metric"] == "gradient_squares":
-            self._running_squares(params, grads, "exp_avg_sq", group["metric_beta"])
+        if group["metric"] == "gradient_squares":      # v ← βv + (1 − β)g², flat, in the head state
+            beta = group["metric_beta"]
+            if "second_moment" not in head:
+                head["second_moment"], head["moment_updates"] = torch.zeros_like(gradient), 0
+            head["second_moment"].mul_(beta).addcmul_(gradient, gradient, value=1 - beta)
+            head["moment_updates"] += 1
         if self._due(group):
             if not graph:
                 raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
@@ -196,9 +201,9 @@ class RecedingHorizon(CurvatureOptimizer):
         """s = G^{-1/2} of the metric G = √v̂ + ε (the App. B proxy), or None (G = I)."""
         if group["metric"] is None:
             return None
-        correction = 1 - group["metric_beta"] ** (self._step_count(params) + 1)
-        second = flat([self.state[p]["exp_avg_sq"] for p in params]).div_(correction)
-        return second.sqrt_().add_(group["metric_eps"]).rsqrt_()
+        head = self._head(group)
+        correction = 1 - group["metric_beta"] ** head["moment_updates"]
+        return head["second_moment"].div(correction).sqrt_().add_(group["metric_eps"]).rsqrt_()
 
     def _replan(self, group, params, gradient, graph):
         """Measure the subspace model, plan with IPOPT (or the closed-form path), store the plan."""
@@ -249,7 +254,7 @@ class RecedingHorizon(CurvatureOptimizer):
         lam, vectors = np.linalg.eigh(0.5 * (T + T.T))
         lam = kernels.effective_curvature(torch.from_numpy(lam), group["damping"], group["negative_curvature"]).numpy()
         times = dt * np.arange(steps + 1)
-        closed = np.stack([_closed_at(vectors, lam, b, t, eta, k, gamma) for t in times])
+        closed = _closed_path(vectors, lam, b, times, eta, k, gamma)
         # each eigen-component of a(t) grows monotonically: |a(t)| is largest at the horizon
         if group["skip_inactive"] and np.linalg.norm(closed[-1]) <= radius:
             return closed
@@ -259,7 +264,7 @@ class RecedingHorizon(CurvatureOptimizer):
         p = vectors @ (k * (vectors.T @ b) / (0.5 * gamma + root))
         planner, problem = self._planner(group)
         width = steps * dt / group["plan_intervals"]
-        guess = np.stack([_closed_at(vectors, lam, b, t, eta, k, gamma) for t in planner.node_times[1:] * width])
+        guess = _closed_path(vectors, lam, b, planner.node_times[1:] * width, eta, k, gamma)
         guess *= np.minimum(1.0, 0.999 * radius / np.maximum(np.linalg.norm(guess, axis=1), 1e-300))[:, None]
         head["solves"] = int(head.get("solves", 0)) + 1
         try:
@@ -336,7 +341,14 @@ class RecedingHorizon(CurvatureOptimizer):
         return list(self._failures)
 
 
-def _closed_at(vectors, lam, b, t, eta, k, gamma):
-    """a(t) = −(I − e^{Rt})T⁻¹b of the unconstrained model (stable kernel)."""
-    factor = kernels.step_factor(torch.from_numpy(lam), float(t), eta * k, gamma).numpy()
-    return -(vectors @ (factor * eta * k * (vectors.T @ b)))
+def _closed_path(vectors, lam, b, times, eta, k, gamma):
+    """a(t) = −(I − e^{Rt})T⁻¹b of the unconstrained model at ``times``: (len(times), m).
+
+    Per eigenvalue λ ≥ 0 of T: a = −ψ_t(λ)·ηk·b with ψ_t = t·φ₁(rt)/(γ/2 + s), r = −ηkλ/(γ/2 + s),
+    s = √(γ²/4 + ηkλ) — the stable kernel of :mod:`learning_rules.kernels`, vectorised over t."""
+    eta_k = eta * k
+    times = np.asarray(times, float)[:, None]
+    denominator = 0.5 * gamma + np.sqrt(0.25 * gamma ** 2 + eta_k * lam)
+    exponent = np.minimum(-eta_k * lam / denominator * times, -np.finfo(float).tiny)
+    psi = times * (np.expm1(exponent) / exponent) / denominator
+    return -(psi * (eta_k * (vectors.T @ b))) @ vectors.T

@@ -49,13 +49,15 @@ register_rule("mpc", lambda params, lr: RecedingHorizon(
     params, lr=lr, gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4,
     replan_interval=20, trust_radius=0.1, curvature="hutchinson", curvature_beta=0.9), 3e-3,
     "learning_rules.RecedingHorizon (lr = Δt)")
+# OptimalQuadratic in the Euclidean metric is scale-sensitive: γ = 1 and damping 1 keep flat
+# directions at an SGD step Δt/γ (Δt = 1 diverged on the CNN).
 register_rule("optimal_quadratic", lambda params, lr: OptimalQuadratic(
-    params, lr=lr, gamma=0.0, damping=1e-8, curvature="hutchinson", refresh_interval=10,
-    curvature_beta=0.9), 1e-3, "learning_rules.OptimalQuadratic, Hutchinson diagonal (lr = Δt)")
+    params, lr=lr, gamma=1.0, damping=1.0, curvature="hutchinson", refresh_interval=10,
+    curvature_beta=0.9), 0.3, "learning_rules.OptimalQuadratic, Hutchinson diagonal (lr = Δt)")
 register_rule("ballistic", lambda params, lr: Ballistic(params, lr=lr, beta=0.999), 1e-3,
               "learning_rules.Ballistic, App. B proxy (lr = √(ηk)Δt)")
 register_rule("natural_gradient", lambda params, lr: NaturalGradient(
-    params, lr=lr, metric="fisher", beta=0.999, damping=1e-4), 1e-5,
+    params, lr=lr, metric="fisher", beta=0.999, damping=1e-3), 1e-4,
     "learning_rules.NaturalGradient, diagonal empirical Fisher (lr = ηkΔt/γ)")
 register_rule("sgd", lambda params, lr: torch.optim.SGD(params, lr=lr), 0.1, "torch.optim.SGD")
 register_rule("adam", lambda params, lr: torch.optim.Adam(params, lr=lr), 1e-3, "torch.optim.Adam")
