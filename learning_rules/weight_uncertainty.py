@@ -144,7 +144,7 @@ class WeightUncertainty(CurvatureOptimizer):
 def run_on_scenario(scenario, dt, steps, theta0=None, **options):
     """Run :class:`WeightUncertainty` on a ``problems.weight_uncertainty`` scenario.
 
-    The loss is the current task's quadratic Σ g_i a_i + ½H_i a_i² (a = μ − μ0); at step
+    The loss is the current task's quadratic gᵀa + ½aᵀHa (a = μ − μ0); at step
     index t_switch/Δt (rounded; it must be an integer multiple of Δt to within 1e-9) the
     task switches to (g_after, H_after). Hyperparameters map from the scenario (lr = Δt,
     η, k, γ, β, init_variance = v0 per weight through a callable-free state set-up,
@@ -178,7 +178,7 @@ def run_on_scenario(scenario, dt, steps, theta0=None, **options):
         optimizer.zero_grad()
         g, H = tasks[task[0]]
         shift = mu - mu0
-        loss = (g * shift + 0.5 * H * shift * shift).sum()
+        loss = (g * shift).sum() + 0.5 * (shift * (H @ shift)).sum()
         loss.backward()
         return loss
 

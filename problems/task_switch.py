@@ -73,15 +73,17 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
         raise ocp.ProblemError("solve_switch needs a scenario with t_switch")
     check = getattr(scenario.problem, "check_state", scenario.problem.check_initial_state)
     theta0 = scenario.theta0 if theta0 is None else check(theta0)
-    first, second = scenario.task(after=False).problem, scenario.task(after=True).problem
+    tasks = scenario.task(after=False), scenario.task(after=True)
+    first, second = (task.problem for task in tasks)
+    guesses = [task.guesses() or None for task in tasks]
     if until is None:
-        before = cut(first, ocp.solve(first, theta0, mesh=mesh), t_s)
-        later = ocp.solve(second, before.theta[-1], mesh=mesh)
+        before = cut(first, ocp.solve(first, theta0, mesh=mesh, guess=guesses[0]), t_s)
+        later = ocp.solve(second, before.theta[-1], mesh=mesh, guess=guesses[1])
     else:
         if not (isinstance(until, (int, float)) and until > t_s):
             raise ocp.ProblemError(f"until must be a time after t_switch = {t_s}, got {until!r}")
-        before = receding(first, theta0, t_s, mesh)
-        later = receding(second, before.theta[-1], until - t_s, mesh)
+        before = receding(first, theta0, t_s, mesh, guesses[0])
+        later = receding(second, before.theta[-1], until - t_s, mesh, guesses[1])
     after = shifted(later, t_s)
     objective = discounted_integral(first, before) + math.exp(-first.gamma * t_s) * later.objective
     path = ocp.trajectory.concatenate(before, after)
@@ -94,19 +96,20 @@ KEEP_WINDOW = 10.0      # γ·(kept part of each receding window)
 MARGIN = 20.0           # γ·(planned beyond it): the free end moves the kept part by ~e^{−20}
 
 
-def receding(problem, theta0, duration, mesh=None) -> ocp.Trajectory:
+def receding(problem, theta0, duration, mesh=None, guess=None) -> ocp.Trajectory:
     """The infinite-horizon optimal path on [0, duration] by time consistency: solve on a
     finite horizon (KEEP_WINDOW + MARGIN)/γ with a free end, keep the first KEEP_WINDOW/γ,
     re-solve from its end state, repeat. The horizon keeps e^{−γT} ≥ e^{−30}, where the
     NLP is still determined (longer windows at large γ leave the tail undetermined).
-    ``objective`` is the discounted cost over [0, duration]."""
+    ``guess`` goes to :func:`ocp.solve` (e.g. the rest point). ``objective`` is the
+    discounted cost over [0, duration]."""
     if problem.gamma <= 0:
         raise ocp.ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
     keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
     path, start, state = None, 0.0, np.asarray(theta0, float)
     while start < duration * (1 - 1e-12):
         length = min(keep, duration - start)
-        piece = shifted(cut(problem, ocp.solve(problem, state, horizon=length + margin, mesh=mesh), length), start)
+        piece = shifted(cut(problem, ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess), length), start)
         path = piece if path is None else ocp.trajectory.concatenate(path, piece)
         start, state = start + length, piece.theta[-1]
     path.objective = discounted_integral(problem, path)

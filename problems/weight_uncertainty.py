@@ -3,24 +3,25 @@
 Each weight i carries a Gaussian N(μ_i, v_i); the state is x = (μ_1..μ_D, v_1..v_D). The
 running cost (derivation: docs/weight_uncertainty.md) is
 
-    ℓ = Σ_i [ μ̇_i²/(2ηv_i) + v̇_i²/(4ηv_i²)            (1/η)·KL rate: Fisher metric of N(μ, v)
-            − (β/2) log v_i                           entropy bonus (β = 1 in the paper)
-            + k( g_i a_i + ½H_i(a_i² + v_i) ) ] − c(t),  a = μ − μ0  (k·expected quadratic loss)
+    ℓ = Σ_i [ μ̇_i²/(2ηv_i) + v̇_i²/(4ηv_i²) − (β/2) log v_i ]     (1/η)·KL rate; entropy bonus
+        + k( gᵀa + ½aᵀHa + ½Σ_i H_ii v_i ) − c(t),   a = μ − μ0     k·E[L] for θ ~ N(μ, diag v)
 
-discounted by e^{−γt}; the metric is G(x) = diag(1/v, 1/(2v²)), so the kinetic part is
-the engine's (1/2η) ẋᵀG(x)ẋ. c(t) is the value of the rest of the terms at the current
-task's rest point, a constant per task: it changes neither the Euler–Lagrange equations
-nor the optimal path, and makes the potential vanish at rest (γ = 0 then has finite J).
-A task switch at t_s replaces (g, H) by (g_after, H_after).
+discounted by e^{−γt}; the metric is G(x) = diag(1/v, 1/(2v²)) (the Fisher metric of the
+Gaussian), so the kinetic part is the engine's (1/2η) ẋᵀG(x)ẋ. β is the entropy weight
+(1 in the paper). H is symmetric positive definite (a list: its diagonal). c(t) is the
+value of the rest of the terms at the current task's rest point, a constant per task: it
+changes neither the Euler–Lagrange equations nor the optimal path, and makes the potential
+vanish at rest (γ = 0 then has finite J). A task switch at t_s replaces (g, H) by
+(g_after, H_after).
 
-Euler–Lagrange equations (Eq. 145/147 with the entropy weight β):
+Euler–Lagrange equations (Eqs. 145/147 with the entropy weight β):
 
-    μ̈ − (v̇/v + γ) μ̇ = ηk v (g + H a)
-    v̈ − v̇²/v − γ v̇  = ηv (kHv − β) − μ̇²
+    μ̈ − (v̇/v + γ) ⊙ μ̇ = ηk v ⊙ (g + Ha)
+    v̈ − v̇²/v − γ v̇    = ηv ⊙ (k H_ii v − β) − μ̇²
 
-Rest point: a* = −g/H, v* = β/(kH) (Eq. 149 for β = 1; exact at rest, not only in the
-overdamped limit). Overdamped limit (γ → ∞ at fixed η/γ, Eq. 148): μ̇ = −(ηk/γ) v ∇_μL,
-v̇ = (η/γ) v (β − kHv), solved in closed form by :meth:`WeightUncertainty.overdamped_path`.
+Rest point: μ* = μ0 − H⁻¹g, v* = β/(k H_ii) (Eq. 149 for β = 1; exact at rest, not only in
+the overdamped limit). Overdamped limit (γ → ∞ at fixed η/γ, Eq. 148): μ̇ = −(ηk/γ) v ⊙ ∇L,
+v̇ = (η/γ) v ⊙ (β − k H_ii v): :meth:`WeightUncertainty.overdamped_path`.
 
 A switch is a kink in time: :func:`problems.task_switch.solve_switch` (re-exported here)
 solves it in two phases joined by time consistency, each a stationary problem (the
@@ -39,14 +40,22 @@ import numpy as np
 import ocp
 
 from . import ops
+from .quadratic import random_spd, symmetric_matrix
 from .scenario import Scenario, array, scalar
 from .task_switch import SwitchSolution, acceleration, receding, solve_switch  # noqa: F401 (re-exported)
 
-POSITIVE_DIAGONAL = "list of diagonal curvatures H_i > 0; draws: log-uniform in [0.3, 5], 1–3 weights"
+CURVATURE = ("symmetric positive definite matrix, or a list (its diagonal, > 0); draws: 1–3 weights, "
+             "diagonal log-uniform in [0.3, 5] or a random SPD matrix")
+
+
+def _diagonal(H):
+    """diag(H) as a vector (casadi, torch or numpy)."""
+    return casadi.diag(H) if isinstance(H, (casadi.SX, casadi.MX, casadi.DM)) else H.diagonal()
 
 
 def _tasks(x, params, t):
-    """(a = μ − μ0, v, g, H) with the g and H of the task active at time t (t None: the first task)."""
+    """(a = μ − μ0, v, g, H) with the g and H (matrix) of the task active at time t (t None:
+    the first task)."""
     dim = x.shape[0] // 2
     mu, v = x[:dim], x[dim:]
     g, H = params["g"], params["H"]
@@ -64,11 +73,11 @@ def fisher_metric(x, **_):
 
 
 def expected_loss(x, g, H, mu0, **_):
-    """E[L](μ, v) = Σ g_i a_i + ½H_i(a_i² + v_i) of the first task (the potential adds the
-    entropy and the switch: :meth:`WeightUncertaintyOCP.loss_value`)."""
+    """E[L](μ, v) = gᵀa + ½aᵀHa + ½Σ H_ii v_i of the first task, for θ ~ N(μ, diag v) (the
+    potential adds the entropy and the switch: :meth:`WeightUncertaintyOCP.loss_value`)."""
     dim = x.shape[0] // 2
     a, v = x[:dim] - mu0, x[dim:]
-    return ops.sum(g * a + 0.5 * H * (a * a + v))
+    return ops.dot(g, a) + 0.5 * ops.dot(a, H @ a) + 0.5 * ops.dot(_diagonal(H), v)
 
 
 class WeightUncertaintyOCP(ocp.DiscountedOCP):
@@ -89,18 +98,21 @@ class WeightUncertaintyOCP(ocp.DiscountedOCP):
     def replace(self, **changes):
         if "k" in changes and not float(changes["k"]) > 0:
             raise ocp.ProblemError(f"k must be > 0 for weight_uncertainty, got {changes['k']}")
-        for key in ("H", "H_after", "beta"):
-            if key in changes and not np.all(np.asarray(changes[key], float) > 0):
-                raise ocp.ProblemError(f"{key} must be > 0, got {changes[key]}")
+        for key in ("H", "H_after"):
+            if key in changes:
+                changes[key] = symmetric_matrix(key, changes[key], definite=True)
+        if "beta" in changes and not float(changes["beta"]) > 0:
+            raise ocp.ProblemError(f"beta must be > 0, got {changes['beta']}")
         return super().replace(**changes)
 
     def loss_value(self, theta, params, t=None):
         """E_task(t)[L] − (β/2k)Σ log v − (its value at the task's rest point)."""
         a, v, g, H = _tasks(theta, params, t)
-        k, beta = params["k"], params["beta"]
-        energy = casadi.sum1(g * a + 0.5 * H * (a * a + v)) - beta / (2 * k) * casadi.sum1(casadi.log(v))
-        v_rest = beta / (k * H)
-        rest = casadi.sum1(-g * g / (2 * H) + 0.5 * H * v_rest - beta / (2 * k) * casadi.log(v_rest))
+        k, beta, h = params["k"], params["beta"], casadi.diag(H)
+        energy = expected_loss(theta, g, H, params["mu0"]) - beta / (2 * k) * casadi.sum1(casadi.log(v))
+        v_rest = beta / (k * h)
+        rest = (-0.5 * casadi.dot(g, casadi.solve(H, g)) + 0.5 * casadi.dot(h, v_rest)
+                - beta / (2 * k) * casadi.sum1(casadi.log(v_rest)))
         return energy - rest
 
     def check_state(self, theta0):
@@ -126,12 +138,12 @@ class WeightUncertainty(Scenario):
     name = "weight_uncertainty"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. I, Eqs. 143–149: per-weight "
                  "Gaussians N(μ, v), Fisher-metric (KL) kinetic cost, entropy bonus, expected "
-                 "quadratic loss; rest at μ = μ0 − g/H, v = β/(kH) (Eq. 149, β = 1); optional task "
+                 "quadratic loss; rest at μ = μ0 − H⁻¹g, v = β/(kH_ii) (Eq. 149, β = 1); optional task "
                  "switch at t_switch to (g_after, H_after), solved in two phases (solve_switch)")
     defaults = {"H": [4.0, 0.5], "g": [-2.0, 1.0], "mu0": None, "beta": 1.0,
                 "H_after": None, "g_after": None, "t_switch": None,
                 "gamma": 1.0, "eta": 1.0, "k": 1.0}
-    ranges = {"H": POSITIVE_DIAGONAL,
+    ranges = {"H": CURVATURE,
               "g": "vector of H's size (gradient at μ0); draws: N(0, 1)",
               "mu0": "vector of H's size, expansion point of the loss (default zeros)",
               "beta": "> 0, entropy weight (paper: 1); draws: [0.5, 2]",
@@ -142,7 +154,7 @@ class WeightUncertainty(Scenario):
     validation_gammas = (0.0, 0.25)
 
     def normalise(self, params):
-        H = _positive_vector("H", params["H"])
+        H = symmetric_matrix("H", params["H"], definite=True)
         dim = len(H)
         g = _vector("g", params["g"], dim)
         mu0 = np.zeros(dim) if params["mu0"] is None else _vector("mu0", params["mu0"], dim)
@@ -161,16 +173,17 @@ class WeightUncertainty(Scenario):
             switch = scalar("t_switch", switch)
             if not switch > 0:
                 raise ocp.ProblemError(f"parameter 't_switch' must be > 0, got {switch}")
-            H_after = H if params["H_after"] is None else _positive_vector("H_after", params["H_after"], dim)
+            H_after = H if params["H_after"] is None else _curvature_like("H_after", params["H_after"], dim)
             g_after = g if params["g_after"] is None else _vector("g_after", params["g_after"], dim)
-        after = (None, None) if switch is None else (H_after.tolist(), g_after.tolist())
-        return {"H": H.tolist(), "g": g.tolist(), "mu0": mu0.tolist(), "beta": out["beta"],
+        after = (None, None) if switch is None else (_compact(H_after), g_after.tolist())
+        return {"H": _compact(H), "g": g.tolist(), "mu0": mu0.tolist(), "beta": out["beta"],
                 "H_after": after[0], "g_after": after[1], "t_switch": switch,
                 "gamma": out["gamma"], "eta": out["eta"], "k": out["k"]}
 
     def build(self, params):
-        constants = {key: np.array(params[key]) for key in ("H", "g", "mu0")}
-        constants.update(H_after=self.task_value("H", True, params), g_after=self.task_value("g", True, params))
+        constants = {"H": self.task_value("H", False, params), "g": np.array(params["g"]),
+                     "mu0": np.array(params["mu0"]), "H_after": self.task_value("H", True, params),
+                     "g_after": self.task_value("g", True, params)}
         constants["beta"] = params["beta"]
         constants["t_switch"] = params["t_switch"] if params["t_switch"] is not None else 0.0
         return WeightUncertaintyOCP(len(params["H"]), constants, params["gamma"], params["eta"],
@@ -178,9 +191,11 @@ class WeightUncertainty(Scenario):
 
     @staticmethod
     def task_value(key, after, params):
-        """g or H of the first task, or of the one after the switch (the first when none)."""
+        """g (vector) or H (matrix) of the first task, or of the one after the switch (the
+        first when there is none)."""
         value = params[key + "_after"] if after else None
-        return np.array(params[key] if value is None else value)
+        value = np.array(params[key] if value is None else value, dtype=float)
+        return np.diag(value) if key == "H" and value.ndim == 1 else value
 
     @property
     def weights(self) -> int:
@@ -190,17 +205,26 @@ class WeightUncertainty(Scenario):
         return np.concatenate([np.array(self.params["mu0"]), np.ones(self.weights)])
 
     def rest_point(self, after: bool = False) -> np.ndarray:
-        """(μ*, v*) = (μ0 − g/H, β/(kH)) of the first task (or the one after the switch)."""
+        """(μ*, v*) = (μ0 − H⁻¹g, β/(k diag H)) of the first task (or the one after the switch)."""
         H, g = self.task_value("H", after, self.params), self.task_value("g", after, self.params)
-        return np.concatenate([np.array(self.params["mu0"]) - g / H, self.params["beta"] / (self.params["k"] * H)])
+        return np.concatenate([np.array(self.params["mu0"]) - np.linalg.solve(H, g),
+                               self.params["beta"] / (self.params["k"] * np.diag(H))])
 
     def fixed_point(self):
         """Where the path comes to rest: the rest point of the last task."""
         return self.rest_point(after=self.params["t_switch"] is not None)
 
+    def guesses(self):
+        """One first guess for IPOPT: the path approaching the rest point exponentially. It
+        keeps v > 0 along the way (from a constant guess IPOPT's steps can reach v ≤ 0, where
+        log v is NaN, and back off; on some meshes it then ran out of iterations)."""
+        return [self.fixed_point()]
+
     def random_params(self, rng):
         dim = int(rng.integers(1, 4))
-        return {"H": np.exp(rng.uniform(np.log(0.3), np.log(5), size=dim)).tolist(),
+        diagonal = np.exp(rng.uniform(np.log(0.3), np.log(5), size=dim))
+        H = diagonal.tolist() if dim == 1 or rng.uniform() < 0.5 else (0.3 * random_spd(rng, dim, 10.0)).tolist()
+        return {"H": H,
                 "g": rng.normal(size=dim).tolist(), "beta": float(rng.uniform(0.5, 2)),
                 "eta": float(rng.uniform(0.5, 2)), "k": float(rng.uniform(0.5, 2))}
 
@@ -211,16 +235,17 @@ class WeightUncertainty(Scenario):
 
     def task(self, after: bool = False) -> "WeightUncertainty":
         """The stationary scenario of one task (no switch)."""
-        params = {**self.params, "H": self.task_value("H", after, self.params).tolist(),
+        params = {**self.params, "H": _compact(self.task_value("H", after, self.params)),
                   "g": self.task_value("g", after, self.params).tolist(),
                   "H_after": None, "g_after": None, "t_switch": None}
         return WeightUncertainty(**params)
 
     def overdamped_path(self, t, theta0=None) -> np.ndarray:
-        """The overdamped flow (Eq. 148) in closed form, across the switch if there is one.
+        """The overdamped flow (Eq. 148), across the switch if there is one.
 
-        Per weight, with ρ = η/γ, r = ρβ, D(t) = 1 + (kHv0/β)(e^{rt} − 1):
-        v(t) = v0 e^{rt}/D(t) and μ(t) − μ* = (μ0 − μ*)/D(t).
+        Per weight, with ρ = η/γ, r = ρβ, D(t) = 1 + (kH_ii v0/β)(e^{rt} − 1):
+        v(t) = v0 e^{rt}/D(t), and for a diagonal H μ(t) − μ* = (μ0 − μ*)/D(t) (closed form);
+        for a coupled H, μ̇ = −ρk v(t) ⊙ (g + Ha) is integrated (DOP853, rtol 1e-12).
         """
         if self.params["gamma"] <= 0:
             raise ocp.ProblemError("the overdamped flow needs gamma > 0")
@@ -260,10 +285,11 @@ def anticipated_switch(scenario: WeightUncertainty, theta0=None, until=None, int
     horizon = t_s * intervals / boundary
     knowing = copy.copy(scenario.problem)
     knowing.switch = False          # a finite horizon with a break point at t_s is valid
-    whole = ocp.solve(knowing, theta0, horizon=horizon, mesh=ocp.Mesh(intervals, degree))
+    whole = ocp.solve(knowing, theta0, horizon=horizon, mesh=ocp.Mesh(intervals, degree),
+                      guess=scenario.rest_point(after=True))
     before = cut(knowing, whole, t_s)
     second = scenario.task(after=True).problem
-    later = receding(second, before.theta[-1], until - t_s)
+    later = receding(second, before.theta[-1], until - t_s, guess=scenario.task(after=True).guesses())
     after = shifted(later, t_s)
     objective = discounted_integral(knowing, before) + math.exp(-gamma * t_s) * later.objective
     path = ocp.trajectory.concatenate(before, after)
@@ -277,22 +303,35 @@ def anticipated_switch(scenario: WeightUncertainty, theta0=None, until=None, int
 def _overdamped(scenario, theta0, times, after):
     p, n = scenario.params, scenario.weights
     H = scenario.task_value("H", after, p)
-    rest = scenario.rest_point(after)
-    rate = p["eta"] / p["gamma"] * p["beta"]
+    h, rest = np.diag(H), scenario.rest_point(after)
+    rho = p["eta"] / p["gamma"]
     mu0, v0 = theta0[:n], theta0[n:]
-    growth = np.expm1(np.outer(times, np.full(n, rate)))
-    D = 1 + (p["k"] * H * v0 / p["beta"]) * growth
-    return np.hstack([rest[:n] + (mu0 - rest[:n]) / D, v0 * (1 + growth) / D])
+    growth = np.expm1(np.outer(times, np.full(n, rho * p["beta"])))
+    D = 1 + (p["k"] * h * v0 / p["beta"]) * growth
+    variance = v0 * (1 + growth) / D
+    if np.count_nonzero(H - np.diag(h)) == 0:
+        return np.hstack([rest[:n] + (mu0 - rest[:n]) / D, variance])
+    import scipy.integrate
+
+    def velocity(t, a):
+        v = v0 * np.exp(rho * p["beta"] * t) / (1 + (p["k"] * h * v0 / p["beta"]) * np.expm1(rho * p["beta"] * t))
+        return -rho * p["k"] * v * (H @ a)
+    solution = scipy.integrate.solve_ivp(velocity, (0.0, max(float(times.max()), 0.0)), mu0 - rest[:n],
+                                         method="DOP853", t_eval=times, rtol=1e-12, atol=1e-14)
+    return np.hstack([rest[:n] + solution.y.T, variance])
 
 
-def _positive_vector(name, value, dim=None):
-    vector = np.atleast_1d(array(name, value, (0, 1)))
-    if dim is not None and vector.shape != (dim,):
-        raise ocp.ProblemError(f"parameter {name!r} must have length {dim}, got {vector.shape[0]}")
-    if np.any(vector <= 0):
-        raise ocp.ProblemError(f"parameter {name!r} must be > 0 entrywise (diagonal curvatures), "
-                               f"got {vector.tolist()}")
-    return vector
+def _compact(H):
+    """A matrix as a list of its diagonal when it is diagonal (as the user wrote it), else nested lists."""
+    H = np.asarray(H, float)
+    return np.diag(H).tolist() if np.count_nonzero(H - np.diag(np.diag(H))) == 0 else H.tolist()
+
+
+def _curvature_like(name, value, dim):
+    H = symmetric_matrix(name, value, definite=True)
+    if H.shape != (dim, dim):
+        raise ocp.ProblemError(f"parameter {name!r} must have the size of H ({dim}), got {H.shape[0]}")
+    return H
 
 
 def _vector(name, value, dim):
@@ -307,18 +346,19 @@ def hand_residual(scenario: WeightUncertainty, trajectory: ocp.Trajectory, after
     """Residuals of the hand-derived EL equations at the samples, (n, 2D), and the size of
     their largest term (n,):
 
-        R_μ = μ̈ − (v̇/v + γ)μ̇ − ηkv(g + Ha)
-        R_v = v̈ − v̇²/v − γv̇ + μ̇² − ηv(kHv − β)
+        R_μ = μ̈ − (v̇/v + γ)μ̇ − ηk v ⊙ (g + Ha)
+        R_v = v̈ − v̇²/v − γv̇ + μ̇² − ηv ⊙ (k H_ii v − β)
 
     for the first task (or the one after the switch)."""
     p, n = scenario.params, scenario.weights
     H, g = scenario.task_value("H", after, p), scenario.task_value("g", after, p)
+    h = np.diag(H)
     gamma, eta, k, beta = p["gamma"], p["eta"], p["k"], p["beta"]
     x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)
     mu, v, dmu, dv, ddmu, ddv = x[:, :n], x[:, n:], u[:, :n], u[:, n:], a[:, :n], a[:, n:]
     shift = mu - np.array(p["mu0"])
-    terms_mu = [ddmu, -(dv / v) * dmu, -gamma * dmu, -eta * k * v * (g + H * shift)]
-    terms_v = [ddv, -dv ** 2 / v, -gamma * dv, dmu ** 2, -eta * v * (k * H * v - beta)]
+    terms_mu = [ddmu, -(dv / v) * dmu, -gamma * dmu, -eta * k * v * (g + shift @ H.T)]
+    terms_v = [ddv, -dv ** 2 / v, -gamma * dv, dmu ** 2, -eta * v * (k * h * v - beta)]
     residual = np.hstack([sum(terms_mu), sum(terms_v)])
     size = np.max(np.abs(np.concatenate([np.stack(terms_mu), np.stack(terms_v)])), axis=(0, 2))
     return residual, size

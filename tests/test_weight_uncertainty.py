@@ -337,3 +337,35 @@ def test_anticipated_switch_resets_early_and_costs_less():
     assert knowing.objective < replanning.objective
     with pytest.raises(ocp.ProblemError):
         anticipated_switch(Scenario(H_after=[1.0, 1.0], t_switch=20.0, gamma=1.0))
+
+
+COUPLED = [[3.0, 1.2], [1.2, 1.0]]
+
+
+def test_coupled_curvature_el_and_rest_point():
+    """A non-diagonal H (Eq. 147's Σ_j H_ij(μ_j − μ_j0)): rest at μ0 − H⁻¹g, v = β/(kH_ii)."""
+    scenario = Scenario(H=COUPLED, g=[1.0, -0.5], mu0=[0.3, 0.1], beta=1.3, k=0.8, gamma=0.0)
+    path = ocp.solve(scenario.problem, scenario.theta0)
+    H = np.array(COUPLED)
+    np.testing.assert_allclose(path.theta[-1, :2], [0.3, 0.1] - np.linalg.solve(H, [1.0, -0.5]), rtol=1e-8)
+    np.testing.assert_allclose(path.theta[-1, 2:], 1.3 / (0.8 * np.diag(H)), rtol=1e-8)
+    assert ocp.euler_lagrange_error(scenario.problem, path) < 1e-6
+    hand, size = hand_residual(scenario, path)
+    assert np.abs(hand).max() / size.max() < 1e-6
+    torch_value = float(scenario.torch_loss(torch.tensor([0.5, -0.2, 0.7, 1.1], dtype=torch.float64)))
+    a = np.array([0.2, -0.3])
+    assert abs(torch_value - (np.dot([1.0, -0.5], a) + 0.5 * a @ H @ a + 0.5 * (3.0 * 0.7 + 1.1))) < 1e-12
+    with pytest.raises(ocp.ProblemError):
+        Scenario(H=[[1.0, 2.0], [2.0, 1.0]])                      # indefinite: no minimum
+
+
+def test_optimizer_with_coupled_curvature_order_and_collocation():
+    scenario = Scenario(H=COUPLED, g=[-1.0, 0.5], H_after=[[0.5, 0.2], [0.2, 0.3]], t_switch=2.0,
+                        gamma=16.0, eta=16.0)
+    errors = []
+    for dt in (0.05, 0.025, 0.0125):
+        t, x = run_on_scenario(scenario, dt, int(round(4 / dt)))
+        errors.append(np.abs(x - scenario.overdamped_path(t)).max())
+    assert all(0.95 <= order <= 1.05 for order in _order(errors)), (errors, _order(errors))
+    reference = solve_switch(scenario, until=4.0)
+    assert np.abs(scenario.overdamped_path(t) - reference(t)).max() < 0.1       # O(1/γ)
