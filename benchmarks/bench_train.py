@@ -12,7 +12,8 @@ every rule alike. Printed per task and rule:
 * AlgoPerf-style time to target: training time until the test accuracy first reaches a fixed
   target (digits 95 %, mnist1d 90 %; median over seeds, ∞ unless half the seeds reach it),
   relative to the fastest rule;
-* MPC fallbacks (IPOPT failures, closed-form plan used instead).
+* MPC plans, how many IPOPT solved (the trust region binds) and fallbacks (IPOPT failed, the
+  closed-form path projected into the trust region was used).
 
 Usage: ``python benchmarks/bench_train.py [--seeds 5] [--epochs-digits 20] [--epochs-mnist1d 30]
 [--rules mpc,adam,...] [--tasks digits-mlp,mnist1d-cnn] [--save results.json]``. The results JSON
@@ -62,6 +63,11 @@ def main(argv=None):
                   f"{row['gap_to_reference']:+8.2f} {row['epoch_time']:8.3f} {row['time_ratio']:6.2f} "
                   f"{target if math.isfinite(target) else math.inf:13.2f} {row['target_ratio']:8.2f} "
                   f"{row['reached']:>3d}/{row['runs']:<3d} {row['fallbacks']:9d}")
+    if "mpc" in rules:
+        for task in tasks:
+            row = summary[task]["mpc"]
+            print(f"MPC on {task}: {row['replans']} plans, {row['solves']} by IPOPT (trust region binding), "
+                  f"{row['fallbacks']} fallbacks")
     if "mpc" in rules and "adam" in rules:
         print("\ntargets (MPC vs Adam): accuracy gap ≥ −0.5 points, epoch time ≤ 2×")
         for task in tasks:

@@ -156,6 +156,12 @@ class RecedingHorizon(CurvatureOptimizer):
     def _needs_graph(self, group):
         return any(p.requires_grad for p in group["params"]) and self._due(group)
 
+    def _evaluate(self, closure):
+        if closure is None and any(self._needs_graph(group) for group in self.param_groups):
+            raise RuntimeError("RecedingHorizon needs step(closure) at a re-plan: the closure recomputes the "
+                               "loss (calling backward as usual) and the step measures Hessian-vector products")
+        return super()._evaluate(closure)
+
     # -- the step -------------------------------------------------------------------
     def _group_step(self, group, params, grads, graph):
         head, gradient = self._head(group), flat(grads)
@@ -167,6 +173,8 @@ class RecedingHorizon(CurvatureOptimizer):
                 head.pop(key, None)
             head["size"] = gradient.numel()
             head["previous"] = torch.zeros_like(gradient)
+            if not graph:                              # no HVPs this step: re-plan at the next one
+                return
         if group["metric"] == "gradient_squares":      # v ← βv + (1 − β)g², flat, in the head state
             beta = group["metric_beta"]
             if "second_moment" not in head:

@@ -72,7 +72,9 @@ def summarize(results, targets, reference="adam"):
                           "epoch_time": statistics.fmean(epoch_times),
                           "time_to_target": statistics.median(times) if 2 * reached >= len(times) else math.inf,
                           "reached": reached, "runs": len(histories),
-                          "fallbacks": sum(h["fallbacks"] for h in histories)}
+                          "fallbacks": sum(h["fallbacks"] for h in histories),
+                          "replans": sum(h.get("replans", 0) for h in histories),
+                          "solves": sum(h.get("solves", 0) for h in histories)}
         ref = rows.get(reference)
         fastest = min((row["time_to_target"] for row in rows.values()), default=math.inf)
         for row in rows.values():

@@ -95,6 +95,9 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
         history["epochs"].append(record)
         history["fallbacks"] = int(getattr(optimizer, "fallbacks", 0))
         history["skipped_steps"] = int(getattr(optimizer, "skipped_steps", 0))
+        for key in ("replans", "solves"):              # RecedingHorizon: plans, of which by IPOPT
+            if hasattr(optimizer, key):
+                history[key] = int(getattr(optimizer, key))
         if checkpoint is not None:
             _save(checkpoint, model, optimizer, generator, history, config)
         if on_epoch is not None:
