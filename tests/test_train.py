@@ -44,6 +44,14 @@ def test_a_few_steps_per_rule(tiny, rule, model_name):
     assert not torch.equal(parameters(model), start)
 
 
+def test_extra_evaluation_sets_are_recorded(tiny):
+    model = make_model("mlp", tiny, seed=0)
+    optimizer = make_optimizer("sgd", model.parameters())
+    history = train(model, optimizer, tiny, 1, progress=False, evaluations={"seen": (tiny.x_train, tiny.y_train)})
+    loss, accuracy = training.loop.evaluate(model, tiny.x_train, tiny.y_train)
+    assert history["epochs"][0]["evaluations"] == {"seen": {"loss": loss, "accuracy": accuracy}}
+
+
 def test_registering_a_rule_needs_no_rewrite(tiny):
     training.register_rule("sgd_half", lambda params, lr: torch.optim.SGD(params, lr=lr / 2), 0.1)
     try:

@@ -47,10 +47,14 @@ def evaluate(model, x, y, batch=1000):
 
 
 def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, resume=None, config=None,
-          progress=None, on_epoch=None):
+          progress=None, on_epoch=None, evaluations=None):
     """Train ``epochs`` epochs in total (a resumed run counts the checkpoint's); return the history:
     {"epochs": [{epoch, train_loss, test_loss, test_accuracy, wall_time}], "fallbacks",
-    "skipped_steps", "steps"}. ``on_epoch(record)`` is called after each epoch."""
+    "skipped_steps", "steps"}. ``on_epoch(record)`` is called after each epoch.
+
+    ``evaluations``: {name: (x, y)} further test sets, recorded per epoch as
+    ``record["evaluations"][name] = {"loss", "accuracy"}`` (e.g. the earlier tasks of a continual-learning sequence, trained by
+    calling :func:`train` once per task with the same model and optimizer)."""
     from tqdm import tqdm
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -92,6 +96,9 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
         history["steps"] += batches
         record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
                   "test_accuracy": accuracy, "wall_time": wall}
+        if evaluations:
+            record["evaluations"] = {name: dict(zip(("loss", "accuracy"), evaluate(model, x_extra, y_extra)))
+                                     for name, (x_extra, y_extra) in evaluations.items()}
         history["epochs"].append(record)
         history["fallbacks"] = int(getattr(optimizer, "fallbacks", 0))
         history["skipped_steps"] = int(getattr(optimizer, "skipped_steps", 0))
