@@ -15,6 +15,7 @@ infinite-horizon coordinate).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,8 +81,10 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
         before = cut(first, ocp.solve(first, theta0, mesh=mesh, guess=guesses[0]), t_s)
         later = ocp.solve(second, before.theta[-1], mesh=mesh, guess=guesses[1])
     else:
-        if not (isinstance(until, (int, float)) and until > t_s):
-            raise ocp.ProblemError(f"until must be a time after t_switch = {t_s}, got {until!r}")
+        if isinstance(until, bool) or not isinstance(until, numbers.Real) or not until > t_s \
+                or not math.isfinite(until):
+            raise ocp.ProblemError(f"until must be a finite time after t_switch = {t_s}, got {until!r}")
+        until = float(until)
         before = receding(first, theta0, t_s, mesh, guesses[0])
         later = receding(second, before.theta[-1], until - t_s, mesh, guesses[1])
     after = shifted(later, t_s)
