@@ -58,6 +58,20 @@ def test_inactive_trust_region_equals_optimal_quadratic(replan_interval, gamma):
     assert optimizer.solves == optimizer.replans == -(-6 // replan_interval)   # IPOPT planned every time
 
 
+def test_metric_step_equals_optimal_quadratic_in_that_metric():
+    """metric="gradient_squares" with β = 0: G = |g| + ε at the first step; the whitened plan
+    must be App. F's exact step OptimalQuadratic(metric=G)."""
+    hessian, linear = quadratic()
+    start = torch.ones(DIM, dtype=torch.float64)
+    metric = (hessian @ start + linear).abs() + 1e-8
+    reference, _ = run_quadratic(lambda p: OptimalQuadratic(p, lr=0.1, gamma=1.0, curvature="exact",
+                                                            metric=metric), 1)
+    path, optimizer = run_quadratic(exact_mpc(replan_interval=1, metric="gradient_squares", metric_beta=0.0,
+                                              metric_eps=1e-8), 1)
+    torch.testing.assert_close(path, reference, rtol=1e-11, atol=1e-13)
+    assert optimizer.solves == 1
+
+
 def test_closed_form_shortcut_when_inactive():
     reference, _ = run_quadratic(lambda p: OptimalQuadratic(p, lr=0.1, gamma=1.0, curvature="exact"), 4)
     path, optimizer = run_quadratic(exact_mpc(replan_interval=2, skip_inactive=True), 4)
