@@ -267,16 +267,17 @@ def anticipated_switch(scenario: WeightUncertainty, theta0=None, until=None, int
     Phase 1 is one free-end NLP of the time-dependent problem on [0, T], T ≈ t_s + MARGIN/γ,
     with an element boundary exactly at t_s (T = t_s·N/j), kept on [0, t_s]; by time
     consistency the rest is the second task's optimal path from x(t_s), by receding windows
-    up to ``until`` (default t_s + 10/γ). Needs γ > 0 and t_s ≤ 10/γ, so that e^{−γT} ≥ e^{−30}
-    (the NLP is determined on one window). Returns a :class:`SwitchSolution`.
+    up to ``until`` (default t_s + 10/γ). Needs γ > 0 and t_s ≤ KEEP_WINDOW/γ = 5/γ (one
+    window of :func:`problems.task_switch.receding`). Returns a :class:`SwitchSolution`.
     """
-    from .task_switch import MARGIN, cut, discounted_integral, shifted
+    from .task_switch import KEEP_WINDOW, MARGIN, cut, discounted_integral, shifted
     p = scenario.params
     t_s, gamma = p["t_switch"], p["gamma"]
     if t_s is None or gamma <= 0:
         raise ocp.ProblemError("anticipated_switch needs t_switch and gamma > 0")
-    if gamma * t_s > 10.0 + 1e-9:
-        raise ocp.ProblemError(f"anticipated_switch needs t_switch ≤ 10/γ = {10 / gamma:g} (one NLP window)")
+    if gamma * t_s > KEEP_WINDOW * (1 + 1e-9):
+        raise ocp.ProblemError(f"anticipated_switch needs t_switch ≤ {KEEP_WINDOW:g}/γ = {KEEP_WINDOW / gamma:g} "
+                               "(one NLP window)")
     theta0 = scenario.theta0 if theta0 is None else scenario.problem.check_state(theta0)
     until = t_s + 10.0 / gamma if until is None else until
     if not until > t_s:

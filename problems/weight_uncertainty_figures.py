@@ -22,11 +22,11 @@ import ocp
 
 from .weight_uncertainty import WeightUncertainty, anticipated_switch, solve_switch
 
-SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=10.0, gamma=1.0, eta=1.0, k=1.0)
+SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=5.0, gamma=1.0, eta=1.0, k=1.0)
 FLATTER = dict(H_after=[0.5, 0.25], g_after=[-0.25, 0.125])     # same minimum μ* = (0.5, −0.5)
 MOVED = dict(H_after=[0.5, 0.25])                               # g kept: μ* moves to (4, −4)
 G_ONLY = dict(g_after=[2.0, -1.0])                              # same H: μ* moves to (−0.5, 0.5)
-END = 30.0
+END = 25.0
 DT = 0.05
 
 

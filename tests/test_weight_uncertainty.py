@@ -324,10 +324,10 @@ def test_anticipated_switch_resets_early_and_costs_less():
     jump at t_s (costate continuity), and its cost is lower than the re-planning learner's."""
     from problems.weight_uncertainty import anticipated_switch
     scenario = Scenario(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25], g_after=[-0.25, 0.125],
-                        t_switch=10.0, gamma=1.0)
+                        t_switch=5.0, gamma=1.0)
     theta0 = scenario.rest_point()
-    knowing = anticipated_switch(scenario, theta0=theta0, until=30.0)
-    replanning = solve_switch(scenario, theta0=theta0, until=30.0)
+    knowing = anticipated_switch(scenario, theta0=theta0, until=25.0)
+    replanning = solve_switch(scenario, theta0=theta0, until=25.0)
     assert knowing.el_error() < 1e-2
     assert np.all(knowing.before.theta[-1, 2:] > 1.3 * theta0[2:])
     assert np.abs(replanning.before.theta[-1] - theta0).max() < 1e-9
@@ -336,7 +336,7 @@ def test_anticipated_switch_resets_early_and_costs_less():
     assert jump(replanning) > 0.1
     assert knowing.objective < replanning.objective
     with pytest.raises(ocp.ProblemError):
-        anticipated_switch(Scenario(H_after=[1.0, 1.0], t_switch=20.0, gamma=1.0))
+        anticipated_switch(Scenario(H_after=[1.0, 1.0], t_switch=6.0, gamma=1.0))
 
 
 COUPLED = [[3.0, 1.2], [1.2, 1.0]]
