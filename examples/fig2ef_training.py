@@ -4,8 +4,8 @@ MPC (learning_rules.RecedingHorizon) and OptimalQuadratic rules.
 The paper trains an MLP on MNIST (Fig. 2e) and a CNN on CIFAR-10 (Fig. 2f); here an MLP on
 scikit-learn's 8×8 digits and a 1-D CNN on MNIST-1D (generated locally), so that 5 seeds of
 every rule run on a CPU in minutes. Each rule uses its registered defaults
-(training/rules.py); the figure shows the training loss and the test accuracy per epoch,
-mean ± std over the seeds (shaded).
+(training/rules.py); the figure shows the test accuracy per epoch, mean ± std over the seeds
+(shaded), and the training loss on a log axis, geometric mean ×/÷ geometric std.
 
 Usage:
     python examples/fig2ef_training.py [--seeds 5] [--epochs-digits 20] [--epochs-mnist1d 30]
@@ -32,9 +32,16 @@ COLOURS = {"sgd": "black", "adam": "tab:red", "ballistic": "tab:blue", "mpc": "t
            "optimal_quadratic": "tab:purple"}
 
 
-def curves(histories, key):
+def curves(histories, key, geometric=False):
+    """(centre, low, high) per epoch: mean ± std, or for a loss on a log axis the geometric
+    mean ×/÷ the geometric std (an arithmetic band would cross zero)."""
     values = np.array([[record[key] for record in history["epochs"]] for history in histories])
-    return values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    if geometric:
+        values = np.log(values)
+    mean = values.mean(axis=0)
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    low, high = mean - std, mean + std
+    return (np.exp(mean), np.exp(low), np.exp(high)) if geometric else (mean, low, high)
 
 
 def plot(results, path):
@@ -47,13 +54,14 @@ def plot(results, path):
         for column, (key, label) in enumerate((("train_loss", "training loss"), ("test_accuracy", "test accuracy (%)"))):
             axis = axes[row, column]
             for rule, histories in results[task].items():
-                mean, std = curves(histories, key)
-                epochs = np.arange(1, len(mean) + 1)
-                axis.plot(epochs, mean, color=COLOURS.get(rule), label=rule)
-                axis.fill_between(epochs, mean - std, mean + std, color=COLOURS.get(rule), alpha=0.2)
+                centre, low, high = curves(histories, key, geometric=(key == "train_loss"))
+                epochs = np.arange(1, len(centre) + 1)
+                axis.plot(epochs, centre, color=COLOURS.get(rule), label=rule)
+                axis.fill_between(epochs, low, high, color=COLOURS.get(rule), alpha=0.2)
             axis.set_xlabel("epoch")
             axis.set_ylabel(label)
-            axis.set_title(f"{task}: {label} (mean ± std, {len(next(iter(results[task].values())))} seeds)",
+            spread = "geometric mean ×/÷ std" if key == "train_loss" else "mean ± std"
+            axis.set_title(f"{task}: {label} ({spread}, {len(next(iter(results[task].values())))} seeds)",
                            fontsize=9)
             if key == "train_loss":
                 axis.set_yscale("log")
