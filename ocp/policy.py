@@ -36,48 +36,97 @@ SAMPLES_PER_STEP = 7      # Chebyshev–Lobatto samples of the dense output per 
 
 
 class Policy:
-    """π(θ) at time t: a warm-started solve of the infinite-horizon NLP from θ."""
+    """π(t, θ): a warm-started solve of the infinite-horizon NLP from θ with its clock at t
+    (``t0``); stationary (``autonomous``) unless the running cost depends on time."""
 
     def __init__(self, problem, transcription, scale, s_end, raw):
         self.problem, self.tr, self.scale, self.s_end, self.last = problem, transcription, scale, s_end, raw
-        self.params = problem.parameter_values()
+        self.autonomous = not _depends_on_time(problem)
         self.solves = self.iterations = 0
         self.solve_time = 0.0
-        self._point = None    # (θ, u) of the last evaluation, for the Jacobian
+        self._point = None    # (t, θ, u, params) of the last evaluation, for the Jacobian
+        self._lu = None       # (solution, splu of its KKT matrix)
+        self._l_ut = _time_cross_derivative(problem) if not self.autonomous else None
 
     def __call__(self, t, theta):
         if self.solves >= MAX_POLICY_SOLVES:
             raise SolveError("too many policy solves on the infinite horizon", "policy_budget", self.solves)
         theta = np.array(theta, dtype=float)
-        raw = checked_solve(self.tr, theta, self.params, self.scale, None, self.last, self.s_end)
+        params = self.problem.parameter_values(t0=t)   # the NLP's clock starts at t
+        raw = checked_solve(self.tr, theta, params, self.scale, None, self.last, self.s_end)
         self.last = raw   # warm start for the next evaluation
         self.solves += 1
         self.iterations += raw["iterations"]
         self.solve_time += raw["solve_time"]
         lam = self.tr.initial_costate(raw)
         _, U, _ = self.tr.unpack(raw["x"], raw["p"])
-        u = velocity_from_costate(self.tr, t, theta, lam, U[0][:, 0], self.params)
-        self._point = (t, theta, u)
+        u = velocity_from_costate(self.tr, t, theta, lam, U[0][:, 0], params)
+        self._point = (t, theta, u, params)
         return u
 
     def jacobian(self, t, theta):
-        """∂π/∂θ at θ, exact (module docstring): one sparse LU of the KKT matrix."""
-        theta = np.asarray(theta, dtype=float)
-        if self._point is None or not np.array_equal(self._point[1], theta):
-            self(t, theta)
-        t, theta, u = self._point
+        """∂π/∂θ at (t, θ), exact (module docstring): one sparse LU of the KKT matrix."""
+        t, theta, u, params = self._at(t, theta)
         tr, n = self.tr, self.tr.n
-        K = tr.kkt_matrix(self.last)
         rows = tr.n_var + tr.initial_constraint_rows
-        rhs = np.zeros((K.shape[0], n))
+        rhs = np.zeros((tr.n_var + tr.n_g, n))
         rhs[rows, np.arange(n)] = 1.0
-        try:
-            sensitivity = scipy.sparse.linalg.splu(K).solve(rhs)
-        except RuntimeError as exc:   # singular KKT matrix: not a strict local minimum
-            raise SolveError(f"policy Jacobian: singular KKT matrix ({exc})", "singular_kkt", 0) from None
-        value_hessian = -sensitivity[rows, :]
-        _, _, _, l_uu, l_ux = tr._post(t, theta, u, self.params)
+        value_hessian = -self._kkt().solve(rhs)[rows, :]
+        _, _, _, l_uu, l_ux = tr._post(t, theta, u, params)
         return -np.linalg.solve(np.asarray(l_uu), np.asarray(l_ux) + value_hessian)
+
+    def time_derivative(self, t, theta):
+        """∂π/∂t at (t, θ), exact: the KKT sensitivity along the NLP's clock t0 gives ∂∇V/∂t,
+        and ℓ_u(t, θ, π) + ∇V = 0 gives ∂π/∂t = −ℓ_uu⁻¹(ℓ_ut + ∂∇V/∂t). Zero when autonomous."""
+        if self.autonomous:
+            return np.zeros(len(theta))
+        t, theta, u, params = self._at(t, theta)
+        tr = self.tr
+        dp = np.zeros(len(self.last["p"]))
+        dp[tr.parameter_index("t0")] = 1.0
+        d_value_gradient = -tr.parameter_sensitivity(self.last, dp, self._kkt())[tr.n_var + tr.initial_constraint_rows]
+        _, _, _, l_uu, _ = tr._post(t, theta, u, params)
+        l_ut = np.asarray(self._l_ut(t, theta, u, params)).ravel()
+        return -np.linalg.solve(np.asarray(l_uu), l_ut + d_value_gradient)
+
+    def _at(self, t, theta):
+        """The last evaluation point, re-evaluating π there if (t, θ) differs."""
+        theta = np.asarray(theta, dtype=float)
+        if self._point is None or self._point[0] != t or not np.array_equal(self._point[1], theta):
+            self(t, theta)
+        return self._point
+
+    def _kkt(self):
+        """splu of the KKT matrix at the last solution (cached per solution)."""
+        if self._lu is None or self._lu[0] is not self.last:
+            try:
+                self._lu = (self.last, scipy.sparse.linalg.splu(self.tr.kkt_matrix(self.last)))
+            except RuntimeError as exc:   # singular KKT matrix: not a strict local minimum
+                raise SolveError(f"policy Jacobian: singular KKT matrix ({exc})", "singular_kkt", 0) from None
+        return self._lu[1]
+
+
+def _running_cost_symbols(problem):
+    import casadi
+    n = problem.state_dim
+    t, x, u = casadi.SX.sym("t"), casadi.SX.sym("x", n), casadi.SX.sym("u", n)
+    P = casadi.SX.sym("P", problem.layout.size)
+    kinetic, potential = problem.running_cost(t, x, u, problem.layout.unpack(P))
+    return t, x, u, P, casadi.SX(kinetic) + casadi.SX(potential)
+
+
+def _depends_on_time(problem) -> bool:
+    """Whether the running cost depends on the time argument (time-varying loss or data)."""
+    import casadi
+    t, _, _, _, cost = _running_cost_symbols(problem)
+    return bool(casadi.depends_on(cost, t))
+
+
+def _time_cross_derivative(problem):
+    """ℓ_ut(t, x, u, P) = ∂²ℓ/∂u∂t as a CasADi Function."""
+    import casadi
+    t, x, u, P, cost = _running_cost_symbols(problem)
+    return casadi.Function("l_ut", [t, x, u, P], [casadi.jacobian(casadi.gradient(cost, u), t)])
 
 
 def phi_functions(A, order):
@@ -94,11 +143,11 @@ def phi_functions(A, order):
 class _Step:
     """One exprb43 step from u with step h; the dense output needs π at the end (``finish``)."""
 
-    def __init__(self, policy, t, u, F, J, h):
+    def __init__(self, field, t, u, F, J, h):
         self.t, self.u, self.F, self.J, self.h = t, u, F, J, h
         e, phi1, _, phi3, phi4 = phi_functions(h * J, 4)
         half = phi_functions(0.5 * h * J, 1)[1]
-        remainder = lambda U, tau: policy(t + tau, U) - F - J @ (U - u)   # noqa: E731
+        remainder = lambda U, tau: field(t + tau, U) - F - J @ (U - u)   # noqa: E731
         U2 = u + 0.5 * h * half @ F
         D2 = remainder(U2, 0.5 * h)
         linear = u + h * phi1 @ F
@@ -127,34 +176,53 @@ class _Step:
 
 
 def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=np.inf):
-    """Integrate θ̇ = π(θ) from (t0, θ0) until |π(θ)| ≤ rest_speed.
+    """Integrate θ̇ = π(t, θ) from (t0, θ0) until |π| ≤ rest_speed.
 
     Returns (t, theta, reached_rest): ``SAMPLES_PER_STEP`` Chebyshev–Lobatto samples of each
     step (consecutive steps share their end sample), and whether the path came to rest
     before ``max_time``. Error control: the exprb43 − embedded difference per component
-    against atol + rtol·|θ|, step factor 0.9·err^{−1/4} within [0.2, 5].
+    against atol + rtol·|θ|, step factor 0.9·err^{−1/4} within [0.2, 5]. A policy that
+    depends on time (``policy.autonomous`` false) is integrated as the autonomous system
+    (θ, t)' = (π(t, θ), 1), whose Jacobian has the column ∂π/∂t (Hochbruck et al. 2009, Sec. 2).
     """
-    t, theta = float(t0), np.asarray(theta0, float)
-    times, states = [np.array([t])], [theta[None, :]]
-    velocity = policy(t, theta)
+    timed = not getattr(policy, "autonomous", True)
+    n = len(theta0)
+
+    def field(t, z):
+        return np.append(policy(z[n], z[:n]), 1.0) if timed else policy(t, z)
+
+    def jacobian(t, z):
+        if not timed:
+            return policy.jacobian(t, z)
+        J = np.zeros((n + 1, n + 1))
+        J[:n, :n] = policy.jacobian(z[n], z[:n])
+        J[:n, n] = policy.time_derivative(z[n], z[:n])
+        return J
+
+    t = float(t0)
+    z = np.append(np.asarray(theta0, float), t) if timed else np.asarray(theta0, float)
+    times, states = [np.array([t])], [z[None, :n]]
+    velocity = field(t, z)
     h = None
     while True:
-        if np.linalg.norm(velocity) <= rest_speed:
+        if np.linalg.norm(velocity[:n]) <= rest_speed:
             return np.concatenate(times), np.vstack(states), True
         if t - t0 >= max_time:
             return np.concatenate(times), np.vstack(states), False
-        J = policy.jacobian(t, theta)
+        J = jacobian(t, z)
         if h is None:
             h = 0.5 / max(np.abs(np.linalg.eigvals(J)).max(), 1e-300)
         while True:
-            step = _Step(policy, t, theta, velocity, J, h)
-            error = np.max(np.abs(step.difference) / (atol + rtol * np.abs(step.new)))
+            step = _Step(field, t, z, velocity, J, h)
+            error = np.max(np.abs(step.difference[:n]) / (atol + rtol * np.abs(step.new[:n])))
             if error <= 1.0:
                 break
             h *= max(0.2, 0.9 * error ** (-0.25))
-        velocity = policy(t + h, step.new)
+        velocity = field(t + h, step.new)
         sample_times, sample_states = step.samples(velocity, SAMPLES_PER_STEP)
         times.append(sample_times)
-        states.append(sample_states)
-        t, theta = t + h, step.new
+        states.append(sample_states[:, :n])
+        t, z = t + h, step.new
+        if timed:
+            z[n] = t     # the time component is exact (its row of J is zero); drop round-off
         h *= min(5.0, max(0.2, 0.9 * max(error, 1e-12) ** (-0.25)))

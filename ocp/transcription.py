@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import casadi
 import numpy as np
 import scipy.sparse
+import scipy.sparse.linalg
 
 from .collocation import element_scheme
 from .time_maps import ALGEBRAIC, LINEAR
@@ -132,6 +133,9 @@ class Transcription:
         constraints = casadi.mtimes(jacobian, V) - rhs
         self._jacobian = casadi.Function("jacobian", [p_all], [jacobian])
         self._hessian = casadi.Function("hessian", [V, p_all], [hessian])
+        self._gradient = casadi.Function("gradient", [V, p_all], [gradient])
+        self._constraints = casadi.Function("constraints", [V, p_all], [constraints])
+        self._sensitivity_rhs = None   # built on first use: forward derivatives along dp
 
         lam_f, lam_g = casadi.MX.sym("lam_f"), casadi.MX.sym("lam_g", self.n_g)
         functions = {
@@ -350,6 +354,34 @@ class Transcription:
         lam[: self._n_g[0]] = np.nan_to_num(np.concatenate([nu.reshape(N, -1), mu], axis=1).ravel())
         lam[self._n_g[0]: self._n_g[0] + n] = -lam_ends[0]
         return lam
+
+    def parameter_index(self, name) -> int:
+        """Position of the problem parameter ``name`` (scalar, e.g. "t0") in the NLP's p."""
+        offset = 2 * self.n + 2
+        for key, (rows, cols) in self.problem.layout.shapes:
+            if key == name:
+                return offset
+            offset += rows * cols
+        raise KeyError(name)
+
+    def parameter_sensitivity(self, raw, dp, lu=None):
+        """d(V, lam_g)/dp · dp at a solution, from the differentiated KKT conditions
+        K [dV; dλ] = −[∂_p(∇f + Aᵀλ)·dp; ∂_p g·dp]. ``lu``: a factorisation of
+        :meth:`kkt_matrix` with a ``solve`` method (scipy's splu), reused across calls."""
+        if self._sensitivity_rhs is None:
+            V = casadi.MX.sym("V", self.n_var)
+            p = casadi.MX.sym("p", len(raw["p"]))
+            lam = casadi.MX.sym("lam", self.n_g)
+            dp_sym = casadi.MX.sym("dp", len(raw["p"]))
+            jac = self._jacobian(p)
+            stationarity = self._gradient(V, p) + casadi.mtimes(jac.T, lam)
+            constraints = self._constraints(V, p)
+            self._sensitivity_rhs = casadi.Function(
+                "sensitivity_rhs", [V, p, lam, dp_sym],
+                [casadi.vertcat(casadi.jtimes(stationarity, p, dp_sym), casadi.jtimes(constraints, p, dp_sym))])
+        rhs = -np.asarray(self._sensitivity_rhs(raw["x"], raw["p"], raw["lam_g"], dp)).ravel()
+        lu = lu or scipy.sparse.linalg.splu(self.kkt_matrix(raw))
+        return lu.solve(rhs)
 
     def kkt_matrix(self, raw):
         """The KKT matrix [[∇²L, Aᵀ], [A, 0]] at a solution (scipy CSC)."""

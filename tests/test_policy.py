@@ -101,9 +101,34 @@ def test_policy_continuation_agrees_with_collocation_from_a_later_state():
     """Time consistency: at γ = 10 the collocated window ends at t ≈ 0.46 and the rest is
     the integrated policy; a fresh collocation solve from θ(t1) must continue the same path."""
     problem = ocp.DiscountedOCP(2, lambda th: (th[0] ** 2 - 1) ** 2 + th[1] ** 2 - 0.5 * th[0], gamma=10.0)
-    traj = ocp.solve(problem, [-0.6, 0.55], horizon=math.inf)
+    traj = ocp.solve(problem, [-0.6, 0.55], horizon=math.inf, mesh=ocp.Mesh(20, 5), rest_tol=1e-6)
     t1 = 3.0
     assert traj.stats["reached_rest"] and traj.stats["policy_from"] < 1.0 < t1
-    later = ocp.solve(problem, traj(t1), horizon=math.inf)
+    later = ocp.solve(problem, traj(t1), horizon=math.inf, mesh=ocp.Mesh(20, 5), rest_tol=1e-6)
     window = later.t[later.t <= later.stats["policy_from"]]
     assert np.abs(traj(t1 + window) - later(window)).max() <= 1e-9
+
+
+class _MovingTarget(ocp.DiscountedOCP):
+    """L(θ, t) = ½(θ − a·e^{−bt})²: a loss that depends on time (the target drifts to 0)."""
+
+    def loss_value(self, theta, params, t=None):
+        target = params["a"] * casadi.exp(-params["b"] * (0.0 if t is None else t))
+        return 0.5 * casadi.sumsqr(theta - target)
+
+
+def test_time_dependent_loss_is_continued_with_its_clock():
+    """EL: θ̈ − γθ̇ = ηk(θ − a e^{−bt}); the stable solution is θ = A e^{−bt} + (θ0 − A) e^{rt},
+    A = ηk a/(ηk − b² − γb), r = γ/2 − (γ²/4 + ηk)^{1/2}. γ = 5 ends the collocated window at
+    t ≈ 0.9, so almost all of the path comes from the (non-autonomous) policy."""
+    gamma, eta, k, a, b = 5.0, 1.0, 1.0, 1.0, 0.3
+    problem = _MovingTarget(1, lambda th, a, b: 0.5 * th[0] ** 2, gamma=gamma, eta=eta, k=k,
+                            constants={"a": a, "b": b})
+    theta0 = np.array([2.0])
+    traj = ocp.solve(problem, theta0, horizon=math.inf, mesh=ocp.Mesh(20, 5), rest_tol=1e-6)
+    assert traj.stats["reached_rest"] and traj.stats["policy_from"] < 1.0
+    A = eta * k * a / (eta * k - b ** 2 - gamma * b)
+    r = gamma / 2 - math.sqrt(gamma ** 2 / 4 + eta * k)
+    exact = A * np.exp(-b * traj.t) + (theta0[0] - A) * np.exp(r * traj.t)
+    assert traj.t[-1] > 20.0
+    assert np.abs(traj.theta[:, 0] - exact).max() <= 1e-7 * abs(theta0[0])
