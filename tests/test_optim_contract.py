@@ -7,7 +7,8 @@ import warnings
 import pytest
 import torch
 
-from learning_rules import Ballistic, DriftCompensated, NaturalGradient, OptimalQuadratic
+from learning_rules import (Ballistic, BeliefAdam, DriftCompensated, NaturalGradient, OptimalQuadratic,
+                            RecedingHorizon, WeightUncertainty)
 
 FACTORIES = {
     "optimal_quadratic_hutchinson": lambda p, **kw: OptimalQuadratic(p, lr=0.1, gamma=1.0, **kw),
@@ -19,6 +20,9 @@ FACTORIES = {
     "ballistic_hutchinson": lambda p, **kw: Ballistic(p, lr=0.01, curvature="hutchinson", **kw),
     "natural_gradient_fisher": lambda p, **kw: NaturalGradient(p, lr=0.01, metric="fisher", damping=1e-3, **kw),
     "natural_gradient_identity": lambda p, **kw: NaturalGradient(p, lr=0.1, **kw),
+    "belief_adam": lambda p, **kw: BeliefAdam(p, lr=0.01, **kw),
+    "weight_uncertainty": lambda p, **kw: WeightUncertainty(p, lr=0.05, max_variance=1.0, **kw),
+    "receding_horizon": lambda p, **kw: RecedingHorizon(p, lr=0.1, replan_interval=3, **kw),
 }
 
 
