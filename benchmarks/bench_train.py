@@ -12,6 +12,7 @@ every rule alike. Printed per task and rule:
 * AlgoPerf-style time to target: training time until the test accuracy first reaches a fixed
   target (digits 95 %, mnist1d 90 %; median over seeds, ∞ unless half the seeds reach it),
   relative to the fastest rule;
+* ``--ablation``: the mpc rule without trust region (ρ = 1e9) and with K = 10;
 * MPC plans, how many IPOPT solved (the trust region binds) and fallbacks (IPOPT failed, the
   closed-form path projected into the trust region was used).
 
@@ -35,6 +36,21 @@ RULES = ("adam", "mpc", "optimal_quadratic", "ballistic", "natural_gradient", "s
 TARGETS = {"digits-mlp": 95.0, "mnist1d-cnn": 90.0}
 
 
+def register_ablations():
+    """mpc variants: no trust region, and K = 10 (the registered mpc with one setting changed)."""
+    from learning_rules import RecedingHorizon
+    from training import register_rule
+
+    def variant(**change):
+        options = dict(gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4, replan_interval=40,
+                       trust_radius=0.1, curvature="hutchinson", curvature_beta=0.9)
+        options.update(change)
+        return lambda params, lr: RecedingHorizon(params, lr=lr, **options)
+    register_rule("mpc_no_trust_region", variant(trust_radius=1e9), 5e-3)
+    register_rule("mpc_K10", variant(replan_interval=10), 5e-3)
+    return ["mpc_no_trust_region", "mpc_K10"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -43,8 +59,12 @@ def main(argv=None):
     parser.add_argument("--rules", default=",".join(RULES))
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--save", metavar="FILE.json", help="write the per-epoch histories")
+    parser.add_argument("--ablation", action="store_true",
+                        help="add mpc without trust region (ρ = 1e9) and mpc re-planning every 10 steps")
     args = parser.parse_args(argv)
     rules, tasks = args.rules.split(","), args.tasks.split(",")
+    if args.ablation:
+        rules += register_ablations()
     epochs = {"digits-mlp": args.epochs_digits, "mnist1d-cnn": args.epochs_mnist1d}
     started = time.perf_counter()
     results = run_grid(tasks, rules, range(args.seeds), epochs, log=lambda line: print(line, flush=True))
@@ -54,12 +74,12 @@ def main(argv=None):
     print(f"\n{args.seeds} seeds, batch 32, epochs {epochs}; total {time.perf_counter() - started:.0f} s")
     for task in tasks:
         print(f"\n{task}: {epochs[task]} epochs, target accuracy {TARGETS[task]:.0f} %")
-        print(f"{'rule':18s} {'test acc (%)':>14s} {'vs adam':>8s} {'s/epoch':>8s} {'×adam':>6s} "
+        print(f"{'rule':20s} {'test acc (%)':>14s} {'vs adam':>8s} {'s/epoch':>8s} {'×adam':>6s} "
               f"{'t→target (s)':>13s} {'×fastest':>8s} {'reached':>7s} {'fallbacks':>9s}")
         for rule in rules:
             row = summary[task][rule]
             target = row["time_to_target"]
-            print(f"{rule:18s} {row['accuracy_mean']:7.2f} ± {row['accuracy_std']:4.2f} "
+            print(f"{rule:20s} {row['accuracy_mean']:7.2f} ± {row['accuracy_std']:4.2f} "
                   f"{row['gap_to_reference']:+8.2f} {row['epoch_time']:8.3f} {row['time_ratio']:6.2f} "
                   f"{target if math.isfinite(target) else math.inf:13.2f} {row['target_ratio']:8.2f} "
                   f"{row['reached']:>3d}/{row['runs']:<3d} {row['fallbacks']:9d}")
