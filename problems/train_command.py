@@ -2,7 +2,7 @@
 
     lossnav train --data digits|mnist1d --model mlp|cnn --rule RULE --epochs E --seed S
                   [--batch B] [--lr LR] [--json] [--out DIR]
-                  [--checkpoint FILE] [--resume FILE]
+                  [--checkpoint FILE] [--resume FILE] [--tasks split|permuted [--task-count N]]
 
 RULE: mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (and any rule registered in
 :mod:`training.rules`). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
@@ -39,6 +39,9 @@ def add_parser(commands):
     add("--out", metavar="DIR", help="write metrics.json, loss.png and accuracy.png to DIR")
     add("--checkpoint", metavar="FILE", help="save a checkpoint after every epoch")
     add("--resume", metavar="FILE", help="continue from a checkpoint (same data, model, rule, seed, batch, lr)")
+    add("--tasks", metavar="KIND", help="train on a task sequence: split or permuted (docs/continual_learning.md); "
+        "--epochs then counts per task")
+    add("--task-count", type=cli_args.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -87,6 +90,10 @@ def _run(args, training) -> int:
     _check_name("dataset", args.data, training.DATASETS)
     _check_name("model", args.model, training.MODELS)
     _check_name("rule", args.rule, training.RULES)
+    if args.tasks is not None:                 # continual learning (training/continual.py)
+        from training import continual, tasks
+        _check_name("task sequence", args.tasks, tasks.TASK_KINDS)
+        return continual.command(args, training)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     data = training.load_data(args.data)
@@ -97,7 +104,7 @@ def _run(args, training) -> int:
     except ValueError as exc:
         raise cli_args.UsageError(cli_args.one_line(exc)) from None
     config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed,
-              "batch": args.batch, "lr": lr}
+              "batch": args.batch, "lr": lr, "tasks": None}   # "tasks": a sequence's checkpoint is refused
     try:
         history = training.train(model, optimizer, data, args.epochs, seed=args.seed, batch=args.batch,
                                  checkpoint=args.checkpoint, resume=args.resume, config=config)

@@ -150,7 +150,6 @@ def plot_sequence(metrics, path) -> None:
 def command(args, training) -> int:
     """The body of ``lossnav train --tasks KIND`` (problems/train_command.py dispatches here after
     checking the names): build the tasks, train, print a table or the JSON, write ``--out``."""
-    import json
     import os
     import sys
 
@@ -189,11 +188,12 @@ def command(args, training) -> int:
         return 0
     print(f"{args.rule} on {args.data}-{args.model}, {args.tasks} tasks × {args.epochs} epochs "
           f"(seed {args.seed}, lr {lr:g}, batch {args.batch})")
-    print("task  classes      plasticity  earlier  forgetting  average")
+    print("task  classes        plasticity  earlier  forgetting  average")
     for i, entry in enumerate(sequence):
         def cell(value):
             return "      —" if value is None else f"{value:7.2f}"
-        print(f"{entry['task']:5s} {json.dumps(entry['classes'])[:12]:12s} {metrics['plasticity'][i]:9.2f}%  "
+        classes = ",".join(map(str, entry["classes"])) if len(entry["classes"]) <= 4 else "all, permuted"
+        print(f"{entry['task']:5s} {classes:13s} {metrics['plasticity'][i]:9.2f}%  "
               f"{cell(metrics['earlier_accuracy'][i])}  {cell(metrics['forgetting'][i])}     "
               f"{metrics['average_accuracy'][i]:6.2f}")
     return 0
