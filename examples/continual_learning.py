@@ -1,0 +1,138 @@
+"""Continual learning with the optimal-weight-uncertainty rule (issue 7; the paper's App. I:
+raising weight variances after a task switch is the optimal form of weight resetting).
+
+WeightUncertainty (learning_rules.WeightUncertainty, rule ``weight_uncertainty``) against
+Adam, SGD and Adam whose state is reset at every task boundary (rule ``adam_reset``), each at
+its registered default (training/rules.py), on the digits task sequences of training/tasks.py:
+``split`` (5 domain-incremental pairs {0,1}, …, {8,9}, shared two-way head) and ``permuted``
+(5 fixed pixel permutations, task 0 unpermuted). One MLP per (sequence, seed, rule), seeds
+rule-interleaved. Figure: per task switch i, plasticity (accuracy on task i after training on
+it) and forgetting (mean drop on the earlier tasks, R[j][j] − R[i][j]), mean ± std over seeds;
+a table of the means over the switches, the final forgetting and the final average accuracy.
+
+Usage:
+    python examples/continual_learning.py [--seeds 5] [--epochs 5] [--rules weight_uncertainty adam sgd adam_reset]
+                                          [--sequences split permuted] [--out continual_learning]
+                                          [--save results.json]
+
+Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (training.continual.summary).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch  # noqa: E402
+
+import training  # noqa: E402
+from training.continual import summary, train_sequence  # noqa: E402
+from training.tasks import make_tasks  # noqa: E402
+
+RULES = ("weight_uncertainty", "adam", "sgd", "adam_reset")
+COLOURS = {"weight_uncertainty": "tab:green", "adam": "tab:red", "sgd": "black", "adam_reset": "tab:orange",
+           "belief_adam": "tab:blue"}
+
+
+def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_name="mlp"):
+    """{sequence: {rule: [metrics per seed]}} (training.continual.summary dicts)."""
+    data = training.load_data(data_name)
+    results = {kind: {rule: [] for rule in rules} for kind in sequences}
+    for kind in sequences:
+        tasks = make_tasks(data, kind)
+        for seed in seeds:
+            for rule in rules:
+                model = training.make_model(model_name, tasks[0].data, seed=seed)
+                optimizer = training.make_optimizer(rule, model.parameters())
+                sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch, progress=False)
+                config = {"data": data_name, "model": model_name, "rule": rule, "seed": seed, "batch": batch,
+                          "lr": training.RULES[rule].default_lr, "tasks": kind, "task_count": len(tasks),
+                          "epochs_per_task": epochs}
+                results[kind][rule].append(summary(config, sequence, model))
+    return results
+
+
+def band(runs, key):
+    """(switch indices, mean, std) of the per-switch metric ``key`` (undefined entries dropped)."""
+    values = np.array([[np.nan if v is None else v for v in run[key]] for run in runs], dtype=float)
+    keep = ~np.isnan(values).any(axis=0)
+    values = values[:, keep]
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    return np.flatnonzero(keep), values.mean(axis=0), std
+
+
+def plot(results, stem):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    kinds = list(results)
+    figure, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds)), squeeze=False)
+    for row, kind in enumerate(kinds):
+        for column, (key, label) in enumerate((("plasticity", "plasticity: accuracy on the new task (%)"),
+                                               ("forgetting", "forgetting: mean drop on earlier tasks (%)"))):
+            axis = axes[row, column]
+            for rule, runs in results[kind].items():
+                xs, mean, std = band(runs, key)
+                axis.plot(xs, mean, marker="o", color=COLOURS.get(rule), label=rule)
+                axis.fill_between(xs, mean - std, mean + std, color=COLOURS.get(rule), alpha=0.2)
+            axis.set_xlabel("after training on task")
+            axis.set_ylabel(label, fontsize=8)
+            axis.set_title(f"digits, {kind} tasks", fontsize=9)
+            axis.set_xticks(range(len(next(iter(results[kind].values()))[0]["plasticity"])))
+        axes[row, 0].legend(fontsize=7)
+    figure.tight_layout()
+    for suffix in (".png", ".pdf"):
+        figure.savefig(f"{stem}{suffix}", dpi=150)
+    plt.close(figure)
+
+
+def mean_std(values):
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def table(results):
+    """Rows per (sequence, rule): plasticity averaged over the switches i ≥ 1, final forgetting,
+    final average accuracy; mean ± std over seeds."""
+    lines = ["sequence  rule                plasticity (i≥1)   final forgetting   final avg accuracy",
+             "--------  ------------------  -----------------  -----------------  ------------------"]
+    for kind, by_rule in results.items():
+        for rule, runs in by_rule.items():
+            cells = [mean_std([statistics.fmean(r["plasticity"][1:]) for r in runs]),
+                     mean_std([r["final_forgetting"] for r in runs]),
+                     mean_std([r["final_average_accuracy"] for r in runs])]
+            lines.append(f"{kind:8s}  {rule:18s}  " + "  ".join(f"{m:7.2f} ± {s:5.2f}    " for m, s in cells))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per task")
+    parser.add_argument("--rules", nargs="+", default=list(RULES))
+    parser.add_argument("--sequences", nargs="+", default=["split", "permuted"])
+    parser.add_argument("--out", default="continual_learning", help="figure stem (writes .png and .pdf)")
+    parser.add_argument("--save", help="write every run's metrics as JSON")
+    args = parser.parse_args(argv)
+    for rule in args.rules:
+        if rule not in training.RULES:
+            parser.error(f"unknown rule {rule!r}; valid: {', '.join(training.RULES)}")
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    results = run(args.sequences, args.rules, range(args.seeds), args.epochs)
+    elapsed = time.perf_counter() - started
+    plot(results, args.out)
+    if args.save:
+        Path(args.save).write_text(json.dumps(results) + "\n")
+    print(f"digits-MLP, 5 tasks × {args.epochs} epochs, {args.seeds} seeds, batch 32, rule defaults; {elapsed:.0f} s")
+    print(table(results))
+    print(f"figure: {args.out}.png, {args.out}.pdf")
+
+
+if __name__ == "__main__":
+    main()
