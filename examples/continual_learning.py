@@ -50,11 +50,19 @@ def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_nam
             for rule in rules:
                 model = training.make_model(model_name, tasks[0].data, seed=seed)
                 optimizer = training.make_optimizer(rule, model.parameters())
-                sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch, progress=False)
+                variances = []
+
+                def record_variances(index, record, optimizer=optimizer, model=model):
+                    if record["epoch"] == epochs and hasattr(optimizer, "variances"):   # WeightUncertainty
+                        v = torch.cat([x.reshape(-1) for x in optimizer.variances(list(model.parameters()))])
+                        cap = optimizer.param_groups[0]["max_variance"]
+                        variances.append({"median": float(v.median()), "at_cap": float((v >= cap).float().mean())})
+                sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch, progress=False,
+                                          on_epoch=record_variances)
                 config = {"data": data_name, "model": model_name, "rule": rule, "seed": seed, "batch": batch,
                           "lr": training.RULES[rule].default_lr, "tasks": kind, "task_count": len(tasks),
                           "epochs_per_task": epochs}
-                results[kind][rule].append(summary(config, sequence, model))
+                results[kind][rule].append({**summary(config, sequence, model), "variances": variances})
     return results
 
 
@@ -107,6 +115,14 @@ def table(results):
                      mean_std([r["final_forgetting"] for r in runs]),
                      mean_std([r["final_average_accuracy"] for r in runs])]
             lines.append(f"{kind:8s}  {rule:18s}  " + "  ".join(f"{m:7.2f} ± {s:5.2f}    " for m, s in cells))
+    for kind, by_rule in results.items():
+        for rule, runs in by_rule.items():
+            if runs[0]["variances"]:
+                median = [statistics.fmean(r["variances"][i]["median"] for r in runs) for i in range(len(runs[0]["variances"]))]
+                at_cap = [statistics.fmean(r["variances"][i]["at_cap"] for r in runs) for i in range(len(runs[0]["variances"]))]
+                lines.append(f"{kind} {rule}: after each task, median variance "
+                             + " ".join(f"{m:.3g}" for m in median) + "; fraction at the cap "
+                             + " ".join(f"{c:.2f}" for c in at_cap))
     return "\n".join(lines)
 
 

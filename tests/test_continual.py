@@ -96,7 +96,7 @@ def test_belief_adam_default_is_its_documented_optimizer(tiny):
     optimizer = make_optimizer("belief_adam", model.parameters())
     assert isinstance(optimizer, BeliefAdam) and optimizer.param_groups[0]["lr"] == training.RULES["belief_adam"].default_lr
     group = make_optimizer("weight_uncertainty", model.parameters()).param_groups[0]
-    assert group["max_variance"] == 1.0 and group["lr"] == 0.3
+    assert group["max_variance"] == 0.3 and group["lr"] == 1.0 and group["beta"] == 0.01
     assert isinstance(make_optimizer("weight_uncertainty", model.parameters()), WeightUncertainty)
 
 
