@@ -192,7 +192,7 @@ def command(args, training) -> int:
     for i, entry in enumerate(sequence):
         def cell(value):
             return "      —" if value is None else f"{value:7.2f}"
-        classes = ",".join(map(str, entry["classes"])) if len(entry["classes"]) <= 4 else "all, permuted"
+        classes = ",".join(map(str, entry["classes"])) if len(entry["classes"]) <= 4 else "all"
         print(f"{entry['task']:5s} {classes:13s} {metrics['plasticity'][i]:9.2f}%  "
               f"{cell(metrics['earlier_accuracy'][i])}  {cell(metrics['forgetting'][i])}     "
               f"{metrics['average_accuracy'][i]:6.2f}")
