@@ -7,8 +7,10 @@ its registered default (training/rules.py), on the digits task sequences of trai
 ``split`` (5 domain-incremental pairs {0,1}, …, {8,9}, shared two-way head) and ``permuted``
 (5 fixed pixel permutations, task 0 unpermuted). One MLP per (sequence, seed, rule), seeds
 rule-interleaved. Figure: per task switch i, plasticity (accuracy on task i after training on
-it) and forgetting (mean drop on the earlier tasks, R[j][j] − R[i][j]), mean ± std over seeds;
-a table of the means over the switches, the final forgetting and the final average accuracy.
+it) and forgetting (mean drop on the earlier tasks, R[j][j] − R[i][j]), mean ± std over seeds,
+and WeightUncertainty's geometric-mean weight variance per epoch (the App. I mechanism: does it
+rise after a switch?); a table of the means over the switches, the final forgetting, the
+final average accuracy, and the variance just before and after each switch.
 
 Usage:
     python examples/continual_learning.py [--seeds 5] [--epochs 5] [--rules weight_uncertainty adam sgd adam_reset]
@@ -53,10 +55,12 @@ def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_nam
                 variances = []
 
                 def record_variances(index, record, optimizer=optimizer, model=model):
-                    if record["epoch"] == epochs and hasattr(optimizer, "variances"):   # WeightUncertainty
+                    if hasattr(optimizer, "variances"):       # WeightUncertainty: per epoch
                         v = torch.cat([x.reshape(-1) for x in optimizer.variances(list(model.parameters()))])
                         cap = optimizer.param_groups[0]["max_variance"]
-                        variances.append({"median": float(v.median()), "at_cap": float((v >= cap).float().mean())})
+                        variances.append({"task": index, "epoch": record["epoch"],
+                                          "geometric_mean": float(v.log().mean().exp()),
+                                          "at_cap": float((v >= cap).float().mean())})
                 sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch, progress=False,
                                           on_epoch=record_variances)
                 config = {"data": data_name, "model": model_name, "rule": rule, "seed": seed, "batch": batch,
@@ -80,7 +84,7 @@ def plot(results, stem):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     kinds = list(results)
-    figure, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds)), squeeze=False)
+    figure, axes = plt.subplots(len(kinds), 3, figsize=(15, 3.6 * len(kinds)), squeeze=False)
     for row, kind in enumerate(kinds):
         for column, (key, label) in enumerate((("plasticity", "plasticity: accuracy on the new task (%)"),
                                                ("forgetting", "forgetting: mean drop on earlier tasks (%)"))):
@@ -94,10 +98,43 @@ def plot(results, stem):
             axis.set_title(f"digits, {kind} tasks", fontsize=9)
             axis.set_xticks(range(len(next(iter(results[kind].values()))[0]["plasticity"])))
         axes[row, 0].legend(fontsize=7)
+        axis = axes[row, 2]                 # WeightUncertainty's variances over the whole sequence
+        for rule, runs in results[kind].items():
+            if runs and runs[0]["variances"]:
+                values = np.array([[v["geometric_mean"] for v in r["variances"]] for r in runs])
+                epochs_total = np.arange(1, values.shape[1] + 1)
+                std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+                axis.plot(epochs_total, values.mean(axis=0), color=COLOURS.get(rule), label=f"{rule}: geometric mean v")
+                axis.fill_between(epochs_total, values.mean(axis=0) - std, values.mean(axis=0) + std,
+                                  color=COLOURS.get(rule), alpha=0.2)
+                per_task = max(v["epoch"] for v in runs[0]["variances"])
+                for t in range(1, values.shape[1] // per_task):
+                    axis.axvline(t * per_task + 0.5, color="grey", linestyle="--", linewidth=0.8)
+                axis.legend(fontsize=7)
+        axis.set_xlabel("epoch (whole sequence; task switches dashed)")
+        axis.set_ylabel("weight variance v", fontsize=8)
+        axis.set_title(f"digits, {kind} tasks: WeightUncertainty's variances", fontsize=9)
     figure.tight_layout()
     for suffix in (".png", ".pdf"):
         figure.savefig(f"{stem}{suffix}", dpi=150)
     plt.close(figure)
+
+
+def switch_response(runs):
+    """Per task t: WeightUncertainty's geometric-mean variance and fraction at the cap after the
+    last epoch of t, and after the first epoch of t + 1 (means over seeds)."""
+    def at(task, epoch, key):
+        return statistics.fmean(next(v[key] for v in r["variances"] if (v["task"], v["epoch"]) == (task, epoch))
+                                for r in runs)
+    tasks = max(v["task"] for v in runs[0]["variances"]) + 1
+    epochs = max(v["epoch"] for v in runs[0]["variances"])
+    cells = []
+    for t in range(tasks):
+        cell = f"t{t}: {at(t, epochs, 'geometric_mean'):.3f} ({at(t, epochs, 'at_cap'):.2f})"
+        if t + 1 < tasks:
+            cell += f" -> {at(t + 1, 1, 'geometric_mean'):.3f} ({at(t + 1, 1, 'at_cap'):.2f})"
+        cells.append(cell)
+    return cells
 
 
 def mean_std(values):
@@ -118,11 +155,9 @@ def table(results):
     for kind, by_rule in results.items():
         for rule, runs in by_rule.items():
             if runs[0]["variances"]:
-                median = [statistics.fmean(r["variances"][i]["median"] for r in runs) for i in range(len(runs[0]["variances"]))]
-                at_cap = [statistics.fmean(r["variances"][i]["at_cap"] for r in runs) for i in range(len(runs[0]["variances"]))]
-                lines.append(f"{kind} {rule}: after each task, median variance "
-                             + " ".join(f"{m:.3g}" for m in median) + "; fraction at the cap "
-                             + " ".join(f"{c:.2f}" for c in at_cap))
+                lines.append(f"{kind} {rule}: geometric-mean variance (fraction at the cap) at the end of each "
+                             f"task -> after the next task's first epoch:")
+                lines.append("    " + "  ".join(switch_response(runs)))
     return "\n".join(lines)
 
 
