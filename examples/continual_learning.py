@@ -17,12 +17,14 @@ Usage:
                                           [--sequences split permuted] [--out continual_learning]
                                           [--save results.json]
 
-Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (training.continual.summary).
+A rule may carry its own lr as ``RULE@LR`` (e.g. ``sgd@0.3``, the learning-rate control in
+docs/continual_learning.md). Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (training.continual.summary).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -42,6 +44,22 @@ COLOURS = {"weight_uncertainty": "tab:green", "adam": "tab:red", "sgd": "black",
            "belief_adam": "tab:blue"}
 
 
+def parse_rule(spec):
+    """"RULE" (its default lr) or "RULE@LR" → (RULE, lr or None); ValueError otherwise."""
+    name, _, lr = spec.partition("@")
+    if name not in training.RULES:
+        raise ValueError(f"unknown rule {name!r}; valid: {', '.join(training.RULES)}")
+    if not lr:
+        return name, None
+    try:
+        value = float(lr)
+    except ValueError:
+        raise ValueError(f"the lr of {spec!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"the lr of {spec!r} must be a finite number > 0")
+    return name, value
+
+
 def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_name="mlp"):
     """{sequence: {rule: [metrics per seed]}} (training.continual.summary dicts)."""
     data = training.load_data(data_name)
@@ -51,7 +69,8 @@ def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_nam
         for seed in seeds:
             for rule in rules:
                 model = training.make_model(model_name, tasks[0].data, seed=seed)
-                optimizer = training.make_optimizer(rule, model.parameters())
+                name, lr = parse_rule(rule)
+                optimizer = training.make_optimizer(name, model.parameters(), lr)
                 variances = []
 
                 def record_variances(index, record, optimizer=optimizer, model=model):
@@ -63,8 +82,9 @@ def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_nam
                                           "at_cap": float((v >= cap).float().mean())})
                 sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch, progress=False,
                                           on_epoch=record_variances)
-                config = {"data": data_name, "model": model_name, "rule": rule, "seed": seed, "batch": batch,
-                          "lr": training.RULES[rule].default_lr, "tasks": kind, "task_count": len(tasks),
+                config = {"data": data_name, "model": model_name, "rule": name, "seed": seed, "batch": batch,
+                          "lr": training.RULES[name].default_lr if lr is None else lr, "tasks": kind,
+                          "task_count": len(tasks),
                           "epochs_per_task": epochs}
                 results[kind][rule].append({**summary(config, sequence, model), "variances": variances})
     return results
@@ -91,7 +111,7 @@ def plot(results, stem):
             axis = axes[row, column]
             for rule, runs in results[kind].items():
                 xs, mean, std = band(runs, key)
-                axis.plot(xs, mean, marker="o", color=COLOURS.get(rule), label=rule)
+                axis.plot(xs, mean, marker="o", color=COLOURS.get(rule), label=rule)  # RULE@LR: matplotlib's colour
                 axis.fill_between(xs, mean - std, mean + std, color=COLOURS.get(rule), alpha=0.2)
             axis.set_xlabel("after training on task")
             axis.set_ylabel(label, fontsize=8)
@@ -171,8 +191,10 @@ def main(argv=None):
     parser.add_argument("--save", help="write every run's metrics as JSON")
     args = parser.parse_args(argv)
     for rule in args.rules:
-        if rule not in training.RULES:
-            parser.error(f"unknown rule {rule!r}; valid: {', '.join(training.RULES)}")
+        try:
+            parse_rule(rule)
+        except ValueError as exc:
+            parser.error(str(exc))
     torch.set_num_threads(1)
     started = time.perf_counter()
     results = run(args.sequences, args.rules, range(args.seeds), args.epochs)
