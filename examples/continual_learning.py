@@ -14,8 +14,8 @@ final average accuracy, and the variance just before and after each switch.
 
 Usage:
     python examples/continual_learning.py [--seeds 5] [--epochs 5] [--rules weight_uncertainty adam sgd adam_reset]
-                                          [--sequences split permuted] [--out continual_learning]
-                                          [--save results.json]
+                                          [--sequences split permuted] [--data digits] [--model mlp]
+                                          [--out continual_learning] [--save results.json]
 
 A rule may carry its own lr as ``RULE@LR`` (e.g. ``sgd@0.3``, the learning-rate control in
 docs/continual_learning.md). Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (training.continual.summary).
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 import training  # noqa: E402
 from training.continual import summary, train_sequence  # noqa: E402
-from training.tasks import make_tasks  # noqa: E402
+from training.tasks import TASK_KINDS, make_tasks  # noqa: E402
 
 RULES = ("weight_uncertainty", "adam", "sgd", "adam_reset")
 COLOURS = {"weight_uncertainty": "tab:green", "adam": "tab:red", "sgd": "black", "adam_reset": "tab:orange",
@@ -99,6 +99,11 @@ def band(runs, key):
     return np.flatnonzero(keep), values.mean(axis=0), std
 
 
+def setting(by_rule):
+    run = next(iter(by_rule.values()))[0]
+    return f"{run['data']}-{run['model']}"
+
+
 def plot(results, stem):
     import matplotlib
     matplotlib.use("Agg")
@@ -115,7 +120,7 @@ def plot(results, stem):
                 axis.fill_between(xs, mean - std, mean + std, color=COLOURS.get(rule), alpha=0.2)
             axis.set_xlabel("after training on task")
             axis.set_ylabel(label, fontsize=8)
-            axis.set_title(f"digits, {kind} tasks", fontsize=9)
+            axis.set_title(f"{setting(results[kind])}, {kind} tasks", fontsize=9)
             axis.set_xticks(range(len(next(iter(results[kind].values()))[0]["plasticity"])))
         axes[row, 0].legend(fontsize=7)
         axis = axes[row, 2]                 # WeightUncertainty's variances over the whole sequence
@@ -133,7 +138,7 @@ def plot(results, stem):
                 axis.legend(fontsize=7)
         axis.set_xlabel("epoch (whole sequence; task switches dashed)")
         axis.set_ylabel("weight variance v", fontsize=8)
-        axis.set_title(f"digits, {kind} tasks: WeightUncertainty's variances", fontsize=9)
+        axis.set_title(f"{setting(results[kind])}, {kind} tasks: WeightUncertainty's variances", fontsize=9)
     figure.tight_layout()
     for suffix in (".png", ".pdf"):
         figure.savefig(f"{stem}{suffix}", dpi=150)
@@ -187,6 +192,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5, help="epochs per task")
     parser.add_argument("--rules", nargs="+", default=list(RULES))
     parser.add_argument("--sequences", nargs="+", default=["split", "permuted"])
+    parser.add_argument("--data", default="digits", help="digits (default) or mnist1d")
+    parser.add_argument("--model", default="mlp", help="mlp (default) or cnn")
     parser.add_argument("--out", default="continual_learning", help="figure stem (writes .png and .pdf)")
     parser.add_argument("--save", help="write every run's metrics as JSON")
     args = parser.parse_args(argv)
@@ -197,12 +204,20 @@ def main(argv=None):
             parser.error(str(exc))
     torch.set_num_threads(1)
     started = time.perf_counter()
-    results = run(args.sequences, args.rules, range(args.seeds), args.epochs)
+    for kind in args.sequences:
+        if kind not in TASK_KINDS:
+            parser.error(f"unknown task sequence {kind!r}; valid: {', '.join(TASK_KINDS)}")
+    for name, registry in ((args.data, training.DATASETS), (args.model, training.MODELS)):
+        if name not in registry:
+            parser.error(f"unknown name {name!r}; valid: {', '.join(registry)}")
+    results = run(args.sequences, args.rules, range(args.seeds), args.epochs, data_name=args.data,
+                  model_name=args.model)
     elapsed = time.perf_counter() - started
     plot(results, args.out)
     if args.save:
         Path(args.save).write_text(json.dumps(results) + "\n")
-    print(f"digits-MLP, 5 tasks × {args.epochs} epochs, {args.seeds} seeds, batch 32, rule defaults; {elapsed:.0f} s")
+    print(f"{args.data}-{args.model}, 5 tasks × {args.epochs} epochs, {args.seeds} seeds, batch 32, rule defaults; "
+          f"{elapsed:.0f} s")
     print(table(results))
     print(f"figure: {args.out}.png, {args.out}.pdf")
 
