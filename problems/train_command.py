@@ -90,6 +90,8 @@ def _run(args, training) -> int:
     _check_name("dataset", args.data, training.DATASETS)
     _check_name("model", args.model, training.MODELS)
     _check_name("rule", args.rule, training.RULES)
+    if args.task_count is not None and args.tasks is None:
+        raise cli_args.UsageError("--task-count needs --tasks")
     if args.tasks is not None:                 # continual learning (training/continual.py)
         from training import continual, tasks
         _check_name("task sequence", args.tasks, tasks.TASK_KINDS)

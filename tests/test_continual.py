@@ -218,6 +218,10 @@ def test_cli_tasks_json_out_and_errors(capsys, tmp_path):
     assert main([*base[:-1], "9"]) == 2
     err = capsys.readouterr().err
     assert "at most 5 tasks" in err and err.count("\n") == 1
+    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "adam", "--seed", "0", "--epochs", "1",
+                 "--task-count", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--task-count needs --tasks" in err and err.count("\n") == 1
     assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "lion", "--seed", "0", "--epochs", "1",
                  "--tasks", "split"]) == 2
     assert "belief_adam, weight_uncertainty, adam_reset" in capsys.readouterr().err
