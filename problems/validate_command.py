@@ -73,7 +73,7 @@ def run_validate(args) -> int:
         if name not in names():
             raise ocp.ProblemError(f"unknown problem {name!r}; valid: {', '.join(names())}")
     out = sys.stderr if args.json else sys.stdout
-    print(f"{'problem':<17} {'case':<30} {'error':>9} {'EL coll.':>9} {'EL anal.':>9} {'final':>9}  result",
+    print(f"{'problem':<19} {'case':<30} {'error':>9} {'EL coll.':>9} {'EL anal.':>9} {'final':>9}  result",
           file=out)
     results = validate.validate(selected, args.draws, args.seed,
                                 progress=lambda result: print(_line(result), file=out, flush=True))
@@ -97,5 +97,5 @@ def _line(result) -> str:
     def show(key):
         return f"{figures[key]:9.1e}" if key in figures else f"{'—':>9}"
     verdict = "pass" if result.passed else f"FAIL: {result.message}"
-    return (f"{result.case.name:<17} {result.case.label:<30} {show('error')} {show('el_collocation')} "
+    return (f"{result.case.name:<19} {result.case.label:<30} {show('error')} {show('el_collocation')} "
             f"{show('el_analytic')} {show('final_error')}  {verdict}")
