@@ -32,6 +32,7 @@ from .errors import SolveError
 from .postprocess import checked_solve, velocity_from_costate
 
 MAX_POLICY_SOLVES = 50_000
+MAX_STAGE_FAILURES = 10   # consecutive failed stage solves (each quarters the step) before giving up
 SAMPLES_PER_STEP = 7      # Chebyshev–Lobatto samples of the dense output per step (one element)
 
 
@@ -212,8 +213,16 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
         J = jacobian(t, z)
         if h is None:
             h = 0.5 / max(np.abs(np.linalg.eigvals(J)).max(), 1e-300)
+        failures = 0
         while True:
-            step = _Step(field, t, z, velocity, J, h)
+            try:
+                step = _Step(field, t, z, velocity, J, h)
+            except SolveError:   # a stage left the domain (e.g. a variance ≤ 0): a shorter step
+                failures += 1
+                if failures > MAX_STAGE_FAILURES:
+                    raise
+                h *= 0.25
+                continue
             error = np.max(np.abs(step.difference[:n]) / (atol + rtol * np.abs(step.new[:n])))
             if error <= 1.0:
                 break

@@ -87,6 +87,12 @@ class Scenario:
         theta0 = self.default_theta0()
         return theta0 * (1 + rng.uniform(-0.5, 0.5, size=theta0.shape))
 
+    def extra_checks(self, theta0, trajectory) -> dict:
+        """Checks of the scenario's own claims for ``lossnav validate`` beyond the generic ones:
+        {name: (value, tolerance)}, passed when value ≤ tolerance (``trajectory`` is the
+        case's collocation reference). Default: none."""
+        return {}
+
     def guesses(self) -> list:
         """Initial guesses for a free-end infinite-horizon solve (``ocp.solve(guess=...)``);
         non-convex scenarios list one per basin, so the best local optimum is found."""

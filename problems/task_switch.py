@@ -108,20 +108,44 @@ def receding(problem, theta0, duration, mesh=None, guess=None) -> ocp.Trajectory
     there (keeping 10/γ gave EL errors up to 2e-2 and mesh changes of 1e-4 at γ = 64;
     5/γ gives 2e-5 and 1e-8).
     ``guess`` goes to :func:`ocp.solve` (e.g. the rest point). ``objective`` is the
-    discounted cost over [0, duration]."""
+    discounted cost over [0, duration]. ``mesh`` None: each window's intervals double from
+    40 until the kept part changes by ≤ WINDOW_AGREEMENT (relative to its largest state),
+    at most MAX_WINDOW_INTERVALS (a window is (KEEP_WINDOW + MARGIN)/γ long: at small γ a
+    fixed mesh under-resolves a fast transient, e.g. the variance rise after a switch)."""
     if problem.gamma <= 0:
         raise ocp.ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
     keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
     path, start, state = None, 0.0, np.asarray(theta0, float)
     while start < duration * (1 - 1e-12):
         length = min(keep, duration - start)
-        piece = shifted(cut(problem, ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess), length), start)
+        piece = shifted(cut(problem, _window(problem, state, length, margin, mesh, guess), length), start)
         path = piece if path is None else ocp.trajectory.concatenate(path, piece)
         start, state = start + length, piece.theta[-1]
     path.objective = discounted_integral(problem, path)
     path.stats.update(receding_windows=True, gamma=problem.gamma)
     path.stats.pop("policy_from", None)
     return path
+
+
+WINDOW_AGREEMENT = 1e-8
+MAX_WINDOW_INTERVALS = 640
+
+
+def _window(problem, state, length, margin, mesh, guess):
+    """One receding window on a given mesh, or on a mesh refined until its kept part converges."""
+    if mesh is not None:
+        return ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess)
+    mesh = ocp.Mesh(40, 5)
+    coarse = ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess)
+    while mesh.intervals < MAX_WINDOW_INTERVALS:
+        mesh = ocp.Mesh(2 * mesh.intervals, mesh.degree, mesh.scheme)
+        fine = ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=coarse)
+        kept = coarse.t <= length
+        scale = max(np.abs(fine.theta).max(), 1e-300)
+        if np.abs(fine(coarse.t[kept]) - coarse.theta[kept]).max() <= WINDOW_AGREEMENT * scale:
+            return fine
+        coarse = fine
+    return coarse
 
 
 # -- trajectory pieces --------------------------------------------------------------------

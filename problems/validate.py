@@ -18,7 +18,9 @@ horizon from the scenario's (or a random) θ0. Per case:
 * ``final_error``: distance of the path's end from the nearest of the scenario's minima
   (the global minimum or the drift-biased fixed point; non-convex scenarios list every
   basin, since a large γ may rest in the nearer one: ``final_basin`` says which, 0 the
-  global one), relative to |θ0 − θ*|.
+  global one), relative to |θ0 − θ*|;
+* the scenario's own claims, :meth:`Scenario.extra_checks` (e.g. weight_uncertainty's
+  variance jump after a switch to a flatter basin), each with its tolerance.
 
 The collocation reference is mesh-converged (:func:`reference`: the intervals double
 until two successive meshes agree to 1e-7 relative). A case passes when all its figures
@@ -119,6 +121,12 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
         figures["el_analytic"] = ocp.euler_lagrange_error(scenario.problem, analytic)
         figures["objective_analytic"] = float(analytic.objective)
         limits.update(error=TOLERANCE, el_analytic=EL_TOLERANCE_ANALYTIC)
+    try:
+        extra = scenario.extra_checks(case.theta0, trajectory)
+    except ocp.OCPError as exc:   # a scenario check whose own solve fails fails the case
+        extra = {f"extra check ({type(exc).__name__}: {' '.join(str(exc).split())})": (np.inf, 0.0)}
+    for key, (value, limit) in extra.items():
+        figures[key], limits[key] = float(value), float(limit)
     if rules:
         result.rules = check_rules(scenario, case.theta0, trajectory, TOLERANCE)
     figures["seconds"] = time.perf_counter() - start

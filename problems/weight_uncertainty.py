@@ -214,6 +214,37 @@ class WeightUncertainty(Scenario):
         """Where the path comes to rest: the rest point of the last task."""
         return self.rest_point(after=self.params["t_switch"] is not None)
 
+    SWITCH_FLATTENING = 8.0     # validate: the new task's basin is this much flatter
+    SWITCH_TIME = 3.0
+
+    def extra_checks(self, theta0, trajectory):
+        """App. I's optimal weight resetting, on this case's parameters: from rest, a switch
+        at t_s to a basin SWITCH_FLATTENING× flatter with the same minimum (H/8, g/8) must
+        leave μ in place, raise v monotonically, and end at the new rest variance β/(kH_ii/8)
+        (Eq. 149). Values: relative error of the final variance (tolerance 1e-3), the
+        largest decrease of v after t_s and the largest move of μ, relative to v* (1e-7)."""
+        if self.params["t_switch"] is not None:
+            return {}
+        f = self.SWITCH_FLATTENING
+        H = np.asarray(self.params["H"], dtype=float)
+        switched = WeightUncertainty(**{**self.params, "H_after": (H / f).tolist(),
+                                        "g_after": (np.asarray(self.params["g"]) / f).tolist(),
+                                        "t_switch": self.SWITCH_TIME})
+        start, n = switched.rest_point(), len(self.params["g"])
+        gamma = self.params["gamma"]
+        solution = solve_switch(switched, theta0=start, until=None if gamma == 0 else 25.0)
+        t_end = solution.path.t[-1] if gamma == 0 else 25.0
+        t = np.linspace(0.0, t_end, 400)
+        x = solution(t)
+        target = switched.rest_point(after=True)
+        final = solution.after.theta[-1] if gamma == 0 else x[-1]
+        scale = np.abs(target[n:]).max()
+        after = x[t > self.SWITCH_TIME, n:]
+        decrease = max(0.0, float(-np.diff(after, axis=0).min(initial=0.0)))
+        return {"switch_rest_variance": (np.abs(final[n:] / target[n:] - 1).max(), 1e-3),
+                "switch_v_decrease": (decrease / scale, 1e-7),
+                "switch_mu_move": (np.abs(x[:, :n] - start[:n]).max() / scale, 1e-7)}
+
     def guesses(self):
         """One first guess for IPOPT: the path approaching the rest point exponentially. It
         keeps v > 0 along the way (from a constant guess IPOPT's steps can reach v ≤ 0, where

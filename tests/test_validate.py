@@ -135,3 +135,17 @@ def test_report_writes_markdown_with_every_figure(tmp_path, monkeypatch):
     text = open(path, encoding="utf-8").read()
     assert "1/1 cases passed" in text and "![one](fig1.png)" in text
     assert (tmp_path / "fig2.pdf").exists() and (tmp_path / "fig1.png").exists()
+
+
+def test_scenario_extra_checks_run_and_can_fail(monkeypatch):
+    """weight_uncertainty's own claim (variance jump to β/(kH/8) after a switch to a flatter
+    basin) is checked per case; a failing extra check fails the case with its name."""
+    case = validate.cases("weight_uncertainty", draws=0, seed=0)[0]
+    result = validate.check(case, rules=False)
+    assert result.passed, result.message
+    assert result.figures["switch_rest_variance"] <= 1e-3
+    assert result.figures["switch_v_decrease"] <= 1e-7
+    from problems.weight_uncertainty import WeightUncertainty
+    monkeypatch.setattr(WeightUncertainty, "extra_checks", lambda self, theta0, trajectory: {"claim": (0.2, 0.1)})
+    result = validate.check(case, rules=False)
+    assert not result.passed and "claim" in result.message
