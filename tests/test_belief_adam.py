@@ -182,17 +182,6 @@ def test_initial_variance_beliefs_must_be_positive():
         ocp.solve(scenario.problem, start, horizon=1.0)
 
 
-def test_policy_continuation_is_refused():
-    scenario = problems.get("belief_adam")
-    path = ocp.Trajectory(t=np.array([0.0]), theta=scenario.theta0[None], velocity=0 * scenario.theta0[None],
-                          kinetic=np.zeros(1), potential=np.zeros(1), costate=0 * scenario.theta0[None],
-                          objective=0.0, elements=np.zeros((0, 4)), stats={"policy_from": 20.0})
-    with pytest.raises(ocp.ProblemError, match="restarted"):
-        scenario.check_continuation(path)
-    path.stats.clear()
-    scenario.check_continuation(path)
-
-
 @pytest.mark.parametrize("options", [{"lr": 0.0}, {"mean_rate": 0.0}, {"variance_rate": -1.0}, {"k": 0.0},
                                      {"variance_floor": -1e-3}, {"mean_decay": -1.0}, {"anchor": "start"},
                                      {"lr": 0.1, "mean_rate": 20.0}])
