@@ -1,4 +1,4 @@
-"""The stationary optimal policy θ̇ = π(θ), its exact Jacobian, and its integration.
+"""The optimal policy θ̇ = π(θ) of the infinite horizon, its exact Jacobian, and its integration.
 
 π(θ) is one warm-started solve of the infinite-horizon NLP from θ:
 π(θ) = argmin_u ℓ(θ, u) + ∇V(θ)ᵀu with ∇V(θ) = ∂J*/∂θ0 (minus the multiplier of the
@@ -20,6 +20,11 @@ and its embedded third-order solution (16φ3, −2φ3) for step-size control. It
 linear policies (every quadratic scenario) and needs two policy solves and one sparse
 KKT factorisation per step. φ_k(A) are blocks of expm of [[A, I, 0, …], [0, 0, I, …], …]
 (Saad, SIAM J. Numer. Anal. 29, 1992).
+
+A running cost that depends on time (a time-varying loss or data stream) makes the policy
+π(t, θ): each solve starts the NLP's clock at t (its parameter t0), and the ODE is
+integrated as the autonomous system (θ, t)' = (π, 1), whose Jacobian gains the exact column
+∂π/∂t from the same KKT factorisation (:meth:`Policy.time_derivative`).
 """
 from __future__ import annotations
 
