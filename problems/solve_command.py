@@ -45,7 +45,7 @@ def add_parser(commands):
         help=f"collocation degree, 1 to 12 (default: {ocp.Mesh.degree})")
     add("--scheme", choices=("legendre", "radau"), default=ocp.Mesh.scheme,
         help=f"collocation points (default: {ocp.Mesh.scheme})")
-    add("--dt", type=_positive_float, metavar="DT",
+    add("--dt", type=cli_args.positive_float, metavar="DT",
         help="time step Δt of a learning rule (rule:RULE) or control interval (mpc)")
     add("--steps", type=cli_args.positive_int, default=100, help="rule or mpc steps (default: 100)")
     add("--plan-horizon", type=cli_args.horizon, default=math.inf, metavar="inf|TH",
@@ -61,16 +61,6 @@ def _method(text: str) -> str:
     if text in ("collocation", "analytic", "mpc") or (text.startswith("rule:") and len(text) > 5):
         return text
     raise cli_args.argparse.ArgumentTypeError(f"unknown method {text!r}; valid: {', '.join(METHODS)}")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise cli_args.argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise cli_args.argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
 
 
 def run(args) -> int:

@@ -32,9 +32,9 @@ def add_parser(commands):
     add("--rule", required=True, metavar="RULE",
         help="mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (or a registered rule)")
     add("--epochs", required=True, type=cli_args.positive_int, help="epochs in total")
-    add("--seed", required=True, type=_seed, help="seed of the model, the shuffling and the probes")
+    add("--seed", required=True, type=cli_args.non_negative_int, help="seed of the model, the shuffling and the probes")
     add("--batch", type=cli_args.positive_int, default=32, help="minibatch size (default: 32)")
-    add("--lr", type=_positive_float, metavar="LR", help="the rule's lr (default: the rule's own)")
+    add("--lr", type=cli_args.positive_float, metavar="LR", help="the rule's lr (default: the rule's own)")
     add("--json", action="store_true", help="print the metrics as JSON on stdout")
     add("--out", metavar="DIR", help="write metrics.json, loss.png and accuracy.png to DIR")
     add("--checkpoint", metavar="FILE", help="save a checkpoint after every epoch")
@@ -44,27 +44,6 @@ def add_parser(commands):
     add("--task-count", type=cli_args.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise cli_args.argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise cli_args.argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    import math
-    try:
-        value = float(text)
-    except ValueError:
-        raise cli_args.argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise cli_args.argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
 
 
 def _check_name(kind, value, registry):

@@ -47,22 +47,12 @@ def add_parser(commands):
                     "residuals, pass/fail against stated tolerances (exit 1 if any fails).")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"scenarios ({', '.join(names())})")
     parser.add_argument("--all", action="store_true", help="every scenario")
-    parser.add_argument("--draws", type=_count, default=2, help="random parameter draws per scenario (default: 2)")
-    parser.add_argument("--seed", type=_count, default=0, help="seed of the draws (default: 0)")
+    parser.add_argument("--draws", type=cli_args.non_negative_int, default=2, help="random parameter draws per scenario (default: 2)")
+    parser.add_argument("--seed", type=cli_args.non_negative_int, default=0, help="seed of the draws (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--report", metavar="DIR", help="write DIR/report.md and the figures")
     parser.set_defaults(handler=run_validate)
     return parser
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise cli_args.argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise cli_args.argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
-    return value
 
 
 def run_validate(args) -> int:
