@@ -77,8 +77,7 @@ class Ballistic(CurvatureOptimizer):
             self._squares_step(group, params, grads)
             return
         curvature = self._curvature(group, params, grads, graph)
-        if curvature is None:
-            self._skip(group, "curvature")
+        if curvature is None:   # not finite: the step was skipped and counted
             return
         kind, value = curvature
         gradient = flat(grads)

@@ -248,7 +248,14 @@ class CurvatureOptimizer(RuleOptimizer):
 
     def _curvature(self, group, params, grads, graph):
         """The group's curvature over its flattened parameters: ('diagonal', (n,) tensor) or
-        ('dense', (n, n) tensor). Returns None when the estimate is not finite."""
+        ('dense', (n, n) tensor). When the estimate is not finite the group's step is skipped
+        (counted by :meth:`_skip`) and None is returned: the caller returns at once."""
+        curvature = self._estimate_curvature(group, params, grads, graph)
+        if curvature is None:
+            self._skip(group, "curvature")
+        return curvature
+
+    def _estimate_curvature(self, group, params, grads, graph):
         source, maximize = group["curvature"], group["maximize"]
         if source == "exact":
             hessian = _curvature.exact_hessian([graph.get(p) for p in params], params, maximize)

