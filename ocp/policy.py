@@ -47,12 +47,12 @@ class Policy:
 
     def __init__(self, problem, transcription, scale, s_end, raw):
         self.problem, self.tr, self.scale, self.s_end, self.last = problem, transcription, scale, s_end, raw
-        self.autonomous = not _depends_on_time(problem)
+        self._l_ut = _time_cross_derivative(problem)   # None when ℓ does not depend on t
+        self.autonomous = self._l_ut is None
         self.solves = self.iterations = 0
         self.solve_time = 0.0
         self._point = None    # (t, θ, u, params) of the last evaluation, for the Jacobian
         self._lu = None       # (solution, splu of its KKT matrix)
-        self._l_ut = _time_cross_derivative(problem) if not self.autonomous else None
 
     def __call__(self, t, theta):
         if self.solves >= MAX_POLICY_SOLVES:
@@ -112,26 +112,17 @@ class Policy:
         return self._lu[1]
 
 
-def _running_cost_symbols(problem):
+def _time_cross_derivative(problem):
+    """ℓ_ut(t, x, u, P) = ∂²ℓ/∂u∂t as a CasADi Function, or None when the running cost does
+    not depend on its time argument (an autonomous, stationary policy)."""
     import casadi
     n = problem.state_dim
     t, x, u = casadi.SX.sym("t"), casadi.SX.sym("x", n), casadi.SX.sym("u", n)
     P = casadi.SX.sym("P", problem.layout.size)
     kinetic, potential = problem.running_cost(t, x, u, problem.layout.unpack(P))
-    return t, x, u, P, casadi.SX(kinetic) + casadi.SX(potential)
-
-
-def _depends_on_time(problem) -> bool:
-    """Whether the running cost depends on the time argument (time-varying loss or data)."""
-    import casadi
-    t, _, _, _, cost = _running_cost_symbols(problem)
-    return bool(casadi.depends_on(cost, t))
-
-
-def _time_cross_derivative(problem):
-    """ℓ_ut(t, x, u, P) = ∂²ℓ/∂u∂t as a CasADi Function."""
-    import casadi
-    t, x, u, P, cost = _running_cost_symbols(problem)
+    cost = casadi.SX(kinetic) + casadi.SX(potential)
+    if not casadi.depends_on(cost, t):
+        return None
     return casadi.Function("l_ut", [t, x, u, P], [casadi.jacobian(casadi.gradient(cost, u), t)])
 
 
