@@ -34,7 +34,7 @@ KEEP_DISCOUNT = 1e-2         # collocation samples are kept while e^{−γt} ≥
 
 
 def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scale=None,
-          guess=None, ipopt=None, rest_tol=1e-10) -> Trajectory:
+          guess=None, ipopt=None, rest_tol=1e-10, t0=0.0) -> Trajectory:
     """Solve ``problem`` from ``theta0``; return the optimal :class:`Trajectory`.
 
     horizon    : ``math.inf`` (default) or a finite T > 0.
@@ -47,11 +47,16 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
                  guesses (e.g. several local minima of the loss) solves from each and keeps
                  the path of lowest objective: IPOPT finds local optima only.
     rest_tol   : the infinite-horizon path is followed until |θ̇| ≤ rest_tol · max|θ̇|.
+    t0         : the problem's clock at the start, for a loss or data that depend on time
+                 (e.g. a restart in the middle of an observation stream). The discount is
+                 e^{−γ(t − t0)} (time consistency) and the Trajectory's times run from t0;
+                 Trajectory and callable guesses are read at those times.
 
     Raises ProblemError for bad input and SolveError when IPOPT does not converge.
     """
     theta0 = problem.check_initial_state(theta0)
     horizon = _check_horizon(horizon)
+    t0 = _check_start_time(t0)
     infinite = math.isinf(horizon)
     thetaT = _check_terminal(problem, terminal, infinite)
     mesh = mesh or Mesh()
@@ -62,17 +67,17 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     s_end = window_end(scale, problem.gamma) if infinite else 1.0
     candidates, failures = [], []
     for one_guess in _guess_list(guess, theta0):
-        initial = _initial_guess(transcription, theta0, thetaT, scale, one_guess, s_end)
+        initial = _initial_guess(transcription, theta0, thetaT, scale, one_guess, s_end, t0)
         try:
-            candidates.append(checked_solve(transcription, theta0, problem.parameter_values(), scale,
+            candidates.append(checked_solve(transcription, theta0, problem.parameter_values(t0=t0), scale,
                                             thetaT, initial, s_end))
         except SolveError as exc:   # another guess may still converge: keep the others
             failures.append(exc)
     if not candidates:
         raise failures[0]
     raw = min(candidates, key=lambda candidate: candidate["f"])
-    trajectory = from_solution(transcription, raw, scale)
-    trajectory.stats.update(horizon=horizon, gamma=problem.gamma, solves=len(candidates),
+    trajectory = from_solution(transcription, raw, scale, t_offset=t0)
+    trajectory.stats.update(horizon=horizon, gamma=problem.gamma, t0=t0, solves=len(candidates),
                             candidate_objectives=[c["f"] for c in candidates],
                             failed_guesses=len(failures))
     if not infinite:
@@ -124,7 +129,7 @@ def default_time_scale(problem, theta0) -> float:
 
 # -- infinite horizon: continuation by the stationary policy ---------------------------
 def _continue_by_policy(problem, tr, trajectory, raw, scale, s_end, rest_tol):
-    t_keep = -math.log(KEEP_DISCOUNT) / problem.gamma
+    t_keep = trajectory.t[0] - math.log(KEEP_DISCOUNT) / problem.gamma
     ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
     last_element = max(int(np.searchsorted(ends, t_keep, "right")) - 1, 0)
     kept = _truncate(trajectory, last_element)
@@ -184,6 +189,16 @@ def _check_horizon(horizon) -> float:
     return horizon
 
 
+def _check_start_time(t0) -> float:
+    try:
+        t0 = float(t0)
+    except (TypeError, ValueError):
+        raise ProblemError(f"t0 must be a finite number, got {t0!r}") from None
+    if not math.isfinite(t0):
+        raise ProblemError(f"t0 must be finite, got {t0}")
+    return t0
+
+
 def _check_terminal(problem, terminal, infinite):
     if terminal is None:
         return None
@@ -221,17 +236,18 @@ def _guess_list(guess, theta0):
     return [guess]
 
 
-def _initial_guess(tr, theta0, thetaT, scale, guess, s_end):
+def _initial_guess(tr, theta0, thetaT, scale, guess, s_end, t0=0.0):
     if guess is None:
         if thetaT is None:
             return None
         return tr.guess_from(s_end, lambda s: theta0 + s[:, None] * (thetaT - theta0),
                              lambda s: np.broadcast_to((thetaT - theta0) / scale, (len(s), tr.n)))
+    clock = lambda s: t0 + np.asarray(tr.time_map.time(np.minimum(s, 1 - 1e-9), scale))
     if isinstance(guess, Trajectory):
-        return tr.guess_from(s_end, lambda s: guess(np.minimum(tr.time_map.time(np.minimum(s, 1 - 1e-9), scale), guess.t[-1])),
+        return tr.guess_from(s_end, lambda s: guess(np.clip(clock(s), guess.t[0], guess.t[-1])),
                              lambda s: np.zeros((len(s), tr.n)))
     if callable(guess):
-        return tr.guess_from(s_end, lambda s: np.array([guess(t) for t in tr.time_map.time(np.minimum(s, 1 - 1e-9), scale)]),
+        return tr.guess_from(s_end, lambda s: np.array([guess(t) for t in clock(s)]),
                              lambda s: np.zeros((len(s), tr.n)))
     target = np.asarray(guess, dtype=float).reshape(-1)
     if target.shape != theta0.shape:

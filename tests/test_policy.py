@@ -132,3 +132,33 @@ def test_time_dependent_loss_is_continued_with_its_clock():
     exact = A * np.exp(-b * traj.t) + (theta0[0] - A) * np.exp(r * traj.t)
     assert traj.t[-1] > 20.0
     assert np.abs(traj.theta[:, 0] - exact).max() <= 1e-7 * abs(theta0[0])
+
+
+@pytest.mark.parametrize("horizon", [math.inf, 4.0])
+def test_solve_from_a_later_clock_continues_the_time_dependent_path(horizon):
+    """``ocp.solve(..., t0=t1)`` starts the problem's clock at t1: from θ(t1) of the closed
+    form it must continue the same path, θ(t) = A e^{−bt} + (θ(t1) − A e^{−bt1}) e^{r(t−t1)}
+    (infinite horizon), with times running from t1. At t0 = 0 the target would be wrong by
+    a(1 − e^{−bt1}), far above the tolerance."""
+    gamma, eta, k, a, b, t1 = 5.0, 1.0, 1.0, 1.0, 0.3, 2.5
+    problem = _MovingTarget(1, lambda th, a, b: 0.5 * th[0] ** 2, gamma=gamma, eta=eta, k=k,
+                            constants={"a": a, "b": b})
+    A = eta * k * a / (eta * k - b ** 2 - gamma * b)
+    r = gamma / 2 - math.sqrt(gamma ** 2 / 4 + eta * k)
+    start = A * math.exp(-b * t1) + (2.0 - A) * math.exp(r * t1)
+    traj = ocp.solve(problem, [start], horizon=horizon, mesh=ocp.Mesh(20, 5), rest_tol=1e-6, t0=t1)
+    assert traj.t[0] == t1 and traj.stats["t0"] == t1
+    window = traj.t[traj.t <= t1 + 1.5]   # a finite horizon's free end bends the path near t1 + 4
+    exact = A * np.exp(-b * window) + (start - A * math.exp(-b * t1)) * np.exp(r * (window - t1))
+    assert np.abs(traj(window)[:, 0] - exact).max() <= 1e-7
+    if math.isinf(horizon):
+        assert traj.stats["reached_rest"] and traj.t[-1] > t1 + 20.0
+        exact_all = A * np.exp(-b * traj.t) + (start - A * math.exp(-b * t1)) * np.exp(r * (traj.t - t1))
+        assert np.abs(traj.theta[:, 0] - exact_all).max() <= 1e-7
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "soon", None])
+def test_solve_refuses_a_bad_start_clock(bad):
+    problem = ocp.DiscountedOCP(1, lambda th: 0.5 * th[0] ** 2, gamma=1.0)
+    with pytest.raises(ocp.ProblemError, match="t0"):
+        ocp.solve(problem, [1.0], horizon=2.0, t0=bad)
