@@ -66,7 +66,9 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
     ``until`` None: each phase is the engine's infinite-horizon solve (``ocp.solve``, with
     its policy continuation for γ > 0; a phase at rest before t_s holds its rest point).
     ``until`` = t_end > t_s (γ > 0): each phase is covered by :func:`receding` windows,
-    which is much cheaper for large γ and returns the path on [0, t_end].
+    which is much cheaper for large γ and returns the path on [0, t_end];
+    ``path.stats["unconverged_windows"]`` lists (start, last mesh change) of the windows
+    whose mesh did not converge.
     Raises ProblemError when the scenario has no switch, SolveError if a solve fails.
     """
     t_s = scenario.params["t_switch"]
@@ -91,7 +93,9 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
     objective = discounted_integral(first, before) + math.exp(-first.gamma * t_s) * later.objective
     path = ocp.trajectory.concatenate(before, after)
     path.objective = objective
-    path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma)
+    path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma,
+                      unconverged_windows=before.stats.get("unconverged_windows", [])
+                      + [(t_s + start, change) for start, change in later.stats.get("unconverged_windows", [])])
     return SwitchSolution(before, after, path, t_s, objective, (first, second))
 
 
@@ -102,28 +106,38 @@ MARGIN = 20.0           # γ·(planned beyond it): the free end moves the kept p
 def receding(problem, theta0, duration, mesh=None, guess=None) -> ocp.Trajectory:
     """The infinite-horizon optimal path on [0, duration] by time consistency: solve on a
     finite horizon (KEEP_WINDOW + MARGIN)/γ with a free end, keep the first KEEP_WINDOW/γ,
-    re-solve from its end state, repeat. The horizon keeps e^{−γT} ≥ e^{−25}, where the NLP
-    is still determined (longer windows at large γ leave the tail undetermined), and the kept
-    part has discount weights ≥ e^{−5}: IPOPT's absolute tolerance is a relative accuracy
-    there (keeping 10/γ gave EL errors up to 2e-2 and mesh changes of 1e-4 at γ = 64;
-    5/γ gives 2e-5 and 1e-8).
+    re-solve from its end state with the problem's clock there (``ocp.solve(t0=...)``: a
+    loss or stream that depends on time continues), repeat. The horizon keeps
+    e^{−γT} ≥ e^{−25}, where the NLP is still determined (longer windows at large γ leave the
+    tail undetermined), and the kept part has discount weights ≥ e^{−5}: IPOPT's absolute
+    tolerance is a relative accuracy there (keeping 10/γ gave EL errors up to 2e-2 and mesh
+    changes of 1e-4 at γ = 64; 5/γ gives 2e-5 and 1e-8).
     ``guess`` goes to :func:`ocp.solve` (e.g. the rest point). ``objective`` is the
     discounted cost over [0, duration]. ``mesh`` None: each window's intervals double from
     40 until the kept part changes by ≤ WINDOW_AGREEMENT (relative to its largest state),
     at most MAX_WINDOW_INTERVALS (a window is (KEEP_WINDOW + MARGIN)/γ long: at small γ a
-    fixed mesh under-resolves a fast transient, e.g. the variance rise after a switch)."""
+    fixed mesh under-resolves a fast transient, e.g. the variance rise after a switch);
+    ``stats["window_meshes"]`` lists each window's intervals and ``stats["unconverged_windows"]``
+    the start times of windows still changing at the finest mesh, with their last change."""
     if problem.gamma <= 0:
         raise ocp.ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
     keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
     path, start, state = None, 0.0, np.asarray(theta0, float)
+    meshes, unconverged = [], []
     while start < duration * (1 - 1e-12):
         length = min(keep, duration - start)
-        piece = shifted(cut(problem, _window(problem, state, length, margin, mesh, guess), length), start)
+        window, change = _window(problem, state, start, length, margin, mesh, guess)
+        meshes.append(int(window.stats["mesh"]["intervals"]))
+        if change is not None and change > WINDOW_AGREEMENT:
+            unconverged.append((start, change))
+        piece = cut(problem, window, start + length)
         path = piece if path is None else ocp.trajectory.concatenate(path, piece)
         start, state = start + length, piece.theta[-1]
     path.objective = discounted_integral(problem, path)
-    path.stats.update(receding_windows=True, gamma=problem.gamma)
-    path.stats.pop("policy_from", None)
+    path.stats.update(receding_windows=True, gamma=problem.gamma, window_meshes=meshes,
+                      unconverged_windows=unconverged)
+    for key in ("policy_from", "t0", "cut_at"):
+        path.stats.pop(key, None)
     return path
 
 
@@ -131,21 +145,24 @@ WINDOW_AGREEMENT = 1e-8
 MAX_WINDOW_INTERVALS = 640
 
 
-def _window(problem, state, length, margin, mesh, guess):
-    """One receding window on a given mesh, or on a mesh refined until its kept part converges."""
+def _window(problem, state, start, length, margin, mesh, guess):
+    """One receding window from the clock ``start``, on a given mesh (change None) or on a
+    mesh refined until its kept part converges; returns (window, last relative change)."""
     if mesh is not None:
-        return ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess)
+        return ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess, t0=start), None
     mesh = ocp.Mesh(40, 5)
-    coarse = ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess)
+    coarse = ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess, t0=start)
+    change = math.inf
     while mesh.intervals < MAX_WINDOW_INTERVALS:
         mesh = ocp.Mesh(2 * mesh.intervals, mesh.degree, mesh.scheme)
-        fine = ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=coarse)
-        kept = coarse.t <= length
+        fine = ocp.solve(problem, state, horizon=length + margin, mesh=mesh, guess=coarse, t0=start)
+        kept = coarse.t <= start + length
         scale = max(np.abs(fine.theta).max(), 1e-300)
-        if np.abs(fine(coarse.t[kept]) - coarse.theta[kept]).max() <= WINDOW_AGREEMENT * scale:
-            return fine
+        change = np.abs(fine(coarse.t[kept]) - coarse.theta[kept]).max() / scale
+        if change <= WINDOW_AGREEMENT:
+            return fine, change
         coarse = fine
-    return coarse
+    return coarse, change
 
 
 # -- trajectory pieces --------------------------------------------------------------------

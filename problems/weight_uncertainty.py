@@ -222,7 +222,9 @@ class WeightUncertainty(Scenario):
         at t_s to a basin SWITCH_FLATTENING× flatter with the same minimum (H/8, g/8) must
         leave μ in place, raise v monotonically, and end at the new rest variance β/(kH_ii/8)
         (Eq. 149). Values: relative error of the final variance (tolerance 1e-3), the
-        largest decrease of v after t_s and the largest move of μ, relative to v* (1e-7)."""
+        largest decrease of v after t_s and the largest move of μ, relative to v* (1e-7), and
+        the largest last mesh change of a receding window that did not converge (1e-6; 0
+        when all converged)."""
         if self.params["t_switch"] is not None:
             return {}
         f = self.SWITCH_FLATTENING
@@ -243,7 +245,9 @@ class WeightUncertainty(Scenario):
         decrease = max(0.0, float(-np.diff(after, axis=0).min(initial=0.0)))
         return {"switch_rest_variance": (np.abs(final[n:] / target[n:] - 1).max(), 1e-3),
                 "switch_v_decrease": (decrease / scale, 1e-7),
-                "switch_mu_move": (np.abs(x[:, :n] - start[:n]).max() / scale, 1e-7)}
+                "switch_mu_move": (np.abs(x[:, :n] - start[:n]).max() / scale, 1e-7),
+                "switch_window_mesh_change": (max((change for _, change in solution.path.stats["unconverged_windows"]),
+                                                  default=0.0), 1e-6)}
 
     def guesses(self):
         """One first guess for IPOPT: the path approaching the rest point exponentially. It

@@ -162,3 +162,20 @@ def test_solve_refuses_a_bad_start_clock(bad):
     problem = ocp.DiscountedOCP(1, lambda th: 0.5 * th[0] ** 2, gamma=1.0)
     with pytest.raises(ocp.ProblemError, match="t0"):
         ocp.solve(problem, [1.0], horizon=2.0, t0=bad)
+
+
+def test_receding_windows_follow_the_clock_of_a_time_dependent_loss():
+    """problems.task_switch.receding re-solves each window from the problem's clock there
+    (ocp.solve t0): on the moving target it reproduces the infinite-horizon closed form over
+    several windows, and records each window's mesh, all converged."""
+    from problems.task_switch import receding
+    gamma, eta, k, a, b = 5.0, 1.0, 1.0, 1.0, 0.3
+    problem = _MovingTarget(1, lambda th, a, b: 0.5 * th[0] ** 2, gamma=gamma, eta=eta, k=k,
+                            constants={"a": a, "b": b})
+    path = receding(problem, [2.0], 3.5)
+    A = eta * k * a / (eta * k - b ** 2 - gamma * b)
+    r = gamma / 2 - math.sqrt(gamma ** 2 / 4 + eta * k)
+    t = np.linspace(0.0, 3.5, 71)
+    exact = A * np.exp(-b * t) + (2.0 - A) * np.exp(r * t)
+    assert len(path.stats["window_meshes"]) == 4 and path.stats["unconverged_windows"] == []
+    assert np.abs(path(t)[:, 0] - exact).max() <= 1e-7
