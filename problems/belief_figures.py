@@ -9,6 +9,8 @@
   scenario's stream, and its error against the flow (order in Δt) and against the
   collocation reference (the flow's distance to the optimal path: the model error of the
   time-scale separation, :func:`separation_study`).
+* :func:`joint_limit_study`: BeliefAdam converges to the collocation reference with order
+  → 1 as Δt → 0 along the overdamped scaling γ ∝ 1/Δt (:func:`overdamped_scaling`).
 
     python -m problems.belief_figures OUTDIR     # writes the figure (PNG, PDF), prints the study
 """
@@ -151,23 +153,90 @@ def optimizer_study(scenario=None, start=None, dts=(0.01, 0.005, 0.0025), mesh=N
     scenario = scenario or BeliefAdamScenario(**SEPARATED)
     start = SEPARATED_START if start is None else np.asarray(start, float)
     reference = ocp.solve(scenario.problem, start, horizon=STUDY_HORIZON, mesh=mesh or ocp.Mesh(40, 5))
-    grid = np.linspace(0.0, STUDY_WINDOW, 241)
+    grid = _study_grid(dts)
     flow = limit_flow(scenario, grid, start)
     exact = reference(grid)
     size = np.abs(exact - start).max()
     rows = []
     for dt in dts:
         t, states, optimizer = run_optimizer(scenario, dt, STUDY_WINDOW, start)
-        index = np.round(grid / dt).astype(int)
-        keep = np.isclose(t[np.minimum(index, len(t) - 1)], grid)
-        rows.append({"dt": dt, "vs_flow": float(np.abs(states[index[keep]] - flow[keep]).max() / size),
-                     "vs_collocation": float(np.abs(states[index[keep]] - exact[keep]).max() / size),
+        on_grid = _on_grid(t, states, grid)
+        rows.append({"dt": dt, "vs_flow": float(np.abs(on_grid - flow).max() / size),
+                     "vs_collocation": float(np.abs(on_grid - exact).max() / size),
                      "variance_floors": optimizer.variance_floors})
-    for coarse, fine in zip(rows, rows[1:]):
-        for key in ("vs_flow", "vs_collocation"):
-            fine[f"order_{key}"] = math.log2(coarse[key] / fine[key])
+    _orders(rows, ("vs_flow", "vs_collocation"))
     return {"rows": rows, "flow_vs_collocation": float(np.abs(flow - exact).max() / size),
             "el_error": ocp.euler_lagrange_error(scenario.problem, truncate(reference, STUDY_WINDOW))}
+
+
+def overdamped_scaling(factor) -> BeliefAdamScenario:
+    """:data:`SEPARATED` with γ → sγ, ξ_i² → sξ_i², η → sη (s = ``factor``): the belief rates
+    K_i = ξ_i²/(γσ_i²), the decays a_i → α_i, the optimism terms (k fixed) and the θ-rate
+    ηkv/γ keep their limits, while the terms the overdamped beliefs drop (m̈/γ, v̈/γ, θ̈/γ)
+    and the anticipation of the stream (over ~1/γ) shrink as 1/s."""
+    p = SEPARATED
+    return BeliefAdamScenario(**{**p, "gamma": p["gamma"] * factor, "xi1": p["xi1"] * math.sqrt(factor),
+                                 "xi2": p["xi2"] * math.sqrt(factor), "eta": p["eta"] * factor})
+
+
+def joint_limit_study(factors=(1, 2, 4, 8, 16, 32), dt=0.01) -> list:
+    """BeliefAdam against the collocation reference as Δt → 0 along the overdamped scaling
+    (:func:`overdamped_scaling` with s = ``factor`` and step Δt/s): the error is
+    O(Δt) + O(1/γ), so it falls with order → 1. A causal rule cannot converge to the optimal
+    path at fixed γ (the path anticipates the stream over ~1/γ, and the beliefs' inertia is
+    dropped): there the error stops at the model error, :func:`optimizer_study`. The
+    reference is :func:`problems.task_switch.receding` on [0, STUDY_WINDOW] (windows on the
+    stream's clock, meshes refined until converged; unconverged windows raise SolveError).
+    Rows: factor, γ, Δt, errors (relative to the largest state change) of the rule and the
+    limit flow against collocation and of the rule against the flow, the reference's EL
+    error, its windows; and orders of the rule's error between successive factors."""
+    from .task_switch import receding
+
+    rows = []
+    grid = _study_grid([dt])
+    for factor in factors:
+        scenario = overdamped_scaling(factor)
+        reference = receding(scenario.problem, SEPARATED_START, STUDY_WINDOW)
+        if reference.stats["unconverged_windows"]:
+            raise ocp.SolveError("a receding window of the reference did not converge",
+                                 "mesh", len(reference.stats["unconverged_windows"]))
+        exact = reference(grid)
+        size = np.abs(exact - SEPARATED_START).max()
+        flow = limit_flow(scenario, grid, SEPARATED_START)
+        t, states, optimizer = run_optimizer(scenario, dt / factor, STUDY_WINDOW, SEPARATED_START)
+        on_grid = _on_grid(t, states, grid)
+        rows.append({"factor": factor, "gamma": scenario.params["gamma"], "dt": dt / factor,
+                     "vs_collocation": float(np.abs(on_grid - exact).max() / size),
+                     "flow_vs_collocation": float(np.abs(flow - exact).max() / size),
+                     "vs_flow": float(np.abs(on_grid - flow).max() / size),
+                     "el_error": ocp.euler_lagrange_error(scenario.problem, reference),
+                     "windows": len(reference.stats["window_meshes"]),
+                     "variance_floors": optimizer.variance_floors})
+    _orders(rows, ("vs_collocation",), ratio="factor")
+    return rows
+
+
+def _study_grid(dts):
+    """Comparison times on [0, STUDY_WINDOW]: the steps of the coarsest Δt (every run visits them)."""
+    count = int(round(STUDY_WINDOW / max(dts)))
+    return np.linspace(0.0, STUDY_WINDOW, count + 1)
+
+
+def _on_grid(t, states, grid):
+    """The optimizer's states at the grid times, which must be among its step times."""
+    index = np.round(grid / t[1]).astype(int)
+    if index[-1] >= len(t) or not np.allclose(t[index], grid, rtol=0, atol=1e-9 * t[1]):
+        raise ValueError("the comparison grid must consist of step times of every run")
+    return states[index]
+
+
+def _orders(rows, keys, ratio=None):
+    """order_<key> = log(e_coarse/e_fine)/log(step ratio) between successive rows (Δt halved
+    or ``ratio`` doubled by default: the ratio of the rows' ``ratio`` entries)."""
+    for coarse, fine in zip(rows, rows[1:]):
+        step = fine[ratio] / coarse[ratio] if ratio else coarse["dt"] / fine["dt"]
+        for key in keys:
+            fine[f"order_{key}"] = math.log(coarse[key] / fine[key]) / math.log(step)
 
 
 def separation_study(intervals=(1.0, 2.0, 4.0, 8.0), mesh=None) -> list:
@@ -213,6 +282,12 @@ def main(argv=None) -> int:
         print("  " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
     print("limit flow vs collocation against the stream's time scale Δs: " + ", ".join(
         f"Δs = {row['sample_interval']:g}: {row['flow_vs_collocation']:.3e}" for row in separation_study()))
+    print("joint limit (γ → sγ, ξ² → sξ², η → sη, Δt → Δt/s): BeliefAdam vs collocation")
+    print("   s      γ        Δt   rule vs coll.  order  flow vs coll.  rule vs flow  EL (ref.)")
+    for row in joint_limit_study():
+        order = f"{row['order_vs_collocation']:.2f}" if "order_vs_collocation" in row else "—"
+        print(f"{row['factor']:4g} {row['gamma']:6g} {row['dt']:9.3g}   {row['vs_collocation']:.3e}   {order:>5}"
+              f"      {row['flow_vs_collocation']:.3e}     {row['vs_flow']:.3e}    {row['el_error']:.1e}")
     return 0
 
 

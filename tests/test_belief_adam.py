@@ -124,6 +124,24 @@ def test_order_in_dt_and_error_against_collocation():
     assert coarse["variance_floors"] == fine["variance_floors"] == 0
 
 
+def test_converges_to_collocation_along_the_overdamped_scaling():
+    """Acceptance: BeliefAdam's trajectory → the collocation reference as Δt → 0 with γ ∝ 1/Δt
+    (rates fixed): error O(Δt) + O(1/γ), observed order in [0.8, 1.2] (0.85, 0.91 here; 0.97
+    at s = 32). At fixed γ it would stall at the model error (previous test)."""
+    rows = figures.joint_limit_study(factors=(2, 4, 8))
+    assert [row["gamma"] for row in rows] == [20.0, 40.0, 80.0]
+    errors = [row["vs_collocation"] for row in rows]
+    assert errors[0] <= 0.05 and errors[-1] <= 0.012, errors
+    assert all(0.8 <= row["order_vs_collocation"] <= 1.2 for row in rows[1:]), rows
+    assert all(row["el_error"] <= 1e-5 and row["variance_floors"] == 0 for row in rows), rows
+
+
+def test_study_grid_must_be_visited_by_every_run():
+    t = np.linspace(0.0, 1.0, 11)
+    with pytest.raises(ValueError, match="step times"):
+        figures._on_grid(t, np.zeros((11, 2)), np.array([0.0, 0.05]))
+
+
 def test_model_error_falls_as_the_stream_slows():
     """The flow's distance to collocation is O(1/(γΔs)) while the stream dominates it."""
     rows = figures.separation_study(intervals=(1.0, 2.0))
