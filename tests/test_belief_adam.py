@@ -222,3 +222,22 @@ def test_set_beliefs_rejects_negative_variance():
     theta = torch.zeros(2, requires_grad=True)
     with pytest.raises(ValueError):
         BeliefAdam([theta]).set_beliefs(theta, 0.0, -1.0)
+
+
+def test_rest_point_exists_for_random_discounts():
+    """The rest equations have a root with v > 0 near the data-only beliefs for every γ here;
+    it used to be refused at γ = 0.5 and 2 because scipy's hybr flags a root it cannot
+    polish to tol = 1e-14 as a failure. Judged by the residual (property over random γ)."""
+    from problems.belief_adam import rest_equations, rest_point
+    rng = np.random.default_rng(7)
+    base = BeliefAdamScenario().params
+    for gamma in [0.5, 2.0, *rng.uniform(0.0, 10.0, 12)]:
+        params = {**base, "gamma": float(gamma)}
+        rest = rest_point(params)
+        assert rest is not None, gamma
+        n = len(base["gradient"])
+        model = {key: params[key] for key in ("sigma1", "sigma2", "xi1", "xi2", "alpha1", "alpha2",
+                                              "gamma", "eta", "k")}
+        for i, g in enumerate(base["gradient"]):
+            x = rest[[i, n + i, 2 * n + i]]
+            assert x[2] > 0 and np.abs(rest_equations(x, g, **model)).max() <= 1e-10
