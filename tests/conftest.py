@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 
 def random_spd(rng, dim, condition):
@@ -12,3 +13,16 @@ def random_spd(rng, dim, condition):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20251126)
+
+
+def closure_for(model, inputs, targets, optimizer, sign=1.0, calls=None):
+    """A torch.optim closure: zero_grad, ``sign`` × MSE of ``model`` on the batch, backward;
+    ``calls`` (a list) records whether grad mode was on at each call."""
+    def closure():
+        if calls is not None:
+            calls.append(torch.is_grad_enabled())
+        optimizer.zero_grad()
+        loss = sign * torch.nn.functional.mse_loss(model(inputs), targets)
+        loss.backward()
+        return loss
+    return closure

@@ -12,6 +12,7 @@ import torch
 import ocp
 from learning_rules import OptimalQuadratic, RecedingHorizon
 from ocp.constraints import TrustRegionPlanner
+from conftest import closure_for
 
 DIM = 3
 
@@ -131,17 +132,6 @@ def make_model(seed=0):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
     return model, torch.randn(16, 4, dtype=torch.float64), torch.randn(16, 1, dtype=torch.float64)
-
-
-def closure_for(model, inputs, targets, optimizer, sign=1.0, calls=None):
-    def closure():
-        if calls is not None:
-            calls.append(torch.is_grad_enabled())
-        optimizer.zero_grad()
-        loss = sign * torch.nn.functional.mse_loss(model(inputs), targets)
-        loss.backward()
-        return loss
-    return closure
 
 
 FACTORIES = {

@@ -9,6 +9,7 @@ import torch
 
 from learning_rules import (Ballistic, BeliefAdam, DriftCompensated, NaturalGradient, OptimalQuadratic,
                             RecedingHorizon, WeightUncertainty)
+from conftest import closure_for
 
 FACTORIES = {
     "optimal_quadratic_hutchinson": lambda p, **kw: OptimalQuadratic(p, lr=0.1, gamma=1.0, **kw),
@@ -34,17 +35,6 @@ def make_model(seed=0):
     return model, inputs, targets
 
 
-def closure_for(model, inputs, targets, optimizer, sign=1.0, counter=None):
-    def closure():
-        if counter is not None:
-            counter.append(torch.is_grad_enabled())
-        optimizer.zero_grad()
-        loss = sign * torch.nn.functional.mse_loss(model(inputs), targets)
-        loss.backward()
-        return loss
-    return closure
-
-
 def run(factory, steps, seed=0, **kw):
     model, inputs, targets = make_model(seed)
     optimizer = factory(model.parameters(), **kw)
@@ -63,7 +53,7 @@ def test_step_returns_loss_and_runs_closure_with_grad_once(factory):
     model, inputs, targets = make_model()
     optimizer = factory(model.parameters())
     calls = []
-    closure = closure_for(model, inputs, targets, optimizer, counter=calls)
+    closure = closure_for(model, inputs, targets, optimizer, calls=calls)
     with torch.no_grad():
         loss = optimizer.step(closure)
     assert calls == [True]
