@@ -15,6 +15,7 @@ import numpy as np
 import ocp
 from learning_rules.weight_uncertainty import run_on_scenario
 from problems.weight_uncertainty import WeightUncertainty, hand_residual, solve_switch
+from problems.weight_uncertainty_figures import joint_limit_study
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25])
 
@@ -68,18 +69,10 @@ def optimizer_checks():
         print(f"   Δt = {dt:<7g} max error {error:.3e}  order {o}")
     print("\n3b. against the collocation reference across the switch (η = γ, Δt = 0.4/γ, t_s = 4, [0, 8])")
     print(f"   {'gamma':>6} {'Δt':>8} {'rule vs coll.':>14} {'flow vs coll.':>14} {'rule vs flow':>13} {'order':>6} {'EL coll.':>9}")
-    rows = []
-    for gamma in (4.0, 8.0, 16.0, 32.0, 64.0):
-        scenario = WeightUncertainty(**SWITCH, t_switch=4.0, gamma=gamma, eta=gamma)
-        reference = solve_switch(scenario, until=8.0)
-        dt = 0.4 / gamma
-        t, x = run_on_scenario(scenario, dt, int(round(8 / dt)))
-        flow = scenario.overdamped_path(t)
-        rows.append((gamma, dt, np.abs(x - reference(t)).max(), np.abs(flow - reference(t)).max(),
-                     np.abs(x - flow).max(), reference.el_error()))
-    orders = order([row[2] for row in rows])
-    for row, o in zip(rows, orders):
-        print(f"   {row[0]:6g} {row[1]:8.4f} {row[2]:14.3e} {row[3]:14.3e} {row[4]:13.3e} {o:>6} {row[5]:9.1e}")
+    for row in joint_limit_study():
+        o = f"{row['order_vs_collocation']:.2f}" if "order_vs_collocation" in row else "—"
+        print(f"   {row['gamma']:6g} {row['dt']:8.4f} {row['vs_collocation']:14.3e} {row['flow_vs_collocation']:14.3e} "
+              f"{row['vs_flow']:13.3e} {o:>6} {row['el_error']:9.1e}")
 
 
 if __name__ == "__main__":

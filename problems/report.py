@@ -5,11 +5,12 @@ import datetime
 import math
 import os
 
-from . import figures, validate
+from . import figures, optimizer_studies, validate
 
 
-def write(directory, results, progress=None) -> str:
-    """Write ``directory/report.md`` and every figure (PNG and PDF); return the report's path."""
+def write(directory, results, progress=None, studies=()) -> str:
+    """Write ``directory/report.md`` and every figure (PNG and PDF); return the report's path.
+    ``studies``: entries of :func:`problems.optimizer_studies.run`, one section."""
     os.makedirs(directory, exist_ok=True)
     lines = [f"# lossnav validation report ({datetime.date.today().isoformat()})", "",
              f"{sum(r.passed for r in results)}/{len(results)} cases passed. Tolerances: "
@@ -29,6 +30,7 @@ def write(directory, results, progress=None) -> str:
                      f"{'pass' if result.passed else 'FAIL: ' + result.message} |")
     lines += ["", "Parameters of each case: `lossnav validate --json`.", ""]
     lines += _rules_table(results)
+    lines += optimizer_studies.markdown(studies)
     lines += ["## Figures", ""]
     for name, (draw, caption) in figures.FIGURES.items():
         if progress:

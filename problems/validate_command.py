@@ -4,7 +4,9 @@
     lossnav validate [NAME ...|--all] [--draws N] [--seed S] [--json] [--report DIR]
 
 ``validate`` prints one line per case and exits 1 if any case fails; ``--report DIR``
-writes DIR/report.md with every figure (PNG and PDF) beside it.
+writes DIR/report.md with every figure (PNG and PDF) beside it and, for belief_adam and
+weight_uncertainty, runs the optimizers' convergence to collocation
+(:mod:`problems.optimizer_studies`; a failing study also exits 1).
 """
 from __future__ import annotations
 
@@ -74,11 +76,16 @@ def run_validate(args) -> int:
           f"relative, final point {validate.FINAL_TOLERANCE:g})", file=out)
     if args.json:
         print(cli_args.dumps([r.row() for r in results]))
+    studies = []
     if args.report:
-        from . import report  # matplotlib is imported only for reports
-        path = report.write(args.report, results, progress=lambda text: print(text, file=out, flush=True))
+        from . import optimizer_studies, report  # matplotlib and torch are imported only for reports
+        progress = lambda text: print(text, file=out, flush=True)
+        studies = optimizer_studies.run(selected, progress=progress)
+        for entry in studies:
+            print(optimizer_studies.summary(entry), file=out)
+        path = report.write(args.report, results, progress=progress, studies=studies)
         print(f"report: {path}", file=out)
-    return 1 if failed else 0
+    return 1 if failed or not all(entry["passed"] for entry in studies) else 0
 
 
 def _line(result) -> str:

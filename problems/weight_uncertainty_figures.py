@@ -42,6 +42,42 @@ def _optimizer_path(scenario, theta0):
     return run_on_scenario(scenario, DT, int(round(END / DT)), theta0=theta0)
 
 
+# the overdamped scaling of the optimizer study: η = γ (ρ = 1), Δt = JOINT_STEP/γ, switch at
+# JOINT_SWITCH to an 8× flatter H with g kept, path on [0, JOINT_END]
+JOINT = dict(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25])
+JOINT_SWITCH, JOINT_END, JOINT_STEP = 4.0, 8.0, 0.4
+
+
+def joint_limit_study(gammas=(4.0, 8.0, 16.0, 32.0, 64.0)) -> list:
+    """WeightUncertainty against the two-phase collocation reference across a switch as
+    Δt → 0 along the overdamped scaling (η = γ, Δt = JOINT_STEP/γ): the error is
+    O(Δt) + O(1/γ) (the rule discretises the overdamped flow, the optimal path's limit as
+    γ → ∞), so it falls with order → 1. Rows: factor (γ/γ_first), γ, Δt, max absolute
+    errors over the path of the rule and the overdamped flow against collocation and of the
+    rule against the flow, the reference's EL error and its unconverged windows; orders of
+    the rule's error between successive rows. SolveError if a reference window did not converge."""
+    from learning_rules.weight_uncertainty import run_on_scenario   # torch only here
+
+    rows = []
+    for gamma in gammas:
+        scenario = WeightUncertainty(**JOINT, t_switch=JOINT_SWITCH, gamma=gamma, eta=gamma)
+        reference = solve_switch(scenario, until=JOINT_END)
+        if reference.path.stats["unconverged_windows"]:
+            raise ocp.SolveError("a receding window of the reference did not converge", "mesh",
+                                 len(reference.path.stats["unconverged_windows"]))
+        dt = JOINT_STEP / gamma
+        t, x = run_on_scenario(scenario, dt, int(round(JOINT_END / dt)))
+        exact, flow = reference(t), scenario.overdamped_path(t)
+        rows.append({"factor": gamma / gammas[0], "gamma": gamma, "dt": dt,
+                     "vs_collocation": float(np.abs(x - exact).max()),
+                     "flow_vs_collocation": float(np.abs(flow - exact).max()),
+                     "vs_flow": float(np.abs(x - flow).max()), "el_error": reference.el_error()})
+    for coarse, fine in zip(rows, rows[1:]):
+        fine["order_vs_collocation"] = float(np.log(coarse["vs_collocation"] / fine["vs_collocation"])
+                                             / np.log(fine["gamma"] / coarse["gamma"]))
+    return rows
+
+
 def figure_data() -> dict:
     """All curves and the summary numbers of the figure."""
     t = np.linspace(0.0, END, 601)

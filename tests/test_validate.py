@@ -149,3 +149,34 @@ def test_scenario_extra_checks_run_and_can_fail(monkeypatch):
     monkeypatch.setattr(WeightUncertainty, "extra_checks", lambda self, theta0, trajectory: {"claim": (0.2, 0.1)})
     result = validate.check(case, rules=False)
     assert not result.passed and "claim" in result.message
+
+
+def _fake_study(orders):
+    rows = [{"gamma": 10.0 * 2 ** i, "dt": 0.01 / 2 ** i, "vs_collocation": 0.1 / 2 ** i,
+             "flow_vs_collocation": 0.1 / 2 ** i, "vs_flow": 0.01 / 2 ** i, "el_error": 1e-7}
+            for i in range(len(orders) + 1)]
+    for row, order in zip(rows[1:], orders):
+        row["order_vs_collocation"] = order
+    return lambda: rows
+
+
+def test_optimizer_studies_judge_the_order_and_reach_report_and_exit_code(tmp_path, monkeypatch, capsys):
+    """``validate --report`` runs the optimizer studies of the selected scenarios; an order
+    outside ORDER_RANGE (or a SolveError) fails the study, the report says so, the exit is 1."""
+    from problems import figures, optimizer_studies
+    monkeypatch.setattr(figures, "FIGURES", {})
+    monkeypatch.setattr(validate, "validate", lambda *a, **k: [])
+    monkeypatch.setattr(optimizer_studies, "STUDIES", {"quadratic": (_fake_study([0.97, 1.01]), "good")})
+    code, out, _ = run(["validate", "quadratic", "--report", str(tmp_path)], capsys)
+    assert code == 0 and "orders 0.97, 1.01  pass" in out
+    assert "### quadratic: pass" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+    def unsolved():
+        raise ocp.SolveError("a receding window of the reference did not converge", "mesh", 1)
+    for study in (_fake_study([0.97, 0.5]), unsolved):
+        monkeypatch.setattr(optimizer_studies, "STUDIES", {"quadratic": (study, "bad")})
+        code, out, _ = run(["validate", "quadratic", "--report", str(tmp_path)], capsys)
+        assert code == 1 and "optimizer → collocation" in out and "FAIL" in out, out
+        assert "### quadratic: FAIL" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    # scenarios without a study run none
+    assert optimizer_studies.run(["rotation"]) == []

@@ -125,17 +125,14 @@ def test_optimizer_converges_to_the_overdamped_flow_with_order_one():
 
 
 def test_optimizer_against_collocation_across_a_switch():
-    """Overdamped scaling η = ργ, Δt = c/γ: the optimizer's error against the optimal path
-    (two-phase collocation across the switch) falls with order ≈ 1 as γ → ∞."""
-    errors = []
-    for gamma in (8.0, 16.0, 32.0):
-        scenario = Scenario(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25], t_switch=2.0,
-                            gamma=gamma, eta=gamma)
-        reference = solve_switch(scenario, until=4.0)
-        t, x = run_on_scenario(scenario, 0.4 / gamma, int(round(4 * gamma / 0.4)))
-        errors.append(np.abs(x - reference(t)).max())
-    assert errors[-1] < 0.1
-    assert all(0.8 <= order <= 1.2 for order in _order(errors)), (errors, _order(errors))
+    """Acceptance: overdamped scaling η = γ, Δt = 0.4/γ (the study of lossnav validate
+    --report): the optimizer's error against the optimal path (two-phase collocation across
+    the switch, windows mesh-converged) falls with order ≈ 1 as Δt → 0 (0.92, 0.96 here)."""
+    from problems.weight_uncertainty_figures import joint_limit_study
+    rows = joint_limit_study(gammas=(8.0, 16.0, 32.0))
+    assert rows[-1]["vs_collocation"] < 0.1
+    assert all(0.8 <= row["order_vs_collocation"] <= 1.2 for row in rows[1:]), rows
+    assert all(row["el_error"] <= 1e-4 for row in rows), rows
 
 
 def test_optimizer_rests_at_beta_over_kH_on_a_quadratic():
