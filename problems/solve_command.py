@@ -3,8 +3,11 @@
     lossnav solve PROBLEM [--method collocation|analytic|mpc|rule:RULE] [--set key=value ...]
                           [--theta0 a,b,...] [--horizon inf|T] [--terminal a,b,...]
                           [--intervals N] [--degree d] [--scheme legendre|radau]
-                          [--dt DT] [--steps N] [--plan-horizon TH]
+                          [--dt DT] [--steps N] [--plan-horizon TH] [--t0 T0]
                           [--out FILE.npz] [--plot FILE.png] [--json]
+
+``--t0`` starts the problem's clock at T0 (collocation and mpc; for scenarios whose loss or
+data depend on time, e.g. belief_adam's stream or a task switch): times run from T0.
 
 Every method writes the same npz (``ocp.Trajectory.save``: t, theta, velocity, kinetic,
 potential, costate, objective).
@@ -50,6 +53,8 @@ def add_parser(commands):
     add("--steps", type=cli_args.positive_int, default=100, help="rule or mpc steps (default: 100)")
     add("--plan-horizon", type=cli_args.horizon, default=math.inf, metavar="inf|TH",
         help="mpc planning horizon T_h (default: inf)")
+    add("--t0", type=cli_args.finite_float, default=0.0, metavar="T0",
+        help="the problem's clock at the start, for time-dependent scenarios (collocation, mpc; default: 0)")
     add("--out", metavar="FILE.npz", help="save the trajectory (Trajectory.save)")
     add("--plot", metavar="FILE.png", help="plot θ(t) and the energies")
     add("--json", action="store_true", help="print a JSON summary on stdout")
@@ -84,9 +89,11 @@ def run(args) -> int:
 def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
     free_infinite = math.isinf(args.horizon) and args.terminal is None
     guesses = scenario.guesses() or None   # one per basin of a non-convex scenario
+    if args.t0 != 0 and args.method not in ("collocation", "mpc"):
+        raise cli_args.UsageError(f"--t0 applies to --method collocation or mpc, not {args.method}")
     if args.method == "collocation":
         return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
-                         mesh=mesh, guess=guesses if free_infinite else None)
+                         mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0)
     if args.method == "analytic":
         return analytic_trajectory(scenario, theta0, args)
     if args.dt is None:
@@ -94,7 +101,7 @@ def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
     if args.method == "mpc":
         controller = ocp.RecedingHorizon(scenario.problem, plan_horizon=args.plan_horizon,
                                          dt=args.dt, guess=guesses)
-        return controller.run(theta0, steps=args.steps)
+        return controller.run(theta0, steps=args.steps, t0=args.t0)
     return rule_trajectory(scenario, theta0, args)
 
 

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import ocp
 from problems import cli
 
 FAST = ["--horizon", "2", "--intervals", "10", "--degree", "3"]
@@ -91,3 +92,35 @@ def test_bad_mesh_exits_2(capsys):
     assert run(["solve", "quadratic", "--degree", "13"]) == 2
     lines, _ = error_lines(capsys)
     assert len(lines) == 1 and "degree" in lines[0]
+
+
+def test_solve_t0_starts_the_clock_of_a_time_dependent_scenario(tmp_path, capsys):
+    """Principle of optimality on belief_adam's stream: the tail on [1, 2] of the optimal path
+    on [0, 2] is the path from x(1) with the clock at 1 (same element grid, so the discrete
+    tail problem is the same NLP); with the clock at 0 it follows another stream."""
+    import problems
+    scenario = problems.get("belief_adam")
+    whole = ocp.solve(scenario.problem, scenario.theta0, horizon=2.0, mesh=ocp.Mesh(40, 5))
+    middle = ",".join(repr(float(x)) for x in whole(1.0))
+    tails = {}
+    for t0 in ("1", "0"):
+        out = tmp_path / f"tail{t0}.npz"
+        code = run(["solve", "belief_adam", "--theta0", middle, "--horizon", "1", "--intervals", "20",
+                    "--t0", t0, "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        with np.load(out) as data:
+            tails[t0] = (data["t"], data["theta"])
+    t, theta = tails["1"]
+    assert t[0] == 1.0 and t[-1] == pytest.approx(2.0)
+    assert np.abs(theta - whole(t)).max() <= 1e-7
+    t, theta = tails["0"]
+    assert np.abs(theta - whole(t + 1.0)).max() > 1e-3
+
+
+@pytest.mark.parametrize("args", [["--t0", "nan"], ["--t0", "soon"],
+                                  ["--t0", "1", "--method", "rule:optimal_quadratic", "--dt", "0.1"],
+                                  ["--t0", "1", "--method", "analytic"]])
+def test_solve_refuses_a_bad_or_inapplicable_t0(args, capsys):
+    code = run(["solve", "quadratic", *args])
+    err, _ = error_lines(capsys)
+    assert code == 2 and len(err) == 1 and "t0" in err[0], err
