@@ -90,7 +90,7 @@ class RecedingHorizon:
         try:
             warm = self._warm is not None and self._warm.t[0] <= t < self._warm.t[-1]
             guesses = ([self._shifted_guess(t, scale, s_end)] if warm else
-                       [_initial_guess(tr, theta, None, scale, one, s_end)
+                       [_initial_guess(tr, theta, None, scale, one, s_end, t)
                         for one in _guess_list(self.first_guess, theta)])
             raws = [tr.solve(theta, problem.parameter_values(t0=t), scale, None, guess, s_end)
                     for guess in guesses]

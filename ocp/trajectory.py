@@ -49,8 +49,9 @@ class Trajectory:
 
     @property
     def discounted_energy(self) -> np.ndarray:
+        """e^{−γ(t − t_0)}(kinetic + potential): the integrand of the objective (discounted from the start)."""
         gamma = self.stats.get("gamma", 0.0)
-        return np.exp(-gamma * self.t) * (self.kinetic + self.potential)
+        return np.exp(-gamma * (self.t - self.t[0])) * (self.kinetic + self.potential)
 
     def __call__(self, t):
         """θ at times t (scalar or array) from the element polynomials."""
@@ -91,7 +92,7 @@ class Trajectory:
     def summary(self) -> dict:
         """A JSON-friendly summary (used by the CLI's --json)."""
         keep = ("success", "iterations", "solves", "build_time", "solve_time", "mesh",
-                "horizon", "gamma", "reached_rest")
+                "horizon", "gamma", "reached_rest", "t0")
         return {
             "objective": self.objective,
             "theta0": self.theta[0].tolist(),

@@ -150,7 +150,8 @@ def run_optimizer(scenario, dt, t_end, start):
 def reference_path(scenario, start, mesh=None) -> ocp.Trajectory:
     """The infinite-horizon optimal path on [0, STUDY_WINDOW] by receding windows
     (:func:`problems.task_switch.receding`: windows of 25/γ keeping 5/γ, each on the stream's
-    clock; ``mesh`` None refines each window until it converges). SolveError if one did not."""
+    clock; ``mesh`` None refines each window until it converges, SolveError if one did not;
+    a given ``mesh`` is used as it is, without a convergence check)."""
     from .task_switch import receding
 
     reference = receding(scenario.problem, start, STUDY_WINDOW, mesh=mesh)

@@ -7,7 +7,7 @@
                           [--out FILE.npz] [--plot FILE.png] [--json]
 
 ``--t0`` starts the problem's clock at T0 (collocation and mpc; for scenarios whose loss or
-data depend on time, e.g. belief_adam's stream or a task switch): times run from T0.
+data depend on time, e.g. belief_adam's stream): times run from T0.
 
 Every method writes the same npz (``ocp.Trajectory.save``: t, theta, velocity, kinetic,
 potential, costate, objective).
@@ -167,9 +167,10 @@ def plot(trajectory, path, title=""):
     bottom.plot(t, trajectory.potential, label="potential k·L(θ)")
     bottom.set_xlabel("t")
     bottom.legend(loc="best")
-    if t[-1] > 100 * max(t[1], 1e-300):
+    elapsed = t - t[0]     # the clock may start at --t0
+    if elapsed[-1] > 100 * max(elapsed[1], 1e-300) and t[0] == 0:
         for axis in (top, bottom):
-            axis.set_xscale("symlog", linthresh=max(t[1], 1e-6))
+            axis.set_xscale("symlog", linthresh=max(elapsed[1], 1e-6))
     figure.tight_layout()
     try:
         figure.savefig(path, dpi=120)

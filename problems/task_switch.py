@@ -94,6 +94,7 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
     path = ocp.trajectory.concatenate(before, after)
     path.objective = objective
     path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma,
+                      window_meshes=before.stats.get("window_meshes", []) + later.stats.get("window_meshes", []),
                       unconverged_windows=before.stats.get("unconverged_windows", [])
                       + [(t_s + start, change) for start, change in later.stats.get("unconverged_windows", [])])
     return SwitchSolution(before, after, path, t_s, objective, (first, second))
@@ -128,7 +129,7 @@ def receding(problem, theta0, duration, mesh=None, guess=None) -> ocp.Trajectory
         length = min(keep, duration - start)
         window, change = _window(problem, state, start, length, margin, mesh, guess)
         meshes.append(int(window.stats["mesh"]["intervals"]))
-        if change is not None and change > WINDOW_AGREEMENT:
+        if change is not None and not change <= WINDOW_AGREEMENT:   # NaN counts as not converged
             unconverged.append((start, change))
         piece = cut(problem, window, start + length)
         path = piece if path is None else ocp.trajectory.concatenate(path, piece)
@@ -136,7 +137,9 @@ def receding(problem, theta0, duration, mesh=None, guess=None) -> ocp.Trajectory
     path.objective = discounted_integral(problem, path)
     path.stats.update(receding_windows=True, gamma=problem.gamma, window_meshes=meshes,
                       unconverged_windows=unconverged)
-    for key in ("policy_from", "t0", "cut_at"):
+    # the first window's own figures would pass for the whole path's
+    for key in ("policy_from", "t0", "cut_at", "mesh", "iterations", "solve_time", "success", "status",
+                "solves", "candidate_objectives", "failed_guesses"):
         path.stats.pop(key, None)
     return path
 

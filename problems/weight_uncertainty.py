@@ -26,8 +26,8 @@ v̇ = (η/γ) v ⊙ (β − k H_ii v): :meth:`WeightUncertainty.overdamped_path`
 A switch is a kink in time: :func:`problems.task_switch.solve_switch` (re-exported here)
 solves it in two phases joined by time consistency, each a stationary problem (the
 learner re-plans at t_s; docs/weight_uncertainty.md §4). ``ocp.solve`` of the problem of
-a scenario with ``t_switch`` raises ProblemError: the engine's infinite horizon assumes a
-stationary loss. :func:`hand_residual` evaluates the hand-derived EL equations on a path.
+a scenario with ``t_switch`` raises ProblemError: the engine's mesh has no break point at
+t_s (a jump of the loss inside an element spoils collocation). :func:`hand_residual` evaluates the hand-derived EL equations on a path.
 """
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ class WeightUncertaintyOCP(ocp.DiscountedOCP):
 
     def check_initial_state(self, theta0):
         """As :meth:`check_state`; a problem with a task switch refuses ``ocp.solve``: the
-        engine's infinite horizon assumes a stationary loss (its policy continuation re-solves
-        from t0 = 0) and its mesh has no break point at t_s. Use :func:`solve_switch`."""
+        engine's mesh has no break point at t_s (the loss jumps inside an element). Use
+        :func:`solve_switch`."""
         if self.switch:
             raise ocp.ProblemError("weight_uncertainty with a task switch is solved in two phases by "
                                    "problems.weight_uncertainty.solve_switch (ocp.solve and `lossnav "

@@ -162,7 +162,8 @@ def _fake_study(orders):
 
 def test_optimizer_studies_judge_the_order_and_reach_report_and_exit_code(tmp_path, monkeypatch, capsys):
     """``validate --report`` runs the optimizer studies of the selected scenarios; an order
-    outside ORDER_RANGE (or a SolveError) fails the study, the report says so, the exit is 1."""
+    outside ORDER_RANGE, any exception or a single row (no order) fails the study, the report
+    is still written and says so, the exit is 1."""
     from problems import figures, optimizer_studies
     monkeypatch.setattr(figures, "FIGURES", {})
     monkeypatch.setattr(validate, "validate", lambda *a, **k: [])
@@ -173,7 +174,9 @@ def test_optimizer_studies_judge_the_order_and_reach_report_and_exit_code(tmp_pa
 
     def unsolved():
         raise ocp.SolveError("a receding window of the reference did not converge", "mesh", 1)
-    for study in (_fake_study([0.97, 0.5]), unsolved):
+    def broken():
+        raise ValueError("the comparison grid must consist of step times of every run")
+    for study in (_fake_study([0.97, 0.5]), unsolved, broken, _fake_study([])):
         monkeypatch.setattr(optimizer_studies, "STUDIES", {"quadratic": (study, "bad")})
         code, out, _ = run(["validate", "quadratic", "--report", str(tmp_path)], capsys)
         assert code == 1 and "optimizer → collocation" in out and "FAIL" in out, out
