@@ -13,7 +13,12 @@ exponential Rosenbrock integrator with the exact policy Jacobian, since the poli
 stiff when curvatures spread); each evaluation of π is one warm-started solve of the same
 NLP from θ: π(θ) = argmin_u ℓ(θ, u) + ∇V(θ)ᵀu, with ∇V(θ) = ∂J*/∂θ0 read from the
 multiplier of the initial-state constraint. When γ is large the motion is slow (rates
-≈ ηkλ/γ), and the integrator crosses it in few, long steps.
+≈ ηkλ/γ), and the integrator crosses it in few, long steps. ``stats["junction_mismatch"]``
+compares θ̇ at the end of the kept window with π there (max gap relative to the largest
+speed): both approximate the same velocity, so a gap well above the NLP tolerance means the
+window's last (long) elements under-resolve the path, e.g. time-varying data late in the
+window; refine the mesh (it falls as the mesh is refined). The Euler–Lagrange residual at
+that junction sample reflects the same gap.
 """
 from __future__ import annotations
 
@@ -145,10 +150,13 @@ def _continue_by_policy(problem, tr, trajectory, raw, scale, s_end, rest_tol):
     t, theta, at_rest = integrate_policy(policy, kept.t[-1], kept.theta[-1], rest_tol * peak,
                                          atol=1e-12 * typical)
     continuation = _sampled_trajectory(problem, tr, t, theta, kept.objective)
+    # θ̇ of the collocated window's end against the policy's π there: both approximate the
+    # same optimal velocity, so a gap means the window's last elements under-resolve the path
+    junction = float(np.abs(kept.velocity[-1] - continuation.velocity[0]).max() / peak)
     joined = concatenate(kept, continuation)
     joined.stats.update(solves=kept.stats["solves"] + policy.solves, iterations=kept.stats["iterations"] + policy.iterations,
                         solve_time=kept.stats["solve_time"] + policy.solve_time,
-                        reached_rest=at_rest, policy_from=float(kept.t[-1]))
+                        reached_rest=at_rest, policy_from=float(kept.t[-1]), junction_mismatch=junction)
     return joined
 
 

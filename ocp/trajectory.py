@@ -92,7 +92,7 @@ class Trajectory:
     def summary(self) -> dict:
         """A JSON-friendly summary (used by the CLI's --json)."""
         keep = ("success", "iterations", "solves", "build_time", "solve_time", "mesh",
-                "horizon", "gamma", "reached_rest", "t0")
+                "horizon", "gamma", "reached_rest", "t0", "policy_from", "junction_mismatch")
         return {
             "objective": self.objective,
             "theta0": self.theta[0].tolist(),

@@ -179,3 +179,17 @@ def test_receding_windows_follow_the_clock_of_a_time_dependent_loss():
     exact = A * np.exp(-b * t) + (2.0 - A) * np.exp(r * t)
     assert len(path.stats["window_meshes"]) == 4 and path.stats["unconverged_windows"] == []
     assert np.abs(path(t)[:, 0] - exact).max() <= 1e-7
+
+
+def test_junction_mismatch_flags_an_under_resolved_window_end():
+    """belief_adam at γ = 0.5: the stream still varies where the default mapped mesh's elements
+    are long, so θ̇ of the collocated window's end and the policy's π there differ; the gap
+    shrinks with the mesh. On a quadratic both are exact (NLP tolerance)."""
+    import problems
+    scenario = problems.get("belief_adam", gamma=0.5)
+    coarse, fine = (ocp.solve(scenario.problem, scenario.theta0, mesh=ocp.Mesh(n, 5)).stats["junction_mismatch"]
+                    for n in (40, 80))
+    assert coarse > 1e-4 and fine < coarse / 20, (coarse, fine)
+    quadratic = ocp.DiscountedOCP(2, lambda th: 2.0 * th[0] ** 2 + 0.1 * th[1] ** 2, gamma=1.0)
+    path = ocp.solve(quadratic, [1.0, 1.0], mesh=ocp.Mesh(20, 5))
+    assert path.stats["junction_mismatch"] <= 1e-7
