@@ -25,6 +25,7 @@ from scipy.integrate import solve_ivp
 import ocp
 
 from .belief_adam import BeliefAdamScenario, quasi_static_velocity
+from .optimizer_studies import observed_orders
 
 # quasi-static beliefs (ξ tiny: belief velocities are expensive) and a long horizon
 ADAM_REGIME = {"gradient": [0.0] * 6, "curvature": [1.0] * 6, "noise": 0.1, "samples": 1, "xi1": 1e-3,
@@ -152,13 +153,9 @@ def reference_path(scenario, start, mesh=None) -> ocp.Trajectory:
     (:func:`problems.task_switch.receding`: windows of 25/γ keeping 5/γ, each on the stream's
     clock; ``mesh`` None refines each window until it converges, SolveError if one did not;
     a given ``mesh`` is used as it is, without a convergence check)."""
-    from .task_switch import receding
+    from .task_switch import receding, require_converged
 
-    reference = receding(scenario.problem, start, STUDY_WINDOW, mesh=mesh)
-    if reference.stats["unconverged_windows"]:
-        raise ocp.SolveError("a receding window of the reference did not converge", "mesh",
-                             len(reference.stats["unconverged_windows"]))
-    return reference
+    return require_converged(receding(scenario.problem, start, STUDY_WINDOW, mesh=mesh))
 
 
 def optimizer_study(scenario=None, start=None, dts=(0.01, 0.005, 0.0025), mesh=None) -> dict:
@@ -179,7 +176,7 @@ def optimizer_study(scenario=None, start=None, dts=(0.01, 0.005, 0.0025), mesh=N
         rows.append({"dt": dt, "vs_flow": float(np.abs(on_grid - flow).max() / size),
                      "vs_collocation": float(np.abs(on_grid - exact).max() / size),
                      "variance_floors": optimizer.variance_floors})
-    _orders(rows, ("vs_flow", "vs_collocation"))
+    observed_orders(rows, ("vs_flow", "vs_collocation"))
     return {"rows": rows, "flow_vs_collocation": float(np.abs(flow - exact).max() / size),
             "el_error": ocp.euler_lagrange_error(scenario.problem, reference)}
 
@@ -221,8 +218,7 @@ def joint_limit_study(factors=(1, 2, 4, 8, 16, 32), dt=0.01) -> list:
                      "el_error": ocp.euler_lagrange_error(scenario.problem, reference),
                      "windows": len(reference.stats["window_meshes"]),
                      "variance_floors": optimizer.variance_floors})
-    _orders(rows, ("vs_collocation",), ratio="factor")
-    return rows
+    return observed_orders(rows, ("vs_collocation",))
 
 
 def _study_grid(dts):
@@ -237,15 +233,6 @@ def _on_grid(t, states, grid):
     if index[-1] >= len(t) or not np.allclose(t[index], grid, rtol=0, atol=1e-9 * t[1]):
         raise ValueError("the comparison grid must consist of step times of every run")
     return states[index]
-
-
-def _orders(rows, keys, ratio=None):
-    """order_<key> = log(e_coarse/e_fine)/log(step ratio) between successive rows (Δt halved
-    or ``ratio`` doubled by default: the ratio of the rows' ``ratio`` entries)."""
-    for coarse, fine in zip(rows, rows[1:]):
-        step = fine[ratio] / coarse[ratio] if ratio else coarse["dt"] / fine["dt"]
-        for key in keys:
-            fine[f"order_{key}"] = math.log(coarse[key] / fine[key]) / math.log(step)
 
 
 def separation_study(intervals=(1.0, 2.0, 4.0, 8.0), mesh=None) -> list:

@@ -9,10 +9,21 @@ scaling γ ∝ 1/Δt with the rates fixed (docs/belief_adam.md, docs/weight_unce
 """
 from __future__ import annotations
 
+import math
 import time
 
 
 ORDER_RANGE = (0.8, 1.2)
+
+
+def observed_orders(rows, keys) -> list:
+    """Add order_<key> = log(e_coarse/e_fine)/log(Δt_coarse/Δt_fine) to each row after the
+    first (rows carry "dt" and the errors ``keys``); returns ``rows``."""
+    for coarse, fine in zip(rows, rows[1:]):
+        step = math.log(coarse["dt"] / fine["dt"])
+        for key in keys:
+            fine[f"order_{key}"] = math.log(coarse[key] / fine[key]) / step
+    return rows
 
 
 def _belief_adam():

@@ -148,6 +148,15 @@ WINDOW_AGREEMENT = 1e-8
 MAX_WINDOW_INTERVALS = 640
 
 
+def require_converged(path: ocp.Trajectory) -> ocp.Trajectory:
+    """``path`` (from :func:`receding` or :func:`solve_switch`) if every window's mesh
+    converged, else SolveError naming how many did not."""
+    unconverged = path.stats.get("unconverged_windows", [])
+    if unconverged:
+        raise ocp.SolveError("a receding window of the reference did not converge", "mesh", len(unconverged))
+    return path
+
+
 def _window(problem, state, start, length, margin, mesh, guess):
     """One receding window from the clock ``start``, on a given mesh (change None) or on a
     mesh refined until its kept part converges; returns (window, last relative change)."""

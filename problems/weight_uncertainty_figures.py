@@ -20,6 +20,8 @@ import numpy as np
 
 import ocp
 
+from .optimizer_studies import observed_orders
+from .task_switch import require_converged
 from .weight_uncertainty import WeightUncertainty, anticipated_switch, solve_switch
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=5.0, gamma=1.0, eta=1.0, k=1.0)
@@ -62,9 +64,7 @@ def joint_limit_study(gammas=(4.0, 8.0, 16.0, 32.0, 64.0)) -> list:
     for gamma in gammas:
         scenario = WeightUncertainty(**JOINT, t_switch=JOINT_SWITCH, gamma=gamma, eta=gamma)
         reference = solve_switch(scenario, until=JOINT_END)
-        if reference.path.stats["unconverged_windows"]:
-            raise ocp.SolveError("a receding window of the reference did not converge", "mesh",
-                                 len(reference.path.stats["unconverged_windows"]))
+        require_converged(reference.path)
         dt = JOINT_STEP / gamma
         t, x = run_on_scenario(scenario, dt, int(round(JOINT_END / dt)))
         exact, flow = reference(t), scenario.overdamped_path(t)
@@ -72,10 +72,7 @@ def joint_limit_study(gammas=(4.0, 8.0, 16.0, 32.0, 64.0)) -> list:
                      "vs_collocation": float(np.abs(x - exact).max()),
                      "flow_vs_collocation": float(np.abs(flow - exact).max()),
                      "vs_flow": float(np.abs(x - flow).max()), "el_error": reference.el_error()})
-    for coarse, fine in zip(rows, rows[1:]):
-        fine["order_vs_collocation"] = float(np.log(coarse["vs_collocation"] / fine["vs_collocation"])
-                                             / np.log(fine["gamma"] / coarse["gamma"]))
-    return rows
+    return observed_orders(rows, ("vs_collocation",))
 
 
 def figure_data() -> dict:
