@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from problems.sgd_simulator import compare, make_regression, scenario_for, simulate  # noqa: E402
+from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate  # noqa: E402
 
 
 def worst(ratios):

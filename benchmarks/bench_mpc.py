@@ -1,6 +1,6 @@
 """Benchmark: receding-horizon (MPC) closed loop against the open-loop infinite-horizon optimum.
 
-Exponential discounting is time-consistent, so ``ocp.RecedingHorizon`` re-planning every
+Exponential discounting is time-consistent, so ``ocp.RecedingHorizonController`` re-planning every
 Δt from the current state must reproduce the open-loop optimum ``ocp.solve(problem, θ0)``
 as the planning horizon T_h grows (and, up to the mesh, at T_h = ∞). Cases:
 
@@ -55,7 +55,7 @@ def run_case(name, params, theta0, guess, dt, steps):
           f"{'iters':>6} {'ms/step':>8}")
     runs = [(horizon, 200) for horizon in HORIZONS] + [(4.0, 5), (4.0, 3)]
     for horizon, max_iter in runs:
-        mpc = ocp.RecedingHorizon(problem, plan_horizon=horizon, dt=dt, max_iter=max_iter, guess=guess)
+        mpc = ocp.RecedingHorizonController(problem, plan_horizon=horizon, dt=dt, max_iter=max_iter, guess=guess)
         start = time.perf_counter()
         closed = mpc.run(theta0, steps=steps)
         per_step = (time.perf_counter() - start) / steps

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.compare import TASKS, run_grid, summarize  # noqa: E402
+from lossnav.training.compare import TASKS, run_grid, summarize  # noqa: E402
 
 RULES = ("adam", "mpc", "optimal_quadratic", "ballistic", "natural_gradient", "sgd")
 TARGETS = {"digits-mlp": 95.0, "mnist1d-cnn": 90.0}
@@ -39,7 +39,7 @@ TARGETS = {"digits-mlp": 95.0, "mnist1d-cnn": 90.0}
 def register_ablations():
     """mpc variants: no trust region, and K = 10 (the registered mpc with one setting changed)."""
     from learning_rules import RecedingHorizon
-    from training import register_rule
+    from lossnav.training import register_rule
 
     def variant(**change):
         options = dict(gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4, replan_interval=40,

@@ -18,7 +18,7 @@ Usage:
                                           [--out continual_learning] [--save results.json]
 
 A rule may carry its own lr as ``RULE@LR`` (e.g. ``sgd@0.3``, the learning-rate control in
-docs/continual_learning.md). Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (training.continual.summary).
+docs/continual_learning.md). Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (lossnav.training.continual.summary).
 """
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
-import training  # noqa: E402
-from training.continual import summary, train_sequence  # noqa: E402
-from training.tasks import TASK_KINDS, make_tasks  # noqa: E402
+from lossnav import training  # noqa: E402
+from lossnav.training.continual import summary, train_sequence  # noqa: E402
+from lossnav.training.tasks import TASK_KINDS, make_tasks  # noqa: E402
 
 RULES = ("weight_uncertainty", "adam", "sgd", "adam_reset")
 COLOURS = {"weight_uncertainty": "tab:green", "adam": "tab:red", "sgd": "black", "adam_reset": "tab:orange",
@@ -61,7 +61,7 @@ def parse_rule(spec):
 
 
 def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_name="mlp"):
-    """{sequence: {rule: [metrics per seed]}} (training.continual.summary dicts)."""
+    """{sequence: {rule: [metrics per seed]}} (lossnav.training.continual.summary dicts)."""
     data = training.load_data(data_name)
     results = {kind: {rule: [] for rule in rules} for kind in sequences}
     for kind in sequences:

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ocp  # noqa: E402
-from problems import figures  # noqa: E402
+from lossnav.figures import paper as figures  # noqa: E402
 from problems.scenario import Scenario, scalar  # noqa: E402
 
 

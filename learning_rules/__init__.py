@@ -7,8 +7,9 @@
     opt.step(closure)
 
 Each is a ``torch.optim.Optimizer`` (param groups with ``lr``, lazy state, ``step(closure)``,
-``state_dict``, ``maximize``). :mod:`learning_rules.runner` runs them on the scenarios of
-:mod:`problems`. Derivations, hyperparameter maps and limits: docs/learning_rules.md.
+``state_dict``, ``maximize``); they know nothing of scenarios (the application,
+:mod:`lossnav.validation.rule_runner`, runs them on those). Derivations, hyperparameter maps
+and limits: docs/learning_rules.md.
 """
 from .ballistic import Ballistic
 from .belief_adam import BeliefAdam

@@ -34,7 +34,7 @@ from .transcription import Mesh
 SAMPLES_PER_STEP = 6     # closed-loop samples per control interval (one polynomial element)
 
 
-class RecedingHorizon:
+class RecedingHorizonController:
     """MPC around ``problem``: plan over ``plan_horizon`` (or ``math.inf``), apply ``dt``.
 
     mesh       : :class:`Mesh` of the plan (default: degree 5; 20 elements on the infinite map,

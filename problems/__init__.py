@@ -14,18 +14,18 @@ from __future__ import annotations
 import ocp
 
 from .belief_adam import BeliefAdamScenario
-from .double_well import DoubleWell
-from .double_well_2d import DoubleWell2D
-from .natural_gradient import NaturalGradient
-from .quadratic import Quadratic
-from .rotation import Rotation
+from .double_well import DoubleWellScenario
+from .double_well_2d import DoubleWell2DScenario
+from .natural_gradient import NaturalGradientScenario
+from .quadratic import QuadraticScenario
+from .rotation import RotationScenario
 from .scenario import Scenario
-from .weight_decay import WeightDecay
-from .weight_uncertainty import WeightUncertainty
+from .weight_decay import WeightDecayScenario
+from .weight_uncertainty import WeightUncertaintyScenario
 
-_SCENARIOS = {cls.name: cls for cls in (Quadratic, DoubleWell, DoubleWell2D, NaturalGradient,
-                                        Rotation, WeightDecay, BeliefAdamScenario,
-                                        WeightUncertainty)}
+_SCENARIOS = {cls.name: cls for cls in (QuadraticScenario, DoubleWellScenario, DoubleWell2DScenario,
+                                        NaturalGradientScenario, RotationScenario, WeightDecayScenario,
+                                        BeliefAdamScenario, WeightUncertaintyScenario)}
 
 
 def names() -> list:

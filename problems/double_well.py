@@ -28,7 +28,7 @@ def double_well_loss(theta, h, theta_star, q, L_min):
     return h / 4 * (x ** 2 - theta_star ** 2) ** 2 - q / 3 * x ** 3 - L_min
 
 
-class DoubleWell(Scenario):
+class DoubleWellScenario(Scenario):
     name = "double_well"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. C.2, Eqs. 54–65: "
                  "L = (h/4)(θ² − θ*²)² − (q/3)θ³ − L_min; at γ = 0, θ̇ = ±√(2ηk·L(θ))")

@@ -20,7 +20,7 @@ def double_well_loss(theta, a, b, c, d):
     return a * (theta[0] ** 2 - b) ** 2 + c * theta[1] ** 2 + d * theta[0]
 
 
-class DoubleWell2D(Scenario):
+class DoubleWell2DScenario(Scenario):
     name = "double_well_2d"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. B and Fig. 1: "
                  "L = a(θ1² − b)² + cθ2² + dθ1")

@@ -19,12 +19,12 @@ import scipy.linalg
 
 import ocp
 
-from .quadratic import (DEFINITE_H, Quadratic, curvature_and_centre, modal_path, quadratic_loss,
+from .quadratic import (DEFINITE_H, QuadraticScenario, curvature_and_centre, modal_path, quadratic_loss,
                         random_spd, stable_rate, symmetric_matrix)
 from .scenario import Scenario, scalar
 
 
-class NaturalGradient(Scenario):
+class NaturalGradientScenario(Scenario):
     name = "natural_gradient"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. F, Eqs. 88–93, Fig. 3b: constant "
                  "metric G, θ(t) = μ + e^{Rt}(θ0 − μ), R = (γ/2)I − (γ²/4·I + ηkG⁻¹H)^{1/2}")
@@ -32,7 +32,7 @@ class NaturalGradient(Scenario):
     # θ0 = (1.5, 1.5), γ = 0, η = k = 1
     defaults = {"H": [4.0, 4.0], "G": [0.02, 1.0], "mu": [0.0, -0.5],
                 "gamma": 0.0, "eta": 1.0, "k": 1.0}
-    ranges = {**Quadratic.ranges, "H": DEFINITE_H,
+    ranges = {**QuadraticScenario.ranges, "H": DEFINITE_H,
               "G": "symmetric positive definite matrix of H's size, or a list (its diagonal, > 0); "
                    "draws: random SPD / 10, condition number ≤ 100"}
 

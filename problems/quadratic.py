@@ -30,7 +30,7 @@ def quadratic_loss(theta, H, mu):
     return 0.5 * ops.dot(deviation, H @ deviation)
 
 
-class Quadratic(Scenario):
+class QuadraticScenario(Scenario):
     name = "quadratic"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. C.1 and E: quadratic loss, "
                  "θ(t) = μ + e^{Rt}(θ0 − μ), R = (γ/2)I − (γ²/4·I + ηkH)^{1/2}")

@@ -33,7 +33,7 @@ def rotation_drift(theta, q, **_):
     return q * ops.stack([-theta[1], theta[0]])
 
 
-class Rotation(Scenario):
+class RotationScenario(Scenario):
     name = "rotation"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. G.1, Eqs. 102–121, Fig. 3c: drift "
                  "f = qJθ; θ(t) = θ* + e^{−ρt}Rot(qt)(θ0 − θ*), ρ = √(γ²/4 + ηkh) − γ/2, "

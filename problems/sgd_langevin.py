@@ -41,7 +41,7 @@ def _number(name, value, low=None, high=None, low_open=False, high_open=False):
     return value
 
 
-class SGDLangevin:
+class SGDLangevinScenario:
     """Hyperparameters (lr η, momentum β, weight_decay λ, batch S) and a dataset.
 
     Give either ``X, y`` (H, b, μ and the exact gradient noise follow; ``sigma2`` defaults to

@@ -20,7 +20,7 @@ import numpy as np
 
 import ocp
 
-from .quadratic import (DEFINITE_H, Quadratic, RestingOCP, curvature_and_centre, modal_path,
+from .quadratic import (DEFINITE_H, QuadraticScenario, RestingOCP, curvature_and_centre, modal_path,
                         quadratic_loss, random_spd, stable_rate)
 from .scenario import Scenario, scalar
 
@@ -33,7 +33,7 @@ def weight_decay_drift(theta, j, **_):
     return -j * theta
 
 
-class WeightDecay(Scenario):
+class WeightDecayScenario(Scenario):
     name = "weight_decay"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. G.2, Eqs. 122–128, Fig. 3d: "
                  "drift f = −jθ; θ(t) = θ* + e^{Rt}(θ0 − θ*), θ* = ηkH[ηkH + j(j+γ)I]⁻¹μ, "
@@ -41,7 +41,7 @@ class WeightDecay(Scenario):
     # Fig. 3 (the paper's notebook): h = (4, 4), j = 10, μ = (0, −0.5), θ0 = (1.5, 1.5),
     # γ = 0, η = k = 1
     defaults = {"H": [4.0, 4.0], "mu": [0.0, -0.5], "j": 10.0, "gamma": 0.0, "eta": 1.0, "k": 1.0}
-    ranges = {**Quadratic.ranges, "H": DEFINITE_H, "j": "≥ 0 (weight-decay rate); draws: [0.1, 5]"}
+    ranges = {**QuadraticScenario.ranges, "H": DEFINITE_H, "j": "≥ 0 (weight-decay rate); draws: [0.1, 5]"}
 
     def normalise(self, params):
         H, mu = curvature_and_centre(params, definite=True)

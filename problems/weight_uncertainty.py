@@ -21,7 +21,7 @@ Euler–Lagrange equations (Eqs. 145/147 with the entropy weight β):
 
 Rest point: μ* = μ0 − H⁻¹g, v* = β/(k H_ii) (Eq. 149 for β = 1; exact at rest, not only in
 the overdamped limit). Overdamped limit (γ → ∞ at fixed η/γ, Eq. 148): μ̇ = −(ηk/γ) v ⊙ ∇L,
-v̇ = (η/γ) v ⊙ (β − k H_ii v): :meth:`WeightUncertainty.overdamped_path`.
+v̇ = (η/γ) v ⊙ (β − k H_ii v): :meth:`WeightUncertaintyScenario.overdamped_path`.
 
 A switch is a kink in time: :func:`problems.task_switch.solve_switch` (re-exported here)
 solves it in two phases joined by time consistency, each a stationary problem (the
@@ -134,7 +134,7 @@ class WeightUncertaintyOCP(ocp.DiscountedOCP):
         return self.check_state(theta0)
 
 
-class WeightUncertainty(Scenario):
+class WeightUncertaintyScenario(Scenario):
     name = "weight_uncertainty"
     reference = ("Vastola, Gershman & Rajan (NeurIPS 2025), App. I, Eqs. 143–149: per-weight "
                  "Gaussians N(μ, v), Fisher-metric (KL) kinetic cost, entropy bonus, expected "
@@ -229,7 +229,7 @@ class WeightUncertainty(Scenario):
             return {}
         f = self.SWITCH_FLATTENING
         H = np.asarray(self.params["H"], dtype=float)
-        switched = WeightUncertainty(**{**self.params, "H_after": (H / f).tolist(),
+        switched = WeightUncertaintyScenario(**{**self.params, "H_after": (H / f).tolist(),
                                         "g_after": (np.asarray(self.params["g"]) / f).tolist(),
                                         "t_switch": self.SWITCH_TIME})
         start, n = switched.rest_point(), len(self.params["g"])
@@ -268,12 +268,12 @@ class WeightUncertainty(Scenario):
         mu = rest[: self.weights] + rng.normal(size=self.weights)
         return np.concatenate([mu, rest[self.weights:] * np.exp(rng.uniform(-1, 1, size=self.weights))])
 
-    def task(self, after: bool = False) -> "WeightUncertainty":
+    def task(self, after: bool = False) -> "WeightUncertaintyScenario":
         """The stationary scenario of one task (no switch)."""
         params = {**self.params, "H": _compact(self.task_value("H", after, self.params)),
                   "g": self.task_value("g", after, self.params).tolist(),
                   "H_after": None, "g_after": None, "t_switch": None}
-        return WeightUncertainty(**params)
+        return WeightUncertaintyScenario(**params)
 
     def overdamped_path(self, t, theta0=None) -> np.ndarray:
         """The overdamped flow (Eq. 148), across the switch if there is one.
@@ -295,7 +295,7 @@ class WeightUncertainty(Scenario):
         return out[0] if np.ndim(t) == 0 else out
 
 
-def anticipated_switch(scenario: WeightUncertainty, theta0=None, until=None, intervals=60, degree=5):
+def anticipated_switch(scenario: WeightUncertaintyScenario, theta0=None, until=None, intervals=60, degree=5):
     """The optimal path when the learner knows the switch is coming (for comparison with
     :func:`solve_switch`, the unannounced switch).
 
@@ -378,7 +378,7 @@ def _vector(name, value, dim):
 
 
 # -- the Euler–Lagrange equations derived by hand (docs/weight_uncertainty.md) ------------------
-def hand_residual(scenario: WeightUncertainty, trajectory: ocp.Trajectory, after: bool = False):
+def hand_residual(scenario: WeightUncertaintyScenario, trajectory: ocp.Trajectory, after: bool = False):
     """Residuals of the hand-derived EL equations at the samples, (n, 2D), and the size of
     their largest term (n,):
 

@@ -10,7 +10,8 @@ import torch
 import ocp
 import problems
 from learning_rules import BeliefAdam
-from problems import belief_figures as figures
+from lossnav.figures import belief_adam as figures
+from lossnav.validation import belief_adam_study
 from problems.belief_adam import BeliefAdamScenario, euler_lagrange_by_hand
 
 EL_TOLERANCE = 1e-3          # pointwise residual of degree-5 element polynomials (as lossnav validate)
@@ -47,9 +48,9 @@ def test_hand_derived_equations_fail_on_another_problem(default_path):
 
 
 def test_finite_horizon_noisy_stream_el_residual():
-    scenario = BeliefAdamScenario(**figures.SEPARATED)
-    path = ocp.solve(scenario.problem, figures.SEPARATED_START, horizon=figures.STUDY_HORIZON, mesh=ocp.Mesh(40, 5))
-    window = figures.truncate(path, figures.STUDY_WINDOW)
+    scenario = BeliefAdamScenario(**belief_adam_study.SEPARATED)
+    path = ocp.solve(scenario.problem, belief_adam_study.SEPARATED_START, horizon=belief_adam_study.STUDY_HORIZON, mesh=ocp.Mesh(40, 5))
+    window = belief_adam_study.truncate(path, belief_adam_study.STUDY_WINDOW)
     assert ocp.euler_lagrange_error(scenario.problem, window) <= 1e-4
     by_hand = euler_lagrange_by_hand(scenario, window)
     assert max(by_hand[f"{name}_error"] for name in ("theta", "m", "v")) <= 1e-4
@@ -113,7 +114,7 @@ def test_differs_from_adam_outside_its_settings():
 
 
 def test_order_in_dt_and_error_against_collocation():
-    study = figures.optimizer_study(dts=(0.01, 0.005))
+    study = belief_adam_study.optimizer_study(dts=(0.01, 0.005))
     coarse, fine = study["rows"]
     assert 0.9 <= fine["order_vs_flow"] <= 1.1
     assert fine["vs_flow"] <= 5e-3
@@ -128,7 +129,7 @@ def test_converges_to_collocation_along_the_overdamped_scaling():
     """Acceptance: BeliefAdam's trajectory → the collocation reference as Δt → 0 with γ ∝ 1/Δt
     (rates fixed): error O(Δt) + O(1/γ), observed order in [0.8, 1.2] (0.85, 0.91 here; 0.97
     at s = 32). At fixed γ it would stall at the model error (previous test)."""
-    rows = figures.joint_limit_study(factors=(2, 4, 8))
+    rows = belief_adam_study.joint_limit_study(factors=(2, 4, 8))
     assert [row["gamma"] for row in rows] == [20.0, 40.0, 80.0]
     errors = [row["vs_collocation"] for row in rows]
     assert errors[0] <= 0.05 and errors[-1] <= 0.012, errors
@@ -139,12 +140,12 @@ def test_converges_to_collocation_along_the_overdamped_scaling():
 def test_study_grid_must_be_visited_by_every_run():
     t = np.linspace(0.0, 1.0, 11)
     with pytest.raises(ValueError, match="step times"):
-        figures._on_grid(t, np.zeros((11, 2)), np.array([0.0, 0.05]))
+        belief_adam_study._on_grid(t, np.zeros((11, 2)), np.array([0.0, 0.05]))
 
 
 def test_model_error_falls_as_the_stream_slows():
     """The flow's distance to collocation is O(1/(γΔs)) while the stream dominates it."""
-    rows = figures.separation_study(intervals=(1.0, 2.0))
+    rows = belief_adam_study.separation_study(intervals=(1.0, 2.0))
     ratio = rows[0]["flow_vs_collocation"] / rows[1]["flow_vs_collocation"]
     assert 1.6 <= ratio <= 2.4
 
@@ -213,7 +214,7 @@ def test_optimizer_rejects_bad_hyperparameters(options):
 @pytest.mark.parametrize("change", [{"gamma": 0.0}, {"sigma1": 0.0}, {"xi2": -1.0}, {"alpha1": -0.5}])
 def test_from_model_rejects_bad_model(change):
     theta = torch.zeros(2, requires_grad=True)
-    model = {**figures.optimizer_options(BeliefAdamScenario(**figures.SEPARATED)), **change}
+    model = {**belief_adam_study.optimizer_options(BeliefAdamScenario(**belief_adam_study.SEPARATED)), **change}
     with pytest.raises(ValueError):
         BeliefAdam.from_model([theta], 1e-3, **model)
 

@@ -1,11 +1,11 @@
-"""The lossnav command line, called in-process: problems.cli.main(argv) → exit code."""
+"""The lossnav command line, called in-process: lossnav.cli.main(argv) → exit code."""
 import json
 
 import numpy as np
 import pytest
 
 import ocp
-from problems import cli
+from lossnav import cli
 
 FAST = ["--horizon", "2", "--intervals", "10", "--degree", "3"]
 

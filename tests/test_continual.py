@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-import training
-from problems.cli import main
-from training import Dataset, load_data, make_model, make_optimizer, train
-from training.continual import ResetAdam, sequence_metrics, train_sequence
-from training.loop import TrainingError, evaluate
-from training.tasks import TASK_KINDS, make_tasks, permutations
+from lossnav import training
+from lossnav.cli import main
+from lossnav.training import Dataset, load_data, make_model, make_optimizer, train
+from lossnav.training.continual import ResetAdam, sequence_metrics, train_sequence
+from lossnav.training.loop import TrainingError, evaluate
+from lossnav.training.tasks import TASK_KINDS, make_tasks, permutations
 
 NEW_RULES = ("belief_adam", "weight_uncertainty", "adam_reset")
 

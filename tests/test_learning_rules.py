@@ -10,9 +10,9 @@ import torch
 
 import problems
 from learning_rules import Ballistic, DriftCompensated, NaturalGradient, OptimalQuadratic, kernels
-from learning_rules.runner import RULES, applicability, convergence_order, limit_trajectory, run_rule
+from lossnav.validation.rule_runner import RULES, applicability, convergence_order, limit_trajectory, run_rule
 from problems import linear_quadratic
-from tests.conftest import random_spd
+from conftest import random_spd
 
 EXACT = 1e-10
 

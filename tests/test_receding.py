@@ -1,4 +1,4 @@
-"""ocp.RecedingHorizon: the closed loop tends to the open-loop infinite-horizon optimum as
+"""ocp.RecedingHorizonController: the closed loop tends to the open-loop infinite-horizon optimum as
 T_h grows (exponential discounting is time-consistent); failures fall back, never raise."""
 import math
 
@@ -16,7 +16,7 @@ def _closed_loop_errors(problem, theta0, horizons, guess=None):
     reference = ocp.solve(problem, theta0, guess=guess)
     errors = []
     for horizon in horizons:
-        mpc = ocp.RecedingHorizon(problem, plan_horizon=horizon, dt=DT, guess=guess)
+        mpc = ocp.RecedingHorizonController(problem, plan_horizon=horizon, dt=DT, guess=guess)
         closed = mpc.run(theta0, steps=STEPS)
         assert closed.stats["fallbacks"] == 0 and closed.stats["solves"] == STEPS
         errors.append(np.abs(closed.theta - reference(closed.t)).max())
@@ -39,7 +39,7 @@ def test_closed_loop_approaches_open_loop_optimum(name, params, theta0, guess):
 
 def test_step_applies_the_plan_polynomial():
     problem = problems.get("quadratic", H=[1, 10], gamma=1.0).problem
-    mpc = ocp.RecedingHorizon(problem, plan_horizon=3.0, dt=0.25)
+    mpc = ocp.RecedingHorizonController(problem, plan_horizon=3.0, dt=0.25)
     theta = np.array([1.0, -1.0])
     theta_next, plan = mpc.step(theta, t=2.0)
     assert plan.t[0] == pytest.approx(2.0)
@@ -51,7 +51,7 @@ def test_step_applies_the_plan_polynomial():
 def test_iteration_budget_forces_counted_fallbacks():
     problem = problems.get("double_well_2d").problem
     theta0 = np.array([-0.6, 0.55])
-    mpc = ocp.RecedingHorizon(problem, plan_horizon=4.0, dt=DT, max_iter=1)
+    mpc = ocp.RecedingHorizonController(problem, plan_horizon=4.0, dt=DT, max_iter=1)
     closed = mpc.run(theta0, steps=10)
     assert closed.stats["fallbacks"] == closed.stats["gradient_fallbacks"] == 10
     assert all("Maximum_Iterations_Exceeded" in f["reason"] for f in closed.stats["failures"])
@@ -61,7 +61,7 @@ def test_iteration_budget_forces_counted_fallbacks():
 
 def test_failed_solve_continues_along_previous_plan(monkeypatch):
     problem = problems.get("double_well_2d").problem
-    mpc = ocp.RecedingHorizon(problem, plan_horizon=4.0, dt=DT, guess=WELL)
+    mpc = ocp.RecedingHorizonController(problem, plan_horizon=4.0, dt=DT, guess=WELL)
     theta1, plan = mpc.step([-0.6, 0.55], t=0.0)
     failed = {"success": False, "status": "Invented_Failure", "iterations": 0, "solve_time": 0.0}
     monkeypatch.setattr(mpc.transcription, "solve", lambda *args, **kwargs: failed)
@@ -73,7 +73,7 @@ def test_failed_solve_continues_along_previous_plan(monkeypatch):
 
 def test_max_time_budget_falls_back_without_raising():
     problem = problems.get("double_well_2d").problem
-    mpc = ocp.RecedingHorizon(problem, plan_horizon=math.inf, dt=DT, max_time=1e-6)
+    mpc = ocp.RecedingHorizonController(problem, plan_horizon=math.inf, dt=DT, max_time=1e-6)
     closed = mpc.run([-0.6, 0.55], steps=3)
     assert closed.stats["fallbacks"] == 3 and np.all(np.isfinite(closed.theta))
 
@@ -85,4 +85,4 @@ def test_max_time_budget_falls_back_without_raising():
 def test_bad_input_raises_problem_error(bad):
     problem = problems.get("quadratic").problem
     with pytest.raises(ocp.ProblemError):
-        ocp.RecedingHorizon(problem, **{"plan_horizon": 2.0, "dt": 0.1, **bad})
+        ocp.RecedingHorizonController(problem, **{"plan_horizon": 2.0, "dt": 0.1, **bad})

@@ -12,11 +12,11 @@ from scipy.integrate import solve_ivp
 import ocp
 from ocp.verification import euler_lagrange_error
 from problems import linear_quadratic
-from problems.double_well import DoubleWell
-from problems.natural_gradient import NaturalGradient
-from problems.quadratic import Quadratic
-from problems.rotation import Rotation
-from problems.weight_decay import WeightDecay
+from problems.double_well import DoubleWellScenario
+from problems.natural_gradient import NaturalGradientScenario
+from problems.quadratic import QuadraticScenario
+from problems.rotation import RotationScenario
+from problems.weight_decay import WeightDecayScenario
 
 SMALL = ocp.Mesh(20, 5)
 ROTATION_J = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -46,17 +46,17 @@ def case(cls, gamma, seed=None, **params):
 
 # (scenario class, γ, random seed or None for the paper's defaults, extra parameters, mesh)
 CASES = [
-    (DoubleWell, 0.0, None, {}, SMALL),
-    (DoubleWell, 0.0, 11, {}, SMALL),
-    (NaturalGradient, 0.0, None, {}, SMALL),
-    (NaturalGradient, 1.0, 12, {}, SMALL),
-    (NaturalGradient, 10.0, 13, {}, SMALL),
-    (Rotation, 0.0, None, {}, ocp.Mesh(200, 5)),   # q = 10: eleven turns before 1e-6
-    (Rotation, 1.0, 14, {}, None),
-    (Rotation, 0.1, 15, {}, None),
-    (WeightDecay, 1.0, None, {}, SMALL),
-    (WeightDecay, 0.0, 16, {}, SMALL),
-    (WeightDecay, 10.0, 17, {}, SMALL),
+    (DoubleWellScenario, 0.0, None, {}, SMALL),
+    (DoubleWellScenario, 0.0, 11, {}, SMALL),
+    (NaturalGradientScenario, 0.0, None, {}, SMALL),
+    (NaturalGradientScenario, 1.0, 12, {}, SMALL),
+    (NaturalGradientScenario, 10.0, 13, {}, SMALL),
+    (RotationScenario, 0.0, None, {}, ocp.Mesh(200, 5)),   # q = 10: eleven turns before 1e-6
+    (RotationScenario, 1.0, 14, {}, None),
+    (RotationScenario, 0.1, 15, {}, None),
+    (WeightDecayScenario, 1.0, None, {}, SMALL),
+    (WeightDecayScenario, 0.0, 16, {}, SMALL),
+    (WeightDecayScenario, 10.0, 17, {}, SMALL),
 ]
 _solved = {}
 
@@ -102,7 +102,7 @@ def reference(scenario):
     return fixed, linear_quadratic.feedback_matrix(H, p["gamma"], p["eta"], p["k"], G=G, A=A)
 
 
-@pytest.mark.parametrize("cls", [NaturalGradient, Rotation, WeightDecay])
+@pytest.mark.parametrize("cls", [NaturalGradientScenario, RotationScenario, WeightDecayScenario])
 @pytest.mark.parametrize("gamma", [0.0, 0.1, 1.0, 10.0])
 @pytest.mark.parametrize("seed", [None, 1, 2, 3])
 def test_closed_form_matches_linear_quadratic_reference(cls, gamma, seed):
@@ -120,7 +120,7 @@ def test_closed_form_matches_linear_quadratic_reference(cls, gamma, seed):
 def test_double_well_closed_form_solves_the_energy_rule(params):
     """θ̇ = sign(θ_min − θ0)·√(2ηkL) integrated in u = ln|θ − θ_min| (no stiffness near the
     exponential approach) agrees with the inverted closed-form t(θ) to the ODE's accuracy."""
-    scenario = DoubleWell(**params)
+    scenario = DoubleWellScenario(**params)
     minimum, theta0 = scenario.fixed_point()[0], scenario.theta0[0]
     side = math.copysign(1.0, theta0 - minimum)
     b, c = scenario.factor()
@@ -146,7 +146,7 @@ def test_double_well_closed_form_solves_the_energy_rule(params):
 def test_double_well_minima_and_offset():
     """L = 0 at the global minimum only; for q > 0 it is θ₊, for q < 0 θ₋ (App. C.2)."""
     for q in (0.5, -0.5):
-        scenario = DoubleWell(q=q)
+        scenario = DoubleWellScenario(q=q)
         (global_min,), (local_min,) = scenario.minima()
         assert math.copysign(1.0, global_min) == math.copysign(1.0, q)
         loss = lambda x: float(scenario.torch_loss(torch.tensor([x], dtype=torch.float64)))
@@ -157,7 +157,7 @@ def test_double_well_minima_and_offset():
 
 def test_double_well_short_horizon_stays_in_the_shallow_well():
     """γ = 0 crosses the barrier to the global minimum; γ = 1 settles in the nearer well."""
-    far_sighted, near_sighted = DoubleWell(gamma=0.0), DoubleWell(gamma=1.0)
+    far_sighted, near_sighted = DoubleWellScenario(gamma=0.0), DoubleWellScenario(gamma=1.0)
     assert not near_sighted.has_analytic()
     with pytest.raises(NotImplementedError):
         near_sighted.analytic(1.0)
@@ -190,11 +190,11 @@ def test_weight_decay_printed_drag_sign_is_wrong():
     assert rates == pytest.approx(0.5 - math.sqrt(10.5 ** 2 + 4), rel=1e-14)
     assert np.abs(rates - printed_rates).max() >= 0.9
     # at γ = j the printed drag vanishes: no bias at all, against the real one
-    _, printed_fixed = printed_weight_decay(WeightDecay(gamma=10.0))
+    _, printed_fixed = printed_weight_decay(WeightDecayScenario(gamma=10.0))
     assert printed_fixed == pytest.approx([0.0, -0.5])
-    assert WeightDecay(gamma=10.0).fixed_point() == pytest.approx([0.0, -0.5 * 4 / 204], abs=1e-15)
+    assert WeightDecayScenario(gamma=10.0).fixed_point() == pytest.approx([0.0, -0.5 * 4 / 204], abs=1e-15)
     # at γ = 0 (the paper's Fig. 3d) the two agree
-    assert printed_weight_decay(WeightDecay(gamma=0.0))[1] == pytest.approx(WeightDecay().fixed_point())
+    assert printed_weight_decay(WeightDecayScenario(gamma=0.0))[1] == pytest.approx(WeightDecayScenario().fixed_point())
 
 
 def test_quadratic_step_formulas_carry_the_descent_sign():
@@ -207,7 +207,7 @@ def test_quadratic_step_formulas_carry_the_descent_sign():
     curvature, Q = np.linalg.eigh(H)
     matrix = lambda f: Q @ np.diag(f(curvature)) @ Q.T
     for gamma in (0.0, 1.0, 1e4):
-        scenario = Quadratic(H=H.tolist(), mu=mu.tolist(), gamma=gamma)
+        scenario = QuadraticScenario(H=H.tolist(), mu=mu.tolist(), gamma=gamma)
         # √(γ²/4 + λ) − γ/2, written without cancellation for γ = 1e4
         speed = matrix(lambda lam: lam / (gamma / 2 + np.sqrt(gamma ** 2 / 4 + lam)))
         for dt in (1e-7, 0.5):
@@ -220,31 +220,31 @@ def test_quadratic_step_formulas_carry_the_descent_sign():
         assert first_order @ g < 0
     assert first_order == pytest.approx(-g / 1e4, rel=1e-3)
     ballistic = matrix(lambda lam: 1 / np.sqrt(lam))
-    assert (Quadratic(H=H.tolist(), mu=mu.tolist(), gamma=0.0).analytic(1e-7, theta0) - theta0) / 1e-7 \
+    assert (QuadraticScenario(H=H.tolist(), mu=mu.tolist(), gamma=0.0).analytic(1e-7, theta0) - theta0) / 1e-7 \
         == pytest.approx(-ballistic @ g, rel=1e-4)
 
 
 # -- bad input -----------------------------------------------------------------------
 @pytest.mark.parametrize("cls, params, words", [
-    (DoubleWell, {"h": -1.0}, ["'h'", "> 0"]),
-    (DoubleWell, {"theta_star": 0.0}, ["'theta_star'", "> 0"]),
-    (DoubleWell, {"q": 0.0}, ["'q'", "non-zero"]),
-    (DoubleWell, {"gamma": -0.5}, ["'gamma'", "≥ 0"]),
-    (DoubleWell, {"h": "steep"}, ["'h'", "number"]),
-    (NaturalGradient, {"H": [[1.0, 2.0], [2.0, 1.0]]}, ["'H'", "positive definite"]),
-    (NaturalGradient, {"H": [[1.0, 2.0], [0.0, 1.0]]}, ["'H'", "symmetric"]),
-    (NaturalGradient, {"G": [1.0, -1.0]}, ["'G'", "positive definite"]),
-    (NaturalGradient, {"G": [1.0, 1.0, 1.0]}, ["'G'", "shape"]),
-    (NaturalGradient, {"mu": [0.0, 1.0, 2.0]}, ["'mu'", "length 2"]),
-    (Rotation, {"h": -4.0}, ["'h'", "> 0"]),
-    (Rotation, {"mu": [0.0, 1.0, 2.0]}, ["'mu'", "length 2"]),
-    (Rotation, {"q": float("nan")}, ["'q'", "finite"]),
-    (Rotation, {"k": 0.0}, ["'k'", "> 0"]),
-    (WeightDecay, {"j": -0.1}, ["'j'", "≥ 0"]),
-    (WeightDecay, {"H": [4.0, 0.0]}, ["'H'", "positive definite"]),
-    (WeightDecay, {"H": [[[1.0]]]}, ["'H'", "dimensions"]),
-    (WeightDecay, {"mu": [1.0]}, ["'mu'", "length 2"]),
-    (WeightDecay, {"weight": 1.0}, ["'weight'", "valid", "j"]),
+    (DoubleWellScenario, {"h": -1.0}, ["'h'", "> 0"]),
+    (DoubleWellScenario, {"theta_star": 0.0}, ["'theta_star'", "> 0"]),
+    (DoubleWellScenario, {"q": 0.0}, ["'q'", "non-zero"]),
+    (DoubleWellScenario, {"gamma": -0.5}, ["'gamma'", "≥ 0"]),
+    (DoubleWellScenario, {"h": "steep"}, ["'h'", "number"]),
+    (NaturalGradientScenario, {"H": [[1.0, 2.0], [2.0, 1.0]]}, ["'H'", "positive definite"]),
+    (NaturalGradientScenario, {"H": [[1.0, 2.0], [0.0, 1.0]]}, ["'H'", "symmetric"]),
+    (NaturalGradientScenario, {"G": [1.0, -1.0]}, ["'G'", "positive definite"]),
+    (NaturalGradientScenario, {"G": [1.0, 1.0, 1.0]}, ["'G'", "shape"]),
+    (NaturalGradientScenario, {"mu": [0.0, 1.0, 2.0]}, ["'mu'", "length 2"]),
+    (RotationScenario, {"h": -4.0}, ["'h'", "> 0"]),
+    (RotationScenario, {"mu": [0.0, 1.0, 2.0]}, ["'mu'", "length 2"]),
+    (RotationScenario, {"q": float("nan")}, ["'q'", "finite"]),
+    (RotationScenario, {"k": 0.0}, ["'k'", "> 0"]),
+    (WeightDecayScenario, {"j": -0.1}, ["'j'", "≥ 0"]),
+    (WeightDecayScenario, {"H": [4.0, 0.0]}, ["'H'", "positive definite"]),
+    (WeightDecayScenario, {"H": [[[1.0]]]}, ["'H'", "dimensions"]),
+    (WeightDecayScenario, {"mu": [1.0]}, ["'mu'", "length 2"]),
+    (WeightDecayScenario, {"weight": 1.0}, ["'weight'", "valid", "j"]),
 ])
 def test_bad_input_names_the_parameter_and_its_range(cls, params, words):
     with pytest.raises(ocp.ProblemError) as error:
@@ -254,24 +254,24 @@ def test_bad_input_names_the_parameter_and_its_range(cls, params, words):
 
 
 def test_theta0_of_the_wrong_size_is_an_error():
-    scenario = Rotation()
+    scenario = RotationScenario()
     with pytest.raises(ocp.ProblemError, match="theta0"):
         ocp.solve(scenario.problem, [1.0, 2.0, 3.0])
 
 
 def test_random_draws_are_valid_and_reproducible():
-    for cls in (DoubleWell, NaturalGradient, Rotation, WeightDecay):
+    for cls in (DoubleWellScenario, NaturalGradientScenario, RotationScenario, WeightDecayScenario):
         first = cls().random_params(np.random.default_rng(5))
         assert first == cls().random_params(np.random.default_rng(5))
         assert "gamma" not in first
         for gamma in (0.0, 0.1, 1.0, 10.0):
             scenario = cls(gamma=gamma, **first)
-            assert scenario.has_analytic() == (cls is not DoubleWell or gamma == 0)
+            assert scenario.has_analytic() == (cls is not DoubleWellScenario or gamma == 0)
             assert scenario.random_theta0(np.random.default_rng(6)).shape == (scenario.dim,)
 
 
 # -- torch views ---------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [DoubleWell, NaturalGradient, Rotation, WeightDecay])
+@pytest.mark.parametrize("cls", [DoubleWellScenario, NaturalGradientScenario, RotationScenario, WeightDecayScenario])
 @pytest.mark.parametrize("seed", [None, 4])
 def test_torch_loss_and_drift_match_casadi(cls, seed):
     scenario, theta0 = case(cls, 0.5, seed)

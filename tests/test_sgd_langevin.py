@@ -8,15 +8,15 @@ import scipy.linalg
 import torch
 
 import ocp
-from problems import langevin_cli
-from problems.sgd_langevin import SGDLangevin
-from problems.sgd_simulator import compare, make_regression, scenario_for, simulate
+from lossnav.cli import langevin as langevin_cli
+from problems.sgd_langevin import SGDLangevinScenario
+from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate
 
 
 def hessian_scenario(rho=(2.0, 0.5, 0.05), lr=0.05, momentum=0.9, weight_decay=0.01, batch=8, seed=0):
     q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(len(rho), len(rho))))
     H = q @ np.diag(rho) @ q.T
-    return SGDLangevin(H=H, sigma2=0.3, mu=np.arange(len(rho)), lr=lr, momentum=momentum,
+    return SGDLangevinScenario(H=H, sigma2=0.3, mu=np.arange(len(rho)), lr=lr, momentum=momentum,
                        weight_decay=weight_decay, batch=batch)
 
 
@@ -175,13 +175,13 @@ def test_unstable_hyperparameters_raise_before_any_step(data, monkeypatch):
     (lambda: make_regression(2, 10, -0.1), "noise"),
     (lambda: make_regression(2, 10, float("nan")), "noise"),
     (lambda: make_regression(2, 10, 0.1, spectrum=[1.0, -1.0]), "spectrum"),
-    (lambda: SGDLangevin(H=np.eye(2), sigma2=1.0, lr=0.1, batch=0), "batch"),
-    (lambda: SGDLangevin(H=np.eye(2), sigma2=1.0, lr=0.0), "lr"),
-    (lambda: SGDLangevin(H=np.eye(2), sigma2=1.0, lr=0.1, momentum=1.0), "momentum"),
-    (lambda: SGDLangevin(H=np.eye(2), sigma2=-1.0, lr=0.1), "sigma2"),
-    (lambda: SGDLangevin(H=np.eye(2), sigma2=1.0, lr=0.1, weight_decay=-1), "weight_decay"),
-    (lambda: SGDLangevin(H=np.diag([1.0, 0.0]), sigma2=1.0, lr=0.1), "positive definite"),
-    (lambda: SGDLangevin(X=np.ones((4, 2)), y=np.ones(3), lr=0.1), "y must"),
+    (lambda: SGDLangevinScenario(H=np.eye(2), sigma2=1.0, lr=0.1, batch=0), "batch"),
+    (lambda: SGDLangevinScenario(H=np.eye(2), sigma2=1.0, lr=0.0), "lr"),
+    (lambda: SGDLangevinScenario(H=np.eye(2), sigma2=1.0, lr=0.1, momentum=1.0), "momentum"),
+    (lambda: SGDLangevinScenario(H=np.eye(2), sigma2=-1.0, lr=0.1), "sigma2"),
+    (lambda: SGDLangevinScenario(H=np.eye(2), sigma2=1.0, lr=0.1, weight_decay=-1), "weight_decay"),
+    (lambda: SGDLangevinScenario(H=np.diag([1.0, 0.0]), sigma2=1.0, lr=0.1), "positive definite"),
+    (lambda: SGDLangevinScenario(X=np.ones((4, 2)), y=np.ones(3), lr=0.1), "y must"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ocp.ProblemError, match=match):

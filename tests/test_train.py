@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import training
-from problems.cli import main
-from training import Dataset, load_data, make_model, make_optimizer, train
-from training.loop import TrainingError
+from lossnav import training
+from lossnav.cli import main
+from lossnav.training import Dataset, load_data, make_model, make_optimizer, train
+from lossnav.training.loop import TrainingError
 
 BUILTIN_RULES = ("mpc", "optimal_quadratic", "ballistic", "natural_gradient", "sgd", "adam")
 

@@ -7,8 +7,9 @@ import pytest
 
 import ocp
 import problems
-from problems import cli, report, validate
-from problems.quadratic import Quadratic
+from lossnav import cli, report
+from lossnav.validation import cases as validate
+from problems.quadratic import QuadraticScenario
 
 
 def run(args, capsys):
@@ -110,7 +111,7 @@ def test_validation_catches_a_wrong_closed_form(monkeypatch):
         values, vectors = np.linalg.eigh(H)
         out = np.array([vectors @ (np.exp(-scale * values * s) * (vectors.T @ theta0)) for s in times])
         return out[0] if np.ndim(t) == 0 else out
-    monkeypatch.setattr(Quadratic, "analytic", gradient_flow)
+    monkeypatch.setattr(QuadraticScenario, "analytic", gradient_flow)
     case = validate.Case("quadratic", {"gamma": 1.0}, np.array([1.0, 1.0]), "wrong formula")
     result = validate.check(case, rules=False)
     assert not result.passed and "error" in result.message and "el_analytic" in result.message
@@ -145,8 +146,8 @@ def test_scenario_extra_checks_run_and_can_fail(monkeypatch):
     assert result.passed, result.message
     assert result.figures["switch_rest_variance"] <= 1e-3
     assert result.figures["switch_v_decrease"] <= 1e-7
-    from problems.weight_uncertainty import WeightUncertainty
-    monkeypatch.setattr(WeightUncertainty, "extra_checks", lambda self, theta0, trajectory: {"claim": (0.2, 0.1)})
+    from problems.weight_uncertainty import WeightUncertaintyScenario
+    monkeypatch.setattr(WeightUncertaintyScenario, "extra_checks", lambda self, theta0, trajectory: {"claim": (0.2, 0.1)})
     result = validate.check(case, rules=False)
     assert not result.passed and "claim" in result.message
 
@@ -164,7 +165,8 @@ def test_optimizer_studies_judge_the_order_and_reach_report_and_exit_code(tmp_pa
     """``validate --report`` runs the optimizer studies of the selected scenarios; an order
     outside ORDER_RANGE, any exception or a single row (no order) fails the study, the report
     is still written and says so, the exit is 1."""
-    from problems import figures, optimizer_studies
+    from lossnav.figures import paper as figures
+    from lossnav.validation import optimizer_studies
     monkeypatch.setattr(figures, "FIGURES", {})
     monkeypatch.setattr(validate, "validate", lambda *a, **k: [])
     monkeypatch.setattr(optimizer_studies, "STUDIES", {"quadratic": (_fake_study([0.97, 1.01]), "good")})

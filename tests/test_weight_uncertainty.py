@@ -11,8 +11,8 @@ import torch
 import ocp
 import problems
 from learning_rules import WeightUncertainty
-from learning_rules.weight_uncertainty import run_on_scenario
-from problems.weight_uncertainty import (WeightUncertainty as Scenario, hand_residual, solve_switch)
+from lossnav.validation.weight_uncertainty_study import run_on_scenario
+from problems.weight_uncertainty import (WeightUncertaintyScenario as Scenario, hand_residual, solve_switch)
 
 
 def _order(errors):
@@ -128,7 +128,7 @@ def test_optimizer_against_collocation_across_a_switch():
     """Acceptance: overdamped scaling η = γ, Δt = 0.4/γ (the study of lossnav validate
     --report): the optimizer's error against the optimal path (two-phase collocation across
     the switch, windows mesh-converged) falls with order ≈ 1 as Δt → 0 (0.92, 0.96 here)."""
-    from problems.weight_uncertainty_figures import joint_limit_study
+    from lossnav.validation.weight_uncertainty_study import joint_limit_study
     rows = joint_limit_study(gammas=(8.0, 16.0, 32.0))
     assert rows[-1]["vs_collocation"] < 0.1
     assert all(0.8 <= row["order_vs_collocation"] <= 1.2 for row in rows[1:]), rows

@@ -27,7 +27,7 @@ STEPS = 40
 
 def check_rules(scenario, theta0, trajectory, tolerance) -> list:
     """One row per applicable rule: errors, order, pass/fail (None: no criterion)."""
-    from learning_rules import runner   # torch is imported only when rules are validated
+    from . import rule_runner as runner   # torch is imported only when rules are validated
     rows = []
     base_dt = _step(scenario, trajectory)
     distance = max(np.linalg.norm(theta0 - scenario.fixed_point()), 1e-300)

@@ -5,7 +5,7 @@ import numpy as np
 
 import ocp
 
-from .sgd_simulator import scenario_for, simulate
+from lossnav.validation.sgd_simulation import scenario_for, simulate
 
 
 def _pyplot():

@@ -1,6 +1,6 @@
 """Run a learning rule on a scenario's torch loss: the bridge from optimizers to validation.
 
-    from learning_rules.runner import RULES, run_rule, convergence_order, limit_trajectory
+    from lossnav.validation.rule_runner import RULES, run_rule, convergence_order, limit_trajectory
     t, theta = run_rule("optimal_quadratic", problems.get("quadratic"), dt=0.1, steps=50)
 
 Each rule's hyperparameters are mapped from the scenario's (η, k, γ, G, drift) and the
@@ -40,14 +40,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import kernels
-from .ballistic import Ballistic
-from .drift_compensated import DriftCompensated
-from .natural_gradient import NaturalGradient
-from .optimal_quadratic import OptimalQuadratic
+from learning_rules import Ballistic, DriftCompensated, NaturalGradient, OptimalQuadratic, kernels
+
+from .orders import order
 
 GAMMA_ZERO_DAMPING = 1e-12
-ROUND_OFF = 1e-12
 
 
 @dataclass(frozen=True)
@@ -171,7 +168,7 @@ def convergence_order(name: str, scenario, dt: float, steps: int, reference_fn, 
         errors.append(float(np.max(np.linalg.norm(path[::refinement] - reference, axis=1)) / scale))
         steps_list.append(steps * refinement)
         dts.append(dt / refinement)
-    orders = [_order(a, b) for a, b in zip(errors, errors[1:])]
+    orders = [order(a, b) for a, b in zip(errors, errors[1:])]
     return {"rule": name, "dt": dts, "steps": steps_list, "errors": errors, "orders": orders,
             "order": orders[-1]}
 
@@ -262,7 +259,3 @@ def _scale(scenario, start) -> float:
     return scale if scale > 0 else 1.0
 
 
-def _order(coarse: float, fine: float) -> float:
-    if coarse <= ROUND_OFF or fine <= ROUND_OFF:
-        return float("nan")
-    return math.log2(coarse / fine)

@@ -35,8 +35,9 @@ import numpy as np
 
 import ocp
 
-from . import get, names
-from .validate_rules import check_rules
+from problems import get, names
+
+from .rules import check_rules
 
 TOLERANCE = 1e-6
 EL_TOLERANCE = 1e-3             # collocation: pointwise residual of degree-5 polynomials
@@ -89,7 +90,7 @@ def cases(name: str, draws: int = 2, seed: int = 0) -> list:
 
 def check(case: Case, mesh=None, rules: bool = True) -> Result:
     """Solve one case by collocation, compare with the analytic path where there is one and
-    (``rules``) run the learning rules against both (:mod:`problems.validate_rules`)."""
+    (``rules``) run the learning rules against both (:mod:`lossnav.validation.rules`)."""
     result = Result(case)
     start = time.perf_counter()
     try:

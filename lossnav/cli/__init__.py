@@ -15,18 +15,18 @@ import sys
 
 import ocp
 
-from . import cli_args, langevin_cli, solve_command, train_command, validate_command
-from .cli_args import PROG
+from . import arguments, langevin, problems, solve, train, validate
+from .arguments import PROG
 
-COMMANDS = (validate_command.add_problems_parser, solve_command.add_parser,
-            validate_command.add_parser, langevin_cli.add_parser, train_command.add_parser)
+COMMANDS = (problems.add_parser, solve.add_parser, validate.add_parser, langevin.add_parser,
+            train.add_parser)
 
 
 def build_parser():
-    parser = cli_args.Parser(prog=PROG, description="Learning as discounted optimal control: "
+    parser = arguments.Parser(prog=PROG, description="Learning as discounted optimal control: "
                                                     "scenarios, references and validation.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=cli_args.Parser)
+                                     parser_class=arguments.Parser)
     for add in COMMANDS:
         add(commands)
     return parser
@@ -52,11 +52,11 @@ def main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.handler(args)
-    except cli_args.UsageError as exc:
+    except arguments.UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except ocp.OCPError as exc:
-        print(f"{PROG}: error: {cli_args.one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"{PROG}: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)

@@ -1,9 +1,6 @@
-"""The Adam-like regime of the ``belief_adam`` scenario and BeliefAdam against collocation
-(Vastola, Gershman & Rajan 2025, App. H.2, Eqs. 141–142; docs/belief_adam.md).
+"""BeliefAdam against the flow it discretises and against the collocation reference
+(Vastola, Gershman & Rajan 2025, App. H.2; docs/belief_adam.md).
 
-* :func:`initial_steps` / :func:`adam_regime_figure`: the optimal θ̇(0) of collocation
-  solutions for many initial beliefs (m0, v0), against −√(ηk)·m0/√v0 (Adam) and
-  −(ηk/γ)·m0 (SGD): the first law holds for γ² ≪ ηkv, the second for γ² ≫ ηkv.
 * :func:`limit_flow`, :func:`run_optimizer`, :func:`optimizer_study`: the overdamped-belief
   flow that :class:`learning_rules.BeliefAdam` discretises, the optimizer run on the
   scenario's stream, and its error against the flow (order in Δt) and against the
@@ -11,28 +8,18 @@
   time-scale separation, :func:`separation_study`).
 * :func:`joint_limit_study`: BeliefAdam converges to the collocation reference with order
   → 1 as Δt → 0 along the overdamped scaling γ ∝ 1/Δt (:func:`overdamped_scaling`).
-
-    python -m problems.belief_figures OUTDIR     # writes the figure (PNG, PDF), prints the study
 """
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
 import ocp
+from problems.belief_adam import BeliefAdamScenario
 
-from .belief_adam import BeliefAdamScenario, quasi_static_velocity
-from .optimizer_studies import observed_orders
-
-# quasi-static beliefs (ξ tiny: belief velocities are expensive) and a long horizon
-ADAM_REGIME = {"gradient": [0.0] * 6, "curvature": [1.0] * 6, "noise": 0.1, "samples": 1, "xi1": 1e-3,
-               "xi2": 1e-3, "sigma1": 1.0, "sigma2": 1.0, "alpha1": 0.0, "alpha2": 0.0, "eta": 1.0, "k": 1.0}
-INITIAL_MEANS = np.array([0.3, -0.6, 1.0, 0.5, -0.2, 0.8])
-INITIAL_VARIANCES = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 0.5])
-REGIME_HORIZON = 30.0     # capped at 20/γ: beyond, e^{−γt} < 2e-9 leaves the path undetermined
+from .orders import observed_orders
 
 # belief rates K = ξ²/(γσ²) = 0.2 ≪ γ = 10, stream time scale 3, θ rates ≈ 6: overdamped beliefs;
 # k ≪ 1/σ1² keeps the optimism terms small
@@ -46,55 +33,7 @@ SEPARATED_START = np.array([0.0, 0.0, 0.5, -0.3, 0.5, 0.8])
 STUDY_HORIZON, STUDY_WINDOW = 2.0, 1.2
 
 
-def initial_steps(gamma, means=INITIAL_MEANS, variances=INITIAL_VARIANCES, mesh=None) -> dict:
-    """θ̇(0) of the optimal path (finite horizon :data:`REGIME_HORIZON` or 20/γ) from θ = θ̂ with beliefs
-    (means, variances), beside the Adam law, the SGD law and the frozen-belief policy."""
-    scenario = BeliefAdamScenario(**ADAM_REGIME, gamma=gamma)
-    n = scenario.coordinates
-    start = np.concatenate([np.zeros(n), means[:n], variances[:n]])
-    horizon = min(REGIME_HORIZON, 20.0 / gamma) if gamma > 0 else REGIME_HORIZON
-    path = ocp.solve(scenario.problem, start, horizon=horizon, mesh=mesh or ocp.Mesh(60, 5))
-    eta_k = scenario.params["eta"] * scenario.params["k"]
-    return {"gamma": gamma, "step": path.velocity[0, :n],
-            "adam": -math.sqrt(eta_k) * means[:n] / np.sqrt(variances[:n]),
-            "sgd": -eta_k * means[:n] / gamma if gamma > 0 else np.full(n, np.nan),
-            "policy": quasi_static_velocity(scenario, means[:n], variances[:n]), "path": path}
 
-
-def adam_regime_figure(outdir, gammas=(0.05, 20.0)) -> list:
-    """Two panels: θ̇(0) against the Adam law and against the SGD law, for a small and a large γ."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from pathlib import Path
-
-    rows = [initial_steps(gamma) for gamma in gammas]
-    figure, axes = plt.subplots(1, 2, figsize=(9, 4))
-    for row, marker in zip(rows, "os"):
-        axes[0].plot(row["adam"], row["step"], marker, label=f"γ = {row['gamma']:g}")
-        scale = row["gamma"] / (ADAM_REGIME["eta"] * ADAM_REGIME["k"])
-        axes[1].plot(-INITIAL_MEANS, row["step"] * scale, marker, label=f"γ = {row['gamma']:g}")
-    for axis, label in zip(axes, ("Adam law −√(ηk)·m0/√v0", "SGD law −m0")):
-        low, high = axis.get_xlim()
-        axis.plot([low, high], [low, high], "k--", lw=0.8, label="y = x")
-        axis.set_xlabel(label)
-        axis.legend(fontsize=8)
-    axes[0].set_ylabel("optimal θ̇(0) (collocation)")
-    axes[1].set_ylabel("optimal θ̇(0) · γ/(ηk)")
-    figure.suptitle("belief_adam: the optimal step is Adam-like for γ² ≪ ηkv, SGD-like for γ² ≫ ηkv", fontsize=9)
-    figure.tight_layout()
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "belief_adam_regime.png", out / "belief_adam_regime.pdf"]
-    try:
-        for path in paths:
-            figure.savefig(path, dpi=120)
-    finally:
-        plt.close(figure)
-    return paths
-
-
-# -- BeliefAdam against the flow it discretises and against collocation --------------------
 def optimizer_options(scenario) -> dict:
     """Keyword arguments of ``BeliefAdam.from_model`` for this scenario (anchor θ̂ = θ(0))."""
     p = scenario.params
@@ -153,7 +92,7 @@ def reference_path(scenario, start, mesh=None) -> ocp.Trajectory:
     (:func:`problems.task_switch.receding`: windows of 25/γ keeping 5/γ, each on the stream's
     clock; ``mesh`` None refines each window until it converges, SolveError if one did not;
     a given ``mesh`` is used as it is, without a convergence check)."""
-    from .task_switch import receding, require_converged
+    from problems.task_switch import receding, require_converged
 
     return require_converged(receding(scenario.problem, start, STUDY_WINDOW, mesh=mesh))
 
@@ -259,32 +198,3 @@ def truncate(trajectory, t_end):
                           kinetic=trajectory.kinetic[:stop], potential=trajectory.potential[:stop],
                           costate=trajectory.costate[:stop], objective=trajectory.objective, elements=keep,
                           stats=trajectory.stats)
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    outdir = argv[0] if argv else "."
-    for path in adam_regime_figure(outdir):
-        print("wrote", path)
-    for gamma in (0.05, 20.0):
-        row = initial_steps(gamma)
-        print(f"γ = {gamma:g}: θ̇(0)/Adam law = {np.round(row['step'] / row['adam'], 4).tolist()}; "
-              f"θ̇(0)/SGD law = {np.round(row['step'] / row['sgd'], 4).tolist()}")
-    study = optimizer_study()
-    print(f"limit flow vs collocation: {study['flow_vs_collocation']:.3e}; EL error of the reference "
-          f"{study['el_error']:.2e}")
-    for row in study["rows"]:
-        print("  " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
-    print("limit flow vs collocation against the stream's time scale Δs: " + ", ".join(
-        f"Δs = {row['sample_interval']:g}: {row['flow_vs_collocation']:.3e}" for row in separation_study()))
-    print("joint limit (γ → sγ, ξ² → sξ², η → sη, Δt → Δt/s): BeliefAdam vs collocation")
-    print("   s      γ        Δt   rule vs coll.  order  flow vs coll.  rule vs flow  EL (ref.)")
-    for row in joint_limit_study():
-        order = f"{row['order_vs_collocation']:.2f}" if "order_vs_collocation" in row else "—"
-        print(f"{row['factor']:4g} {row['gamma']:6g} {row['dt']:9.3g}   {row['vs_collocation']:.3e}   {order:>5}"
-              f"      {row['flow_vs_collocation']:.3e}     {row['vs_flow']:.3e}    {row['el_error']:.1e}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

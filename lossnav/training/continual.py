@@ -3,7 +3,7 @@ the optimal learner raises its weight variances, i.e. its learning rates — wei
 the optimal response to task uncertainty).
 
 :func:`train_sequence` trains one model and one optimizer on the tasks of
-:mod:`training.tasks` in order, by calling :func:`training.train` once per task (the epoch loop
+:mod:`lossnav.training.tasks` in order, by calling :func:`training.train` once per task (the epoch loop
 is not duplicated) with the earlier tasks' test sets as ``evaluations``. Per task and epoch it
 records the accuracy (and loss) on the current task and on every earlier one. The summary
 (:func:`sequence_metrics`) holds the accuracy matrix R[i][j] = accuracy on task j after
@@ -147,57 +147,5 @@ def plot_sequence(metrics, path) -> None:
     plt.close(figure)
 
 
-def command(args, training) -> int:
-    """The body of ``lossnav train --tasks KIND`` (problems/train_command.py dispatches here after
-    checking the names): build the tasks, train, print a table or the JSON, write ``--out``."""
-    import os
-    import sys
-
-    from problems.cli_args import PROG, dumps, one_line
-    from .tasks import make_tasks
-    data = training.load_data(args.data)
-    try:
-        tasks = make_tasks(data, args.tasks, getattr(args, "task_count", None))
-    except ValueError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    model = training.make_model(args.model, tasks[0].data, seed=args.seed)
-    lr = args.lr if args.lr is not None else training.RULES[args.rule].default_lr
-    try:
-        optimizer = training.make_optimizer(args.rule, model.parameters(), lr)
-    except ValueError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed, "batch": args.batch,
-              "lr": lr, "tasks": args.tasks, "task_count": len(tasks), "epochs_per_task": args.epochs}
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-    try:
-        sequence = train_sequence(model, optimizer, tasks, args.epochs, seed=args.seed, batch=args.batch,
-                                  checkpoint=args.checkpoint, resume=args.resume, config=config)
-    except (TrainingError, ValueError) as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    metrics = summary(config, sequence, model)
-    if args.out:
-        with open(os.path.join(args.out, "metrics.json"), "w") as handle:
-            handle.write(dumps(metrics) + "\n")
-        plot_sequence(metrics, os.path.join(args.out, "continual.png"))
-    if args.json:
-        print(dumps(metrics))
-        return 0
-    print(f"{args.rule} on {args.data}-{args.model}, {args.tasks} tasks × {args.epochs} epochs "
-          f"(seed {args.seed}, lr {lr:g}, batch {args.batch})")
-    print("task  classes        plasticity  earlier  forgetting  average")
-    for i, entry in enumerate(sequence):
-        def cell(value):
-            return "      —" if value is None else f"{value:7.2f}"
-        classes = ",".join(map(str, entry["classes"])) if len(entry["classes"]) <= 4 else "all"
-        print(f"{entry['task']:5s} {classes:13s} {metrics['plasticity'][i]:9.2f}%  "
-              f"{cell(metrics['earlier_accuracy'][i])}  {cell(metrics['forgetting'][i])}     "
-              f"{metrics['average_accuracy'][i]:6.2f}")
-    return 0
-
-
-__all__ = ["ResetAdam", "TASK_SEED_STRIDE", "command", "plot_sequence", "sequence_metrics", "summary",
+__all__ = ["ResetAdam", "TASK_SEED_STRIDE", "plot_sequence", "sequence_metrics", "summary",
            "train_sequence"]

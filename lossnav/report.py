@@ -5,12 +5,13 @@ import datetime
 import math
 import os
 
-from . import figures, optimizer_studies, validate
+from lossnav.figures import paper as figures
+from lossnav.validation import cases as validate, optimizer_studies
 
 
 def write(directory, results, progress=None, studies=()) -> str:
     """Write ``directory/report.md`` and every figure (PNG and PDF); return the report's path.
-    ``studies``: entries of :func:`problems.optimizer_studies.run`, one section."""
+    ``studies``: entries of :func:`lossnav.validation.optimizer_studies.run`, one section."""
     os.makedirs(directory, exist_ok=True)
     lines = [f"# lossnav validation report ({datetime.date.today().isoformat()})", "",
              f"{sum(r.passed for r in results)}/{len(results)} cases passed. Tolerances: "

@@ -24,7 +24,7 @@ from scipy.integrate import solve_ivp  # noqa: E402
 
 import ocp  # noqa: E402
 
-from . import get  # noqa: E402
+from problems import get  # noqa: E402
 
 GAMMAS = (0.0, 1.0, 10.0)
 COLOURS = {0.0: "tab:blue", 1.0: "tab:orange", 10.0: "tab:green", 0.1: "tab:purple"}

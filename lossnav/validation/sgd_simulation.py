@@ -20,7 +20,7 @@ import torch
 
 import ocp
 
-from .sgd_langevin import SGDLangevin, diffusion_exponent
+from problems.sgd_langevin import SGDLangevinScenario, diffusion_exponent
 
 
 @dataclass
@@ -55,9 +55,9 @@ def make_regression(dim, samples, noise, spectrum=None, seed=0) -> RegressionDat
     return RegressionData(X, y, theta_true, float(noise), spectrum)
 
 
-def scenario_for(data: RegressionData, **hyper) -> SGDLangevin:
+def scenario_for(data: RegressionData, **hyper) -> SGDLangevinScenario:
     """The OU model of ``data`` with σ² the known label-noise variance."""
-    return SGDLangevin(X=data.X, y=data.y, sigma2=data.noise ** 2, **hyper)
+    return SGDLangevinScenario(X=data.X, y=data.y, sigma2=data.noise ** 2, **hyper)
 
 
 @dataclass
@@ -83,13 +83,13 @@ class Measurements:
         return diffusion_exponent(self.lags, self.displacement)
 
 
-def relaxation_steps(scenario: SGDLangevin) -> float:
+def relaxation_steps(scenario: SGDLangevinScenario) -> float:
     """Steps for the mean to shrink by e: −1/log ρ(M)."""
     radius = np.abs(np.linalg.eigvals(scenario.transition())).max()
     return -1.0 / math.log(radius) if radius > 0 else 1.0
 
 
-def simulate(scenario: SGDLangevin, steps, chains=64, seed=0, theta0=None, burn_in=None) -> Measurements:
+def simulate(scenario: SGDLangevinScenario, steps, chains=64, seed=0, theta0=None, burn_in=None) -> Measurements:
     """Run torch.optim.SGD on ``scenario``'s data; stability is checked before any step.
 
     ``theta0`` (default: μ displaced by 10 stationary standard deviations along every
@@ -179,7 +179,7 @@ def _run(scenario, steps, chains, seed, theta0, burn_in) -> Measurements:
                         chain_theta=chain_theta.numpy(), chain_velocity=chain_velocity.numpy())
 
 
-def compare(scenario: SGDLangevin, m: Measurements) -> dict:
+def compare(scenario: SGDLangevinScenario, m: Measurements) -> dict:
     """Predictions of ``scenario`` next to the measurements ``m`` (JSON-ready lists and floats).
 
     "predicted" is the paper's continuous OU model (Eqs. 7, 9, 16, 17; Σ = σ²H);

@@ -5,7 +5,7 @@
                   [--checkpoint FILE] [--resume FILE] [--tasks split|permuted [--task-count N]]
 
 RULE: mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (and any rule registered in
-:mod:`training.rules`). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
+:mod:`lossnav.training.rules`). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
 optimal_quadratic; default: the rule's). ``--checkpoint FILE`` saves model, optimizer and RNG
 state after every epoch; ``--resume FILE`` continues such a run up to ``--epochs`` epochs in
 total, bit-identically to an uninterrupted run. ``--out DIR`` writes ``metrics.json`` (per-epoch
@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import cli_args
-from .cli_args import PROG
+from . import arguments
+from .arguments import PROG
 
 
 def add_parser(commands):
@@ -31,29 +31,29 @@ def add_parser(commands):
     add("--model", required=True, metavar="MODEL", help="mlp or cnn (1-D)")
     add("--rule", required=True, metavar="RULE",
         help="mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (or a registered rule)")
-    add("--epochs", required=True, type=cli_args.positive_int, help="epochs in total")
-    add("--seed", required=True, type=cli_args.non_negative_int, help="seed of the model, the shuffling and the probes")
-    add("--batch", type=cli_args.positive_int, default=32, help="minibatch size (default: 32)")
-    add("--lr", type=cli_args.positive_float, metavar="LR", help="the rule's lr (default: the rule's own)")
+    add("--epochs", required=True, type=arguments.positive_int, help="epochs in total")
+    add("--seed", required=True, type=arguments.non_negative_int, help="seed of the model, the shuffling and the probes")
+    add("--batch", type=arguments.positive_int, default=32, help="minibatch size (default: 32)")
+    add("--lr", type=arguments.positive_float, metavar="LR", help="the rule's lr (default: the rule's own)")
     add("--json", action="store_true", help="print the metrics as JSON on stdout")
     add("--out", metavar="DIR", help="write metrics.json, loss.png and accuracy.png to DIR")
     add("--checkpoint", metavar="FILE", help="save a checkpoint after every epoch")
     add("--resume", metavar="FILE", help="continue from a checkpoint (same data, model, rule, seed, batch, lr)")
     add("--tasks", metavar="KIND", help="train on a task sequence: split or permuted (docs/continual_learning.md); "
         "--epochs then counts per task")
-    add("--task-count", type=cli_args.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
+    add("--task-count", type=arguments.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
 
 
 def _check_name(kind, value, registry):
     if value not in registry:
-        raise cli_args.UsageError(f"unknown {kind} {value!r}; valid: {', '.join(registry)}")
+        raise arguments.UsageError(f"unknown {kind} {value!r}; valid: {', '.join(registry)}")
 
 
 def run(args) -> int:
     import torch
-    import training
+    from lossnav import training
     # the models are small: intra-op threads do not pay off, and on a loaded machine their
     # spin-waiting made an epoch 100× slower (13 s instead of 0.1 s for digits-mlp)
     threads = torch.get_num_threads()
@@ -65,16 +65,16 @@ def run(args) -> int:
 
 
 def _run(args, training) -> int:
-    from training.loop import TrainingError
+    from lossnav.training.loop import TrainingError
     _check_name("dataset", args.data, training.DATASETS)
     _check_name("model", args.model, training.MODELS)
     _check_name("rule", args.rule, training.RULES)
     if args.task_count is not None and args.tasks is None:
-        raise cli_args.UsageError("--task-count needs --tasks")
-    if args.tasks is not None:                 # continual learning (training/continual.py)
-        from training import continual, tasks
-        _check_name("task sequence", args.tasks, tasks.TASK_KINDS)
-        return continual.command(args, training)
+        raise arguments.UsageError("--task-count needs --tasks")
+    if args.tasks is not None:                 # continual learning (lossnav/training/continual.py)
+        from lossnav.training.tasks import TASK_KINDS
+        _check_name("task sequence", args.tasks, TASK_KINDS)
+        return run_sequence(args, training)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     data = training.load_data(args.data)
@@ -83,20 +83,20 @@ def _run(args, training) -> int:
     try:
         optimizer = training.make_optimizer(args.rule, model.parameters(), lr)
     except ValueError as exc:
-        raise cli_args.UsageError(cli_args.one_line(exc)) from None
+        raise arguments.UsageError(arguments.one_line(exc)) from None
     config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed,
               "batch": args.batch, "lr": lr, "tasks": None}   # "tasks": a sequence's checkpoint is refused
     try:
         history = training.train(model, optimizer, data, args.epochs, seed=args.seed, batch=args.batch,
                                  checkpoint=args.checkpoint, resume=args.resume, config=config)
     except TrainingError as exc:
-        print(f"{PROG}: error: {cli_args.one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 1
     metrics = summary(config, history, optimizer, model)
     if args.out:
         write_outputs(args.out, metrics)
     if args.json:
-        print(cli_args.dumps(metrics))
+        print(arguments.dumps(metrics))
     else:
         print(f"{args.rule} on {args.data}-{args.model} (seed {args.seed}, lr {lr:g}, batch {args.batch})")
         print("epoch  train_loss  test_acc  wall_s")
@@ -105,6 +105,56 @@ def _run(args, training) -> int:
                   f"  {record['wall_time']:6.2f}")
         if hasattr(optimizer, "fallbacks"):
             print(f"MPC: {metrics['replans']} plans, {metrics['solves']} by IPOPT, {metrics['fallbacks']} fallbacks")
+    return 0
+
+
+def run_sequence(args, training) -> int:
+    """``lossnav train --tasks KIND`` (after :func:`_run` checked the names): build the tasks,
+    train, print a table or the JSON, write ``--out``."""
+    from lossnav.training.continual import plot_sequence, summary, train_sequence
+    from lossnav.training.loop import TrainingError
+    from lossnav.training.tasks import make_tasks
+    data = training.load_data(args.data)
+    try:
+        tasks = make_tasks(data, args.tasks, getattr(args, "task_count", None))
+    except ValueError as exc:
+        print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
+        return 2
+    model = training.make_model(args.model, tasks[0].data, seed=args.seed)
+    lr = args.lr if args.lr is not None else training.RULES[args.rule].default_lr
+    try:
+        optimizer = training.make_optimizer(args.rule, model.parameters(), lr)
+    except ValueError as exc:
+        print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
+        return 2
+    config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed, "batch": args.batch,
+              "lr": lr, "tasks": args.tasks, "task_count": len(tasks), "epochs_per_task": args.epochs}
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    try:
+        sequence = train_sequence(model, optimizer, tasks, args.epochs, seed=args.seed, batch=args.batch,
+                                  checkpoint=args.checkpoint, resume=args.resume, config=config)
+    except (TrainingError, ValueError) as exc:
+        print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
+        return 1
+    metrics = summary(config, sequence, model)
+    if args.out:
+        with open(os.path.join(args.out, "metrics.json"), "w") as handle:
+            handle.write(arguments.dumps(metrics) + "\n")
+        plot_sequence(metrics, os.path.join(args.out, "continual.png"))
+    if args.json:
+        print(arguments.dumps(metrics))
+        return 0
+    print(f"{args.rule} on {args.data}-{args.model}, {args.tasks} tasks × {args.epochs} epochs "
+          f"(seed {args.seed}, lr {lr:g}, batch {args.batch})")
+    print("task  classes        plasticity  earlier  forgetting  average")
+    for i, entry in enumerate(sequence):
+        def cell(value):
+            return "      —" if value is None else f"{value:7.2f}"
+        classes = ",".join(map(str, entry["classes"])) if len(entry["classes"]) <= 4 else "all"
+        print(f"{entry['task']:5s} {classes:13s} {metrics['plasticity'][i]:9.2f}%  "
+              f"{cell(metrics['earlier_accuracy'][i])}  {cell(metrics['forgetting'][i])}     "
+              f"{metrics['average_accuracy'][i]:6.2f}")
     return 0
 
 
@@ -128,7 +178,7 @@ def write_outputs(directory, metrics) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     with open(os.path.join(directory, "metrics.json"), "w") as handle:
-        handle.write(cli_args.dumps(metrics) + "\n")
+        handle.write(arguments.dumps(metrics) + "\n")
     epochs = [r["epoch"] for r in metrics["epochs"]]
     title = f"{metrics['rule']} on {metrics['data']}-{metrics['model']} (seed {metrics['seed']})"
     for name, keys, label in (("loss.png", ("train_loss", "test_loss"), "cross-entropy"),

@@ -20,7 +20,9 @@ import numpy as np
 
 import ocp
 
-from . import cli_args, get, names
+from problems import get, names
+
+from . import arguments
 
 METHODS = ("collocation", "analytic", "mpc", "rule:RULE")
 
@@ -37,23 +39,23 @@ def add_parser(commands):
              "--plan-horizon, --steps) or rule:RULE (a learning rule from learning_rules, "
              "e.g. rule:optimal_quadratic; needs --dt)")
     add("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
-        type=cli_args.setting, help="scenario parameter, value as JSON (repeatable)")
-    add("--theta0", type=cli_args.vector, metavar="A,B,...", help="initial point (default: the scenario's)")
-    add("--horizon", type=cli_args.horizon, default=math.inf, metavar="inf|T",
+        type=arguments.setting, help="scenario parameter, value as JSON (repeatable)")
+    add("--theta0", type=arguments.vector, metavar="A,B,...", help="initial point (default: the scenario's)")
+    add("--horizon", type=arguments.horizon, default=math.inf, metavar="inf|T",
         help="time horizon (default: inf)")
-    add("--terminal", type=cli_args.vector, metavar="A,B,...", help="fixed end point θ(T) (finite horizon only)")
-    add("--intervals", type=cli_args.positive_int, default=ocp.Mesh.intervals,
+    add("--terminal", type=arguments.vector, metavar="A,B,...", help="fixed end point θ(T) (finite horizon only)")
+    add("--intervals", type=arguments.positive_int, default=ocp.Mesh.intervals,
         help=f"collocation elements (default: {ocp.Mesh.intervals})")
-    add("--degree", type=cli_args.positive_int, default=ocp.Mesh.degree,
+    add("--degree", type=arguments.positive_int, default=ocp.Mesh.degree,
         help=f"collocation degree, 1 to 12 (default: {ocp.Mesh.degree})")
     add("--scheme", choices=("legendre", "radau"), default=ocp.Mesh.scheme,
         help=f"collocation points (default: {ocp.Mesh.scheme})")
-    add("--dt", type=cli_args.positive_float, metavar="DT",
+    add("--dt", type=arguments.positive_float, metavar="DT",
         help="time step Δt of a learning rule (rule:RULE) or control interval (mpc)")
-    add("--steps", type=cli_args.positive_int, default=100, help="rule or mpc steps (default: 100)")
-    add("--plan-horizon", type=cli_args.horizon, default=math.inf, metavar="inf|TH",
+    add("--steps", type=arguments.positive_int, default=100, help="rule or mpc steps (default: 100)")
+    add("--plan-horizon", type=arguments.horizon, default=math.inf, metavar="inf|TH",
         help="mpc planning horizon T_h (default: inf)")
-    add("--t0", type=cli_args.finite_float, default=0.0, metavar="T0",
+    add("--t0", type=arguments.finite_float, default=0.0, metavar="T0",
         help="the problem's clock at the start, for time-dependent scenarios (collocation, mpc; default: 0)")
     add("--out", metavar="FILE.npz", help="save the trajectory (Trajectory.save)")
     add("--plot", metavar="FILE.png", help="plot θ(t) and the energies")
@@ -65,14 +67,14 @@ def add_parser(commands):
 def _method(text: str) -> str:
     if text in ("collocation", "analytic", "mpc") or (text.startswith("rule:") and len(text) > 5):
         return text
-    raise cli_args.argparse.ArgumentTypeError(f"unknown method {text!r}; valid: {', '.join(METHODS)}")
+    raise arguments.argparse.ArgumentTypeError(f"unknown method {text!r}; valid: {', '.join(METHODS)}")
 
 
 def run(args) -> int:
     try:
         mesh = ocp.Mesh(args.intervals, args.degree, args.scheme)
     except ValueError as exc:
-        raise cli_args.UsageError(cli_args.one_line(exc)) from None
+        raise arguments.UsageError(arguments.one_line(exc)) from None
     scenario = get(args.problem, **dict(args.settings))
     theta0 = scenario.theta0 if args.theta0 is None else scenario.problem.check_initial_state(args.theta0)
     trajectory = _trajectory(args, scenario, theta0, mesh)
@@ -81,7 +83,7 @@ def run(args) -> int:
     if args.plot:
         plot(trajectory, args.plot, title=f"{scenario.name} ({args.method})  {_short(scenario.params)}")
     if args.json:
-        print(cli_args.dumps({"problem": scenario.name, "method": args.method,
+        print(arguments.dumps({"problem": scenario.name, "method": args.method,
                               "params": scenario.params, **trajectory.summary()}))
     return 0
 
@@ -90,16 +92,16 @@ def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
     free_infinite = math.isinf(args.horizon) and args.terminal is None
     guesses = scenario.guesses() or None   # one per basin of a non-convex scenario
     if args.t0 != 0 and args.method not in ("collocation", "mpc"):
-        raise cli_args.UsageError(f"--t0 applies to --method collocation or mpc, not {args.method}")
+        raise arguments.UsageError(f"--t0 applies to --method collocation or mpc, not {args.method}")
     if args.method == "collocation":
         return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
                          mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0)
     if args.method == "analytic":
         return analytic_trajectory(scenario, theta0, args)
     if args.dt is None:
-        raise cli_args.UsageError(f"--method {args.method} needs --dt")
+        raise arguments.UsageError(f"--method {args.method} needs --dt")
     if args.method == "mpc":
-        controller = ocp.RecedingHorizon(scenario.problem, plan_horizon=args.plan_horizon,
+        controller = ocp.RecedingHorizonController(scenario.problem, plan_horizon=args.plan_horizon,
                                          dt=args.dt, guess=guesses)
         return controller.run(theta0, steps=args.steps, t0=args.t0)
     return rule_trajectory(scenario, theta0, args)
@@ -125,14 +127,14 @@ def analytic_trajectory(scenario, theta0, args=None) -> ocp.Trajectory:
 
 def rule_trajectory(scenario, theta0, args) -> ocp.Trajectory:
     """A learning rule run from θ0 with step Δt, as a Trajectory (samples at the steps)."""
-    from learning_rules import runner  # torch is imported only for this method
+    from lossnav.validation import rule_runner as runner  # torch is imported only for this method
     rule = args.method.split(":", 1)[1]
     if rule not in runner.RULES:
         raise ocp.ProblemError(f"unknown rule {rule!r}; valid: {', '.join(runner.RULES)}")
     try:
         t, theta = runner.run_rule(rule, scenario, args.dt, args.steps, theta0=theta0)
     except ValueError as exc:   # the rule does not apply to this scenario
-        raise ocp.ProblemError(cli_args.one_line(exc)) from None
+        raise ocp.ProblemError(arguments.one_line(exc)) from None
     return sampled_trajectory(scenario.problem, t, theta, method=args.method)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 import ocp
 
-from .sgd_simulator import compare, make_regression, scenario_for, simulate
+from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate
 
 PROG = "lossnav"
 
@@ -81,7 +81,7 @@ def _run(args) -> int:
                          "replacement": not args.without_replacement},
               "stability": stability, **compare(scenario, measurements)}
     if args.plot:
-        from . import langevin_plots
+        from lossnav.figures import langevin as langevin_plots
         os.makedirs(args.plot, exist_ok=True)
         langevin_plots.phase_space(scenario, measurements, os.path.join(args.plot, "phase_space.png"))
         langevin_plots.modified_loss(scenario, measurements, os.path.join(args.plot, "modified_loss.png"))

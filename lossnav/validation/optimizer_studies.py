@@ -9,30 +9,19 @@ scaling γ ∝ 1/Δt with the rates fixed (docs/belief_adam.md, docs/weight_unce
 """
 from __future__ import annotations
 
-import math
 import time
 
 
 ORDER_RANGE = (0.8, 1.2)
 
 
-def observed_orders(rows, keys) -> list:
-    """Add order_<key> = log(e_coarse/e_fine)/log(Δt_coarse/Δt_fine) to each row after the
-    first (rows carry "dt" and the errors ``keys``); returns ``rows``."""
-    for coarse, fine in zip(rows, rows[1:]):
-        step = math.log(coarse["dt"] / fine["dt"])
-        for key in keys:
-            fine[f"order_{key}"] = math.log(coarse[key] / fine[key]) / step
-    return rows
-
-
 def _belief_adam():
-    from .belief_figures import joint_limit_study
+    from .belief_adam_study import joint_limit_study
     return joint_limit_study(factors=(2, 4, 8))
 
 
 def _weight_uncertainty():
-    from .weight_uncertainty_figures import joint_limit_study
+    from .weight_uncertainty_study import joint_limit_study
     return joint_limit_study(gammas=(8.0, 16.0, 32.0))
 
 

@@ -1,7 +1,7 @@
 """The weight-uncertainty figure (App. I.3–I.4): rest variance β/(kH) and the variance jump
 after a switch to a flatter basin, from the collocation reference.
 
-    python -m problems.weight_uncertainty_figures OUT_DIR     # OUT_DIR/weight_uncertainty.{png,pdf}
+    python -m lossnav.figures.weight_uncertainty OUT_DIR     # OUT_DIR/weight_uncertainty.{png,pdf}
 
 Panels: (a) v_i(t) across a switch to a basin 8× flatter with the same minimum, optimal
 path (two-phase collocation: the switch is not announced), the optimal path when it is
@@ -20,9 +20,9 @@ import numpy as np
 
 import ocp
 
-from .optimizer_studies import observed_orders
-from .task_switch import require_converged
-from .weight_uncertainty import WeightUncertainty, anticipated_switch, solve_switch
+from problems.weight_uncertainty import WeightUncertaintyScenario, anticipated_switch, solve_switch
+
+from lossnav.validation.weight_uncertainty_study import run_on_scenario
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=5.0, gamma=1.0, eta=1.0, k=1.0)
 FLATTER = dict(H_after=[0.5, 0.25], g_after=[-0.25, 0.125])     # same minimum μ* = (0.5, −0.5)
@@ -33,46 +33,14 @@ DT = 0.05
 
 
 def _switch_case(extra, theta_rest=True):
-    scenario = WeightUncertainty(**SWITCH, **extra)
+    scenario = WeightUncertaintyScenario(**SWITCH, **extra)
     theta0 = scenario.rest_point() if theta_rest else scenario.theta0
     solution = solve_switch(scenario, theta0=theta0, until=END)
     return scenario, theta0, solution
 
 
 def _optimizer_path(scenario, theta0):
-    from learning_rules.weight_uncertainty import run_on_scenario   # torch only here
     return run_on_scenario(scenario, DT, int(round(END / DT)), theta0=theta0)
-
-
-# the overdamped scaling of the optimizer study: η = γ (ρ = 1), Δt = JOINT_STEP/γ, switch at
-# JOINT_SWITCH to an 8× flatter H with g kept, path on [0, JOINT_END]
-JOINT = dict(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25])
-JOINT_SWITCH, JOINT_END, JOINT_STEP = 4.0, 8.0, 0.4
-
-
-def joint_limit_study(gammas=(4.0, 8.0, 16.0, 32.0, 64.0)) -> list:
-    """WeightUncertainty against the two-phase collocation reference across a switch as
-    Δt → 0 along the overdamped scaling (η = γ, Δt = JOINT_STEP/γ): the error is
-    O(Δt) + O(1/γ) (the rule discretises the overdamped flow, the optimal path's limit as
-    γ → ∞), so it falls with order → 1. Rows: factor (γ/γ_first), γ, Δt, max absolute
-    errors over the path of the rule and the overdamped flow against collocation and of the
-    rule against the flow, the reference's EL error and its unconverged windows; orders of
-    the rule's error between successive rows. SolveError if a reference window did not converge."""
-    from learning_rules.weight_uncertainty import run_on_scenario   # torch only here
-
-    rows = []
-    for gamma in gammas:
-        scenario = WeightUncertainty(**JOINT, t_switch=JOINT_SWITCH, gamma=gamma, eta=gamma)
-        reference = solve_switch(scenario, until=JOINT_END)
-        require_converged(reference.path)
-        dt = JOINT_STEP / gamma
-        t, x = run_on_scenario(scenario, dt, int(round(JOINT_END / dt)))
-        exact, flow = reference(t), scenario.overdamped_path(t)
-        rows.append({"factor": gamma / gammas[0], "gamma": gamma, "dt": dt,
-                     "vs_collocation": float(np.abs(x - exact).max()),
-                     "flow_vs_collocation": float(np.abs(flow - exact).max()),
-                     "vs_flow": float(np.abs(x - flow).max()), "el_error": reference.el_error()})
-    return observed_orders(rows, ("vs_collocation",))
 
 
 def figure_data() -> dict:
@@ -94,7 +62,7 @@ def figure_data() -> dict:
     rows = []
     for beta in (0.5, 1.0, 2.0):
         for H in np.geomspace(0.2, 5.0, 6):
-            scenario = WeightUncertainty(H=[H], g=[0.3], beta=beta, gamma=0.0, k=1.5)
+            scenario = WeightUncertaintyScenario(H=[H], g=[0.3], beta=beta, gamma=0.0, k=1.5)
             path = ocp.solve(scenario.problem, scenario.theta0)
             rows.append((beta, H, path.theta[-1, 1], beta / (1.5 * H)))
     data["rest"] = np.array(rows)
@@ -179,7 +147,7 @@ def plot(out_dir) -> dict:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m problems.weight_uncertainty_figures OUT_DIR", file=sys.stderr)
+        print("usage: python -m lossnav.figures.weight_uncertainty OUT_DIR", file=sys.stderr)
         return 2
     summary = plot(argv[0])
     for key, value in summary.items():

@@ -1,0 +1,33 @@
+"""``lossnav problems``: the scenario catalogue (parameters, defaults, ranges, references).
+
+    lossnav problems [--json]
+"""
+from __future__ import annotations
+
+from problems import get, names
+
+from . import arguments
+
+
+def add_parser(commands):
+    parser = commands.add_parser("problems", help="list the scenarios, their parameters and references",
+                                 description="The scenario catalogue: parameters with defaults and "
+                                             "valid ranges, default θ0, paper references.")
+    parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    parser.set_defaults(handler=run_problems)
+    return parser
+
+
+def run_problems(args) -> int:
+    catalogue = [get(name).describe() for name in names()]
+    if args.json:
+        print(arguments.dumps(catalogue))
+        return 0
+    for entry in catalogue:
+        print(f"{entry['name']}  (θ0 = {entry['theta0']}; analytic solution: "
+              f"{'yes' if entry['analytic'] else 'no'} at the defaults)")
+        print(f"    {entry['reference']}")
+        for key, info in entry["parameters"].items():
+            print(f"    {key:<12} default {info['default']!s:<14} {info['range']}")
+        print()
+    return 0

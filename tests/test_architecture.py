@@ -1,0 +1,172 @@
+"""The house rules (docs/architecture.md), read from the source with ``ast``:
+
+* imports run one way: lossnav → problems → {learning_rules, ocp}; learning_rules → ocp;
+  ``ocp`` imports none of problems, learning_rules, lossnav, nor torch; ``learning_rules``
+  imports neither problems nor lossnav; ``problems`` does not import lossnav;
+* no import cycle between modules anywhere (function-level imports count too);
+* the distribution installs exactly four import roots.
+
+Each rule is checked on the real tree and, so that the check itself cannot pass vacuously,
+on a planted violation.
+"""
+from __future__ import annotations
+
+import ast
+import pathlib
+import tomllib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("ocp", "problems", "learning_rules", "lossnav")
+FORBIDDEN = {
+    "ocp": {"problems", "learning_rules", "lossnav", "torch"},
+    "learning_rules": {"problems", "lossnav"},
+    "problems": {"lossnav"},
+}
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, is_package: bool) -> set:
+    """Every module ``source`` imports (absolute names; relative imports resolved), at any depth."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module
+            if prefix:
+                found.add(prefix)
+            # ``from pkg import sub`` may import the submodule pkg.sub
+            found.update(f"{prefix}.{alias.name}" if prefix else alias.name for alias in node.names)
+    return found
+
+
+def source_tree(root=ROOT) -> dict:
+    """module name → (source, is_package) for every module of the four packages."""
+    tree = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            tree[module_name(path)] = (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+    return tree
+
+
+def graph(tree: dict) -> dict:
+    """module → the project modules it imports (names that are not modules are dropped)."""
+    edges = {}
+    for module, (source, is_package) in tree.items():
+        edges[module] = {name for name in imports_of(source, module, is_package) if name in tree} - {module}
+    return edges
+
+
+def layer_violations(tree: dict) -> list:
+    out = []
+    for module, (source, is_package) in tree.items():
+        banned = FORBIDDEN.get(module.split(".")[0], set())
+        for name in sorted(imports_of(source, module, is_package)):
+            if name.split(".")[0] in banned:
+                out.append(f"{module} imports {name}")
+    return out
+
+
+def cycles(edges: dict) -> list:
+    """Strongly connected components with more than one module (Tarjan), plus a module that
+    imports its own package's __init__ from inside it is not counted (that is how packages work)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def without_package_inits(edges: dict) -> dict:
+    """A package's __init__ re-exports its submodules; a submodule importing a sibling through
+    the package (``from . import x``) names the package too. Keep only module → module edges
+    that are not a submodule → its own enclosing package."""
+    return {module: {other for other in targets if not module.startswith(other + ".")}
+            for module, targets in edges.items()}
+
+
+def test_imports_run_one_way():
+    assert layer_violations(source_tree()) == []
+
+
+def test_no_import_cycle_between_modules():
+    assert cycles(without_package_inits(graph(source_tree()))) == []
+
+
+def test_the_checks_fail_on_planted_violations():
+    tree = source_tree()
+    planted = dict(tree)
+    planted["ocp.solver"] = (tree["ocp.solver"][0] + "\nimport torch\n", False)
+    planted["learning_rules.kernels"] = (tree["learning_rules.kernels"][0] + "\nfrom problems import get\n", False)
+    planted["problems.quadratic"] = (tree["problems.quadratic"][0] + "\n\ndef f():\n    from lossnav import cli\n", False)
+    violations = layer_violations(planted)
+    assert "ocp.solver imports torch" in violations
+    assert "learning_rules.kernels imports problems" in violations
+    assert "problems.quadratic imports lossnav" in violations
+    # a cycle: the registry imports the cases module that imports the registry
+    planted = dict(tree)
+    planted["ocp.errors"] = (tree["ocp.errors"][0] + "\nfrom .solver import solve\n", False)
+    assert any("ocp.errors" in component for component in cycles(without_package_inits(graph(planted))))
+
+
+def test_relative_imports_resolve():
+    found = imports_of("from . import ops\nfrom .scenario import Scenario\nfrom .. import ocp\n",
+                       "problems.quadratic", False)
+    assert {"problems", "problems.ops", "problems.scenario", "ocp"} <= found
+
+
+def test_the_distribution_installs_four_import_roots():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = config["tool"]["setuptools"]["packages"]
+    assert sorted({name.split(".")[0] for name in packages}) == sorted(PACKAGES)
+    assert config["project"]["scripts"]["lossnav"] == "lossnav.cli:main"
+    # every package directory is listed (a subpackage left out would be missing when installed)
+    on_disk = {module_name(path.parent) for package in PACKAGES for path in (ROOT / package).rglob("__init__.py")}
+    assert on_disk == set(packages)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_over_300_lines_without_a_reason(package):
+    """A module fits on a screen or two; a longer one says why in its docstring ("Long because")."""
+    for path in sorted((ROOT / package).rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") > 300:
+            docstring = ast.get_docstring(ast.parse(source)) or ""
+            assert "Long because" in docstring, f"{path.relative_to(ROOT)}: {source.count(chr(10))} lines"
