@@ -15,11 +15,11 @@ has a closed form, :meth:`analytic` and :meth:`fixed_point`. Register it in
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import ocp
+
+from .checks import array, scalar  # noqa: F401 (the scenarios' checkers, re-exported)
 
 
 class Scenario:
@@ -125,31 +125,3 @@ class Scenario:
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
-
-
-def scalar(name: str, value) -> float:
-    """A finite real number, or a ProblemError naming the parameter (ranges are checked by ocp)."""
-    if isinstance(value, bool):
-        raise ocp.ProblemError(f"parameter {name!r} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ocp.ProblemError(f"parameter {name!r} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ocp.ProblemError(f"parameter {name!r} must be finite, got {value!r}")
-    return number
-
-
-def array(name: str, value, ndim: tuple = (0, 1, 2)) -> np.ndarray:
-    """A finite float array with ndim in ``ndim``, or a ProblemError naming the parameter."""
-    try:
-        result = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ocp.ProblemError(f"parameter {name!r} must be a number or a (nested) list of numbers, "
-                               f"got {value!r}") from None
-    if result.ndim not in ndim:
-        raise ocp.ProblemError(f"parameter {name!r} must have {' or '.join(map(str, ndim))} "
-                               f"dimensions, got shape {result.shape}")
-    if result.size == 0 or not np.all(np.isfinite(result)):
-        raise ocp.ProblemError(f"parameter {name!r} must be non-empty and finite")
-    return result

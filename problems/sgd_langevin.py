@@ -28,17 +28,7 @@ import scipy.linalg
 
 import ocp
 
-from .scenario import scalar
-
-
-def _number(name, value, low=None, high=None, low_open=False, high_open=False):
-    """A finite number in [low, high] (ends open on request), or a ProblemError naming it."""
-    value = scalar(name, value)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ocp.ProblemError(f"parameter {name!r} must be {'>' if low_open else '≥'} {low}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ocp.ProblemError(f"parameter {name!r} must be {'<' if high_open else '≤'} {high}, got {value}")
-    return value
+from .checks import bounded, integer
 
 
 class SGDLangevinScenario:
@@ -57,12 +47,10 @@ class SGDLangevinScenario:
 
     def __init__(self, *, lr, momentum=0.0, weight_decay=0.0, batch=1, X=None, y=None,
                  H=None, sigma2=None, mu=None, replacement=True):
-        self.lr = _number("lr", lr, 0.0, low_open=True)
-        self.momentum = _number("momentum", momentum, 0.0, 1.0, high_open=True)
-        self.weight_decay = _number("weight_decay", weight_decay, 0.0)
-        if isinstance(batch, bool) or not float(batch).is_integer() or batch < 1:
-            raise ocp.ProblemError(f"parameter 'batch' must be an integer ≥ 1, got {batch!r}")
-        self.batch = int(batch)
+        self.lr = bounded("lr", lr, 0.0, low_open=True)
+        self.momentum = bounded("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.weight_decay = bounded("weight_decay", weight_decay, 0.0)
+        self.batch = integer("batch", batch, low=1)
         self.replacement = bool(replacement)
         self.X = self.y = None
         if X is not None:
@@ -76,7 +64,7 @@ class SGDLangevinScenario:
                 raise ocp.ProblemError("parameter 'sigma2' (label-noise variance) is required with H")
             n, d = self.X.shape
             sigma2 = np.sum(self.residuals ** 2) / max(n - d, 1)
-        self.sigma2 = _number("sigma2", sigma2, 0.0)
+        self.sigma2 = bounded("sigma2", sigma2, 0.0)
         self.rho, self.eigenvectors = np.linalg.eigh(self.H)   # ascending
         self.rho = np.clip(self.rho, 0.0, None)
         if self.rho.min() + self.weight_decay <= 1e-12 * max(1.0, self.rho.max()):
