@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from learning_rules import Ballistic, DriftCompensated, NaturalGradient, OptimalQuadratic, kernels
+from problems.checks import bounded, integer
 
 from .orders import order
 
@@ -120,9 +121,8 @@ def run_rule(name: str, scenario, dt: float, steps: int, theta0=None, **options)
     a wrong θ0 or a scenario the rule does not apply to.
     """
     rule = _rule(name)
-    dt = _positive("dt", dt)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    dt = bounded("dt", dt, 0.0, low_open=True)
+    steps = integer("steps", steps, low=1)
     start = np.asarray(scenario.theta0 if theta0 is None else theta0, dtype=float).reshape(-1)
     if start.shape != (scenario.dim,) or not np.all(np.isfinite(start)):
         raise ValueError(f"theta0 must be {scenario.dim} finite numbers, got {start.tolist()}")
@@ -239,16 +239,6 @@ def _rule(name):
         return RULES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown rule {name!r}; valid: {', '.join(RULES)}") from None
-
-
-def _positive(name, value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in (0, ∞), got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a number in (0, ∞), got {value!r}")
-    return number
 
 
 def _scale(scenario, start) -> float:
