@@ -6,31 +6,40 @@ where one exists, its analytic solution.
     scenario = problems.get("quadratic", H=[1, 10], gamma=0.5)
     scenario.problem, scenario.params, scenario.theta0, scenario.reference
 
-To add a scenario: write a :class:`problems.scenario.Scenario` subclass in its own module
-and add it to ``_SCENARIOS`` below.
+To add a scenario, write a :class:`problems.scenario.Scenario` subclass anywhere and
+
+* in a script: ``problems.register(MyScenario)`` (also usable as a class decorator), or
+  ``lossnav COMMAND --plugin my_file.py`` on the command line;
+* in an installed package: announce it in the entry-point group ``lossnav.scenarios``
+  (:mod:`problems.registry`); every ``lossnav`` command then lists and solves it.
+
+The built-in scenarios live in this package, one module each.
 """
 from __future__ import annotations
 
 import ocp
 
+from . import ops
 from .belief_adam import BeliefAdamScenario
 from .double_well import DoubleWellScenario
 from .double_well_2d import DoubleWell2DScenario
 from .natural_gradient import NaturalGradientScenario
 from .quadratic import QuadraticScenario
+from .registry import SCENARIO_GROUP, PluginWarning, RegistrationError, register, registered
 from .rotation import RotationScenario
 from .scenario import Scenario
 from .weight_decay import WeightDecayScenario
 from .weight_uncertainty import WeightUncertaintyScenario
 
-_SCENARIOS = {cls.name: cls for cls in (QuadraticScenario, DoubleWellScenario, DoubleWell2DScenario,
-                                        NaturalGradientScenario, RotationScenario, WeightDecayScenario,
-                                        BeliefAdamScenario, WeightUncertaintyScenario)}
+for _builtin in (QuadraticScenario, DoubleWellScenario, DoubleWell2DScenario, NaturalGradientScenario,
+                 RotationScenario, WeightDecayScenario, BeliefAdamScenario, WeightUncertaintyScenario):
+    register(_builtin, origin="built-in")
 
 
 def names() -> list:
-    """Names of the registered scenarios."""
-    return list(_SCENARIOS)
+    """Names of the registered scenarios: the built-ins, then plug-ins (entry points of
+    ``lossnav.scenarios``, read on the first call, and :func:`register` calls)."""
+    return list(registered())
 
 
 def get(name: str, **params) -> Scenario:
@@ -38,11 +47,13 @@ def get(name: str, **params) -> Scenario:
 
     Raises ocp.ProblemError for an unknown name or parameter, listing the valid ones.
     """
+    scenarios = registered()
     try:
-        cls = _SCENARIOS[name]
+        cls = scenarios[name]
     except (KeyError, TypeError):
-        raise ocp.ProblemError(f"unknown problem {name!r}; valid: {', '.join(names())}") from None
+        raise ocp.ProblemError(f"unknown problem {name!r}; valid: {', '.join(scenarios)}") from None
     return cls(**params)
 
 
-__all__ = ["Scenario", "get", "names"]
+__all__ = ["SCENARIO_GROUP", "PluginWarning", "RegistrationError", "Scenario", "get", "names", "ops",
+           "register", "registered"]

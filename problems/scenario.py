@@ -10,8 +10,16 @@ A scenario subclass declares
 and implements :meth:`build` (parameters → :class:`ocp.DiscountedOCP`, with the loss,
 drift and metric written once with :mod:`problems.ops` so they run on CasADi symbols and
 on torch tensors), :meth:`default_theta0`, :meth:`random_params` and, where the paper
-has a closed form, :meth:`analytic` and :meth:`fixed_point`. Register it in
-``problems/__init__.py``.
+has a closed form, :meth:`analytic` and :meth:`fixed_point`. Make it known to the
+``lossnav`` commands with :func:`problems.register`, ``--plugin FILE.py`` or an entry point
+in the group ``lossnav.scenarios`` (:mod:`problems.registry`).
+
+γ = 0 on the infinite horizon needs a running cost that vanishes at rest (the undiscounted
+integral of k·L is finite only if L = 0 at the limit point; :func:`ocp.solve` refuses it
+otherwise). A scenario whose loss minimum L* is not zero declares it as ``loss_minimum``
+(a number, or a property computed from ``self.params``): the OCP then carries the loss
+L − L*, which changes neither the gradient, nor the optimal path for γ > 0 (it shifts J by
+k·L*/γ), and makes the γ = 0 problem well posed.
 """
 from __future__ import annotations
 
@@ -35,6 +43,9 @@ class Scenario:
     ranges: dict = {}
     paper_setting: dict = {}
     validation_gammas: tuple = (0.0, 0.1, 1.0, 10.0)
+    #: min_θ L(θ) at these parameters, subtracted from the loss the OCP sees (see the module
+    #: docstring); a number or a property of ``self.params``. 0: the loss is used as written.
+    loss_minimum: float = 0.0
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))
@@ -43,6 +54,7 @@ class Scenario:
                 f"unknown parameter {unknown[0]!r} for {self.name}; valid: {', '.join(self.defaults)}")
         self.params = self.normalise({**self.defaults, **params})
         self.problem = self.build(self.params)
+        self._subtract_loss_minimum()
         self.theta0 = self.default_theta0()
 
     def normalise(self, params: dict) -> dict:
@@ -54,6 +66,24 @@ class Scenario:
 
     def default_theta0(self) -> np.ndarray:
         raise NotImplementedError
+
+    def _subtract_loss_minimum(self) -> None:
+        """Make the OCP's loss L − ``loss_minimum`` (before any transcription is built)."""
+        minimum = self.loss_minimum
+        try:
+            minimum = float(minimum)
+        except (TypeError, ValueError):
+            raise ocp.ProblemError(f"{self.name}: loss_minimum must be a number, got {minimum!r}") from None
+        if not np.isfinite(minimum):
+            raise ocp.ProblemError(f"{self.name}: loss_minimum must be finite, got {minimum}")
+        if minimum == 0.0:
+            return
+        loss = self.problem.loss
+
+        def shifted_loss(theta, **constants):
+            return loss(theta, **constants) - minimum
+        shifted_loss.__doc__ = f"{getattr(loss, '__name__', 'loss')} − {minimum:g} (the declared loss_minimum)"
+        self.problem.loss = shifted_loss
 
     @property
     def dim(self) -> int:

@@ -6,14 +6,25 @@
     lossnav langevin  --dim D --lr ETA ...          SGD limiting dynamics (Kunin et al.)
     lossnav train     --data D --model M --rule R --epochs E --seed S ...   train a network
 
+Every command takes ``--plugin FILE.py|module[:Name]`` (repeatable): scenarios and training
+rules from a script, loaded before the command line is parsed (:mod:`lossnav.plugins`);
+installed plug-ins (entry points ``lossnav.scenarios``, ``lossnav.rules``) are read at start-up.
+A plug-in that is skipped prints one ``lossnav: warning:`` line; the built-ins keep working.
+
 Exit codes: 0 success, 1 the problem, a solve or a validation failed (an ``ocp.OCPError``,
 an unwritable output), 2 malformed command line. Every error is one line on stderr.
 """
 from __future__ import annotations
 
+import io
+import os
 import sys
+import warnings
 
 import ocp
+
+import problems as scenarios
+from lossnav import plugins
 
 from . import arguments, langevin, problems, solve, train, validate
 from .arguments import PROG
@@ -29,6 +40,8 @@ def build_parser():
                                      parser_class=arguments.Parser)
     for add in COMMANDS:
         add(commands)
+    for subparser in commands.choices.values():   # every command, those added later included
+        plugins.add_argument(subparser)
     return parser
 
 
@@ -47,6 +60,37 @@ def main(argv=None) -> int:
     """Run the CLI; returns the exit code (the console script passes it to sys.exit)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            warnings.simplefilter("always", scenarios.PluginWarning)
+            code = _main(argv)
+        sys.stdout.flush()          # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:         # the reader closed the pipe (lossnav problems | head -1): a normal end
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so the interpreter's last flush does not report the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass                        # stdout without a descriptor (captured in a test): nothing to silence
+
+
+def _main(argv) -> int:
+    try:
+        plugins.load_all(plugins.preparse(argv))   # before the parser: help and choices list them
+        scenarios.names()                           # read the installed plug-ins now: warnings first
+    except plugins.PluginError as exc:
+        print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
+        return 2 if exc.usage else 1
+    try:
         args = build_parser().parse_args(_join_vector_options(argv))
     except SystemExit as exc:  # argparse: --help (0) or a malformed command line (2)
         return exc.code if isinstance(exc.code, int) else 2
@@ -58,9 +102,17 @@ def main(argv=None) -> int:
     except ocp.OCPError as exc:
         print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise                       # handled in main: not an error
     except OSError as exc:
-        print(f"{PROG}: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        target = f" {exc.filename}" if exc.filename else ""
+        print(f"{PROG}: error: cannot write{target}: {exc.strerror or arguments.one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line on stderr ('lossnav: warning: ...'), without source lines."""
+    print(f"{PROG}: warning: {arguments.one_line(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """``lossnav problems``: the scenario catalogue (parameters, defaults, ranges, references).
 
-    lossnav problems [--json]
+    lossnav problems [--json] [--plugin FILE.py|module[:Name]]
+
+Built-ins first, then plug-ins (entry points of ``lossnav.scenarios``, ``--plugin``), each
+with where it came from (``origin`` in the JSON).
 """
 from __future__ import annotations
 
-from problems import get, names
+from problems import get, names, registry
 
 from . import arguments
 
@@ -19,13 +22,14 @@ def add_parser(commands):
 
 
 def run_problems(args) -> int:
-    catalogue = [get(name).describe() for name in names()]
+    catalogue = [{**get(name).describe(), "origin": registry.origin(name)} for name in names()]
     if args.json:
         print(arguments.dumps(catalogue))
         return 0
     for entry in catalogue:
         print(f"{entry['name']}  (θ0 = {entry['theta0']}; analytic solution: "
-              f"{'yes' if entry['analytic'] else 'no'} at the defaults)")
+              f"{'yes' if entry['analytic'] else 'no'} at the defaults)"
+              + ("" if entry["origin"] == "built-in" else f"  [plug-in: {entry['origin']}]"))
         print(f"    {entry['reference']}")
         for key, info in entry["parameters"].items():
             print(f"    {key:<12} default {info['default']!s:<14} {info['range']}")

@@ -6,13 +6,28 @@ optimal rules, √(ηk)Δt for Ballistic, ηkΔt/γ for natural gradient and SGD
 hyperparameters are fixed here (docs/training.md says why). Another rule is one call:
 
     register_rule("belief_adam", lambda params, lr: BeliefAdam(params, lr=lr), default_lr=1e-3)
+
+An installed package adds rules through the entry-point group ``lossnav.rules``
+(:data:`RULE_GROUP`), read when this module is imported::
+
+    [project.entry-points."lossnav.rules"]
+    heavy_ball = "my_package.optim:heavy_ball"     # def heavy_ball(params, lr=0.05): ...
+
+The value is a factory ``(params, lr=...)`` → ``torch.optim.Optimizer`` (a function or an
+Optimizer subclass); its ``lr`` default is the rule's default. An entry point that fails to
+import, is not callable, has no numeric ``lr`` default, or takes a built-in's name is
+skipped with one :class:`problems.PluginWarning` line; the built-ins keep working.
+``lossnav train --plugin FILE.py:factory`` registers a script's factory the same way.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from problems import registry
 
 from learning_rules import Ballistic, NaturalGradient, OptimalQuadratic, RecedingHorizon
 from learning_rules import BeliefAdam, WeightUncertainty
@@ -32,6 +47,40 @@ RULES: dict = {}
 def register_rule(name: str, factory, default_lr: float, description: str = "") -> None:
     """Add (or replace) a rule: ``factory(params, lr)`` → optimizer."""
     RULES[name] = Rule(name, factory, float(default_lr), description)
+
+
+RULE_GROUP = "lossnav.rules"
+
+
+def register_plugin_rule(name: str, factory, origin: str = "") -> None:
+    """Register a plug-in's factory ``(params, lr=...)`` as rule ``name``; ValueError if the
+    name is taken by another factory, the factory is not callable or has no numeric ``lr``
+    default (that default becomes the rule's)."""
+    if not callable(factory):
+        raise ValueError(f"rule {name!r}: {factory!r} is not callable; a rule is a factory "
+                         "(params, lr=...) -> torch.optim.Optimizer")
+    existing = RULES.get(name)
+    if existing is not None and existing.factory is not factory:
+        raise ValueError(f"rule name {name!r} is taken ({existing.description or 'registered earlier'}); "
+                         "register the factory under another name")
+    try:
+        default = inspect.signature(factory).parameters["lr"].default
+    except (KeyError, TypeError, ValueError):
+        default = inspect.Parameter.empty
+    if isinstance(default, bool) or not isinstance(default, (int, float)) or not default > 0:
+        raise ValueError(f"rule {name!r}: the factory needs an lr parameter with a positive numeric "
+                         "default, e.g. def factory(params, lr=0.01)")
+    summary = (inspect.getdoc(factory) or "").strip().split("\n")[0]
+    register_rule(name, factory, default, " ".join(part for part in (summary, f"({origin})" if origin else "") if part))
+
+
+def _discover_rules() -> None:
+    for entry_point, factory in registry.load_entry_points(RULE_GROUP):
+        try:
+            register_plugin_rule(entry_point.name, factory,
+                                 origin=f"entry point {RULE_GROUP}: {entry_point.value}")
+        except ValueError as exc:
+            registry.warn(f"skipped plug-in {entry_point.name} = {entry_point.value} ({RULE_GROUP}): {exc}")
 
 
 def make_optimizer(name: str, params, lr=None):
@@ -93,3 +142,5 @@ from .continual import ResetAdam  # noqa: E402  (continual imports the loop, not
 
 register_rule("adam_reset", lambda params, lr: ResetAdam(params, lr=lr), 1e-3,
               "torch.optim.Adam with its state cleared at every task boundary (--tasks); Adam otherwise")
+
+_discover_rules()     # after the built-ins: a plug-in cannot replace one
