@@ -14,6 +14,14 @@ gradient (``torch.autograd.grad`` of gᵀv, batched with ``is_grads_batched``, i
 to the basis (Krylov directions of H from g). Cost: one HVP per basis vector (the Lanczos
 expansion reuses the products the projection needs), i.e. m HVPs ≈ 2m gradient evaluations
 for an m-dimensional subspace.
+
+Everything stays on the parameters' device and nothing is read by the host: a direction that
+breaks down (residual below ``BREAKDOWN`` of its norm, or not finite) is kept as a zero row
+of Q, decided by ``torch.where`` on the device, instead of being dropped after a host test.
+A zero row gives zero rows of T and b, so it plans no motion; the caller learns which rows
+live from the row norms when it reads the model (once per re-plan, see
+:class:`learning_rules.RecedingHorizon`). The subspace therefore always has ``dimension`` rows
+and costs exactly ``dimension`` HVPs.
 """
 from __future__ import annotations
 
@@ -25,22 +33,23 @@ BREAKDOWN = 1e-8      # a direction whose residual is below this fraction of its
 
 
 def orthonormal_append(basis, candidates, tol=BREAKDOWN):
-    """Append to ``basis`` (list of flat unit vectors) the candidates' orthonormalised
-    residuals (Gram–Schmidt twice, for orthogonality to round-off); returns the new ones."""
+    """Append to ``basis`` (list of flat rows, each a unit vector or zero) one row per candidate:
+    its orthonormalised residual (classical Gram–Schmidt twice, "CGS2", orthogonal to
+    round-off), or zeros when the residual is below ``tol`` of the candidate's norm or not
+    finite. Decided on the device (no host read); returns the new rows."""
     added = []
     for vector in candidates:
         if vector is None:
             continue
-        norm = float(vector.norm())
-        if not norm > 0 or not torch.isfinite(vector).all():
-            continue
+        norm = vector.norm()
         residual = vector.clone()
-        for _ in range(2):
-            for q in basis + added:
-                residual.sub_(q, alpha=float(q @ residual))
-        remaining = float(residual.norm())
-        if remaining > tol * norm:
-            added.append(residual.div_(remaining))
+        if basis or added:
+            rows = torch.stack(basis + added)
+            for _ in range(2):
+                residual.sub_(rows.mT @ (rows @ residual))
+        remaining = residual.norm()
+        keep = (remaining > tol * norm) & torch.isfinite(remaining)
+        added.append(torch.where(keep, residual / remaining, torch.zeros_like(residual)))
     basis.extend(added)
     return added
 
@@ -73,10 +82,11 @@ def batched_hvp(graph_grads, params, directions, maximize=False):
 
 
 def subspace_model(gradient, graph_grads, params, dimension, previous=None, maximize=False, scale=None):
-    """(Q (m', n), T (m', m'), b (m',), hvps used) with m' ≤ ``dimension``.
+    """(Q (m, n), T (m, m), b (m,), hvps used = m) with m = ``dimension``, on the device.
 
     Basis: g, then ``previous`` (the last displacement), then block-Lanczos directions
-    (H q residuals) until ``dimension`` vectors or a breakdown (an invariant subspace).
+    (H q residuals) until ``dimension`` rows; rows that broke down (an invariant subspace, a
+    zero gradient) are zero (module docstring).
     ``scale`` s (flat, optional): everything in the whitened coordinates y = θ/s of a
     diagonal metric G = s⁻²: ``gradient`` and ``previous`` are given whitened (s ⊙ g, Δθ / s)
     and H̃v = s ⊙ H(s ⊙ v)."""
@@ -86,20 +96,15 @@ def subspace_model(gradient, graph_grads, params, dimension, previous=None, maxi
         return batched_hvp(graph_grads, params, [scale * q for q in directions], maximize).mul_(scale)
 
     basis = []
-    orthonormal_append(basis, [gradient, previous])
-    products = products_of(basis) if basis else None
+    orthonormal_append(basis, [gradient, previous][:dimension])
+    products = products_of(basis)
     hvps = len(basis)
     block = products
-    while basis and len(basis) < dimension:
-        candidates = [row for row in block][: dimension - len(basis)]
-        added = orthonormal_append(basis, candidates)
-        if not added:
-            break
+    while len(basis) < dimension:
+        added = orthonormal_append(basis, list(block)[: dimension - len(basis)])
         block = products_of(added)
         hvps += len(added)
         products = torch.cat([products, block])
-    if not basis:
-        return None, None, None, hvps
     Q = torch.stack(basis)
     T = Q @ products.mT
     T = 0.5 * (T + T.mT)

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from .base import CurvatureOptimizer, RuleOptimizer, all_finite, check_choice, check_number, flat, unflatten_
+from .base import CurvatureOptimizer, RuleOptimizer, check_choice, check_number, flat, unflatten_
 from .local_model import subspace_model
 
 
@@ -91,6 +91,14 @@ class RecedingHorizon(CurvatureOptimizer):
         negative_curvature: "abs" (default) or "clip".
         max_iter: IPOPT iterations per plan (default 50); max_time: CPU seconds or None.
         maximize: default False.
+
+    Devices: the plan, the subspace basis, the local model and the curvature probes live on the
+    parameters' device and dtype. Between re-plans a step reads nothing on the host: whether
+    the gradient, the running g² and the step are finite is decided on the device, and a
+    non-finite step is applied as zero (it still uses up its slot of the plan) and counted in
+    ``pending_skips``, which the next re-plan folds into ``skipped_steps`` (warning once). A
+    re-plan is the one synchronisation: the model (T, b, live rows, pending skips) is read as
+    one tensor for IPOPT and the plan is copied back once; ``host_syncs`` counts these steps.
     """
 
     curvature_sources = ("hutchinson", "none")
@@ -165,9 +173,10 @@ class RecedingHorizon(CurvatureOptimizer):
     # -- the step -------------------------------------------------------------------
     def _group_step(self, group, params, grads, graph):
         head, gradient = self._head(group), flat(grads)
-        if not all_finite(gradient):                   # before the running averages see it
-            self._skip(group, "gradient")
-            return
+        # finiteness is decided on the device (no host read between re-plans): a non-finite
+        # gradient, running average or step makes the step zero and is counted in
+        # "pending_skips", folded into skipped_steps at the next re-plan (module docstring)
+        finite = torch.isfinite(gradient).all()
         if head.get("size") != gradient.numel():       # the parameters with gradients changed
             for key in ("plan", "second_moment"):
                 head.pop(key, None)
@@ -179,7 +188,9 @@ class RecedingHorizon(CurvatureOptimizer):
             beta = group["metric_beta"]
             if "second_moment" not in head:
                 head["second_moment"], head["moment_updates"] = torch.zeros_like(gradient), 0
-            head["second_moment"].mul_(beta).addcmul_(gradient, gradient, value=1 - beta)
+            second_moment = head["second_moment"].mul(beta).addcmul_(gradient, gradient, value=1 - beta)
+            finite &= torch.isfinite(second_moment).all()     # g² can overflow: keep the average finite
+            head["second_moment"] = torch.where(finite, second_moment, head["second_moment"])
             head["moment_updates"] += 1
         if self._due(group):
             if not graph:
@@ -188,7 +199,7 @@ class RecedingHorizon(CurvatureOptimizer):
                 self._skip(group, "local model")
                 return
         basis, plan, j = head["basis"], head["plan"], head["plan_index"]
-        planned = (plan[j + 1] - plan[j]).to(basis) @ basis          # whitened at the re-plan
+        planned = (plan[j + 1] - plan[j]) @ basis                    # whitened at the re-plan; all on the device
         if head.get("scale") is not None:
             planned.mul_(head["scale"])
         scale = self._metric_scale(group, params)                    # the current metric
@@ -197,9 +208,11 @@ class RecedingHorizon(CurvatureOptimizer):
         complement = residual.mul_(head["complement_factor"])        # −ηkψ(λ̃), fixed between re-plans
         complement -= basis.mT @ (basis @ complement)
         update = planned.add_(complement if scale is None else complement.mul_(scale))
-        if not all_finite(update):
-            self._skip(group, "step")
-            return
+        finite &= torch.isfinite(update).all()
+        update.masked_fill_(~finite, 0.0)
+        if "pending_skips" not in head:
+            head["pending_skips"] = torch.zeros((), dtype=torch.int64, device=gradient.device)
+        head["pending_skips"] += (~finite).long()
         unflatten_(update, params)
         self._advance(params)
         head["plan_index"] = j + 1
@@ -221,30 +234,39 @@ class RecedingHorizon(CurvatureOptimizer):
         if previous is not None and scale is not None:
             previous = previous / scale                    # whitened
         white = gradient if scale is None else gradient * scale
+        moved = previous is not None and "plan" in head    # a displacement to add (the plan ran since)
         basis, T, b, hvps = subspace_model(white, [graph.get(p) for p in params], params, m,
-                                           previous if previous is not None and previous.any() else None,
-                                           group["maximize"], scale)
+                                           previous if moved else None, group["maximize"], scale)
         head["hvps"] = int(head.get("hvps", 0)) + hvps
         diagonal = torch.zeros_like(gradient)
+        head["host_syncs"] = int(head.get("host_syncs", 0)) + 1   # this step synchronises (once counted)
         if group["curvature"] == "hutchinson":
-            estimate = self._hutchinson(group, params, graph)
+            estimate = self._hutchinson(group, params, graph)      # its finiteness checks read the device
             if estimate is None:
                 return False
             diagonal = estimate[1] if scale is None else estimate[1] * scale ** 2    # diag(SHS) = s² diag(H)
         eta_k = group["eta"] * group["k"]
         curvature = kernels.effective_curvature(diagonal, group["damping"], group["negative_curvature"])
         head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k, group["gamma"]).mul_(-eta_k)
-        if basis is None:                                  # zero gradient: stand still
-            basis = gradient.new_zeros(1, gradient.numel())
-            T, b = torch.ones(1, 1, dtype=gradient.dtype), torch.zeros(1, dtype=gradient.dtype)
-        if not (all_finite(T) and all_finite(b)):
-            return False
+        # the re-plan's one read of the model: T, b, which rows of Q live, the skips since the last
         size = basis.shape[0]
-        T_full, b_full = np.eye(m), np.zeros(m)            # padding: no force, positive curvature
-        T_full[:size, :size] = T.double().cpu().numpy()
-        b_full[:size] = b.double().cpu().numpy()
-        # in the parameters' dtype: load_state_dict casts floating state to it
-        head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype)
+        pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
+        model = torch.cat([T.reshape(-1), b, basis.square().sum(1), pending.reshape(1).to(T.dtype)])
+        model = model.double().cpu().numpy()
+        T_read, b_read, live = model[:size * size].reshape(size, size), model[size * size:size * (size + 1)], \
+            model[size * (size + 1):size * (size + 2)] > 0.5
+        if "pending_skips" in head:
+            for _ in range(int(model[-1])):
+                self._skip(group, "gradient, running average or step")
+            head["pending_skips"].zero_()
+        if not (np.all(np.isfinite(T_read)) and np.all(np.isfinite(b_read))):
+            return False
+        T_full, b_full = np.eye(m), np.zeros(m)            # padding and dead rows: no force, positive curvature
+        T_full[:size, :size][np.ix_(live, live)] = T_read[np.ix_(live, live)]
+        b_full[:size][live] = b_read[live]
+        # on the device, in the parameters' dtype (load_state_dict casts floating state to it)
+        head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype,
+                                       device=gradient.device)
         head["basis"] = torch.cat([basis, basis.new_zeros(m - size, basis.shape[1])])
         head["plan_index"], head["plan_dt"] = 0, group["lr"]
         head["replans"] = int(head.get("replans", 0)) + 1
@@ -260,7 +282,7 @@ class RecedingHorizon(CurvatureOptimizer):
         dt, steps, radius = group["lr"], group["plan_steps"], group["trust_radius"]
         gamma, eta, k = group["gamma"], group["eta"], group["k"]
         lam, vectors = np.linalg.eigh(0.5 * (T + T.T))
-        lam = kernels.effective_curvature(torch.from_numpy(lam), group["damping"], group["negative_curvature"]).numpy()
+        lam = kernels.effective_curvature(torch.as_tensor(lam), group["damping"], group["negative_curvature"]).numpy()
         times = dt * np.arange(steps + 1)
         closed = _closed_path(vectors, lam, b, times, eta, k, gamma)
         # each eigen-component of a(t) grows monotonically: |a(t)| is largest at the horizon
@@ -337,6 +359,20 @@ class RecedingHorizon(CurvatureOptimizer):
     def solves(self) -> int:
         """Plans solved by IPOPT (the trust region could bind); the others used the closed form."""
         return self._count("solves")
+
+    @property
+    def host_syncs(self) -> int:
+        """Steps at which the host waited for the device: the re-plans (the local model is read for
+        IPOPT, the Hutchinson estimate checked); none between re-plans."""
+        return self._count("host_syncs")
+
+    @property
+    def skipped_steps(self) -> int:
+        """Skipped steps: those counted at re-plans plus the ones pending on the device (reading
+        them synchronises: call it between steps, not inside a hot loop)."""
+        pending = sum(int(self._head(g)["pending_skips"]) for g in self.param_groups
+                      if g["params"] and "pending_skips" in self._head(g))
+        return RuleOptimizer.skipped_steps.fget(self) + pending
 
     @property
     def hvps(self) -> int:

@@ -113,6 +113,10 @@ register_rule("natural_gradient", lambda params, lr: NaturalGradient(
     "learning_rules.NaturalGradient, diagonal empirical Fisher (lr = ηkΔt/γ)")
 register_rule("sgd", lambda params, lr: torch.optim.SGD(params, lr=lr), 0.1, "torch.optim.SGD")
 register_rule("adam", lambda params, lr: torch.optim.Adam(params, lr=lr), 1e-3, "torch.optim.Adam")
+# AdamW with the grokking setting's decoupled weight decay (Power et al. 2022; β2 = 0.98 as in
+# Nanda et al. 2023's modular-addition runs): λ = 1 with lr 1e-3, i.e. θ shrinks by lr·λ per step.
+register_rule("adamw", lambda params, lr: torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=1.0),
+              1e-3, "torch.optim.AdamW, weight decay 1, β = (0.9, 0.98) (the grokking baseline)")
 
 # BeliefAdam (App. H, docs/belief_adam.md): lr = Δt; ηk = 1, filter rates K1 = 100, K2 = 1 per
 # unit time (β1 = 0.7, β2 = 0.997 at Δt = 3e-3), discount γ = 1e-3 (Adam's ε up to a factor 2:

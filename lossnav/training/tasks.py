@@ -72,7 +72,8 @@ def split_tasks(data: Dataset, count: int) -> list:
         x_test, y_test = select(data.x_test, data.y_test)
         if len(y_train) == 0 or len(y_test) == 0:
             raise ValueError(f"classes {pair} of {data.name} have no training or test examples")
-        tasks.append(Task(f"task{index}", Dataset(f"{data.name}-split{index}", x_train, y_train, x_test, y_test, 2),
+        tasks.append(Task(f"task{index}", Dataset(f"{data.name}-split{index}", x_train, y_train, x_test, y_test, 2,
+                                                  vocabulary=data.vocabulary),
                           pair))
     return tasks
 
@@ -99,7 +100,7 @@ def permuted_tasks(data: Dataset, count: int, seed: int = DEFAULT_PERMUTATION_SE
     for index, order in enumerate(permutations(features, count, seed)):
         tasks.append(Task(f"task{index}", Dataset(f"{data.name}-permuted{index}", permute(data.x_train, order),
                                                   data.y_train, permute(data.x_test, order), data.y_test,
-                                                  data.classes), tuple(range(data.classes)), order))
+                                                  data.classes, data.vocabulary), tuple(range(data.classes)), order))
     return tasks
 
 
