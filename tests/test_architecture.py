@@ -170,3 +170,23 @@ def test_no_module_over_300_lines_without_a_reason(package):
         if source.count("\n") > 300:
             docstring = ast.get_docstring(ast.parse(source)) or ""
             assert "Long because" in docstring, f"{path.relative_to(ROOT)}: {source.count(chr(10))} lines"
+
+
+def test_lossnav_runs_from_a_directory_with_its_own_training_package(tmp_path):
+    """A user's folder ``training/`` (or ``problems/`` ...) in the working directory does not
+    shadow the application: ``lossnav train`` reaches its own registry (it refused the dataset
+    name by name, instead of ``AttributeError: module 'training' has no attribute 'DATASETS'``)."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("training", "validation", "cli"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('the user package was imported')\n")
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-m", "lossnav", "train", "--data", "no-such-data", "--model", "mlp",
+                           "--rule", "sgd", "--epochs", "1", "--seed", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "unknown dataset 'no-such-data'; valid: digits" in done.stderr
+    assert "Traceback" not in done.stderr
