@@ -2,7 +2,7 @@
 
 Tasks: digits-MLP (scikit-learn's 8×8 digits, 2 hidden layers of 128) and mnist1d-CNN (MNIST-1D
 generated locally, a 3-conv 1-D CNN), minibatch 32, every rule with its registered defaults
-(training/rules.py), the same seeds, models and data order for every rule; runs are
+(lossnav/training/rules.py), the same seeds, models and data order for every rule; runs are
 interleaved rule by rule within each seed and use one thread each, so machine load hits
 every rule alike. Printed per task and rule:
 

@@ -3,7 +3,7 @@ raising weight variances after a task switch is the optimal form of weight reset
 
 WeightUncertainty (learning_rules.WeightUncertainty, rule ``weight_uncertainty``) against
 Adam, SGD and Adam whose state is reset at every task boundary (rule ``adam_reset``), each at
-its registered default (training/rules.py), on the digits task sequences of training/tasks.py:
+its registered default (lossnav/training/rules.py), on the digits task sequences of lossnav/training/tasks.py:
 ``split`` (5 domain-incremental pairs {0,1}, …, {8,9}, shared two-way head) and ``permuted``
 (5 fixed pixel permutations, task 0 unpermuted). One MLP per (sequence, seed, rule), seeds
 rule-interleaved. Figure: per task switch i, plasticity (accuracy on task i after training on

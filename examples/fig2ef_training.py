@@ -4,7 +4,7 @@ MPC (learning_rules.RecedingHorizon) and OptimalQuadratic rules.
 The paper trains an MLP on MNIST (Fig. 2e) and a CNN on CIFAR-10 (Fig. 2f); here an MLP on
 scikit-learn's 8×8 digits and a 1-D CNN on MNIST-1D (generated locally), so that 5 seeds of
 every rule run on a CPU in minutes. Each rule uses its registered defaults
-(training/rules.py); the figure shows the test accuracy per epoch, mean ± std over the seeds
+(lossnav/training/rules.py); the figure shows the test accuracy per epoch, mean ± std over the seeds
 (shaded), and the training loss on a log axis, geometric mean ×/÷ geometric std.
 
 Usage:
