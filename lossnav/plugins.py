@@ -95,6 +95,18 @@ def load_all(specs) -> list:
     return [item for spec in specs for item in load(spec)]
 
 
+def load_object(spec: str, option: str, expects: str):
+    """The object named by ``FILE.py:name`` or ``module:name`` (for options such as
+    ``--optimizer module:factory``); PluginError (usage) when the spec has no ':name'."""
+    target, _, attribute = _split(spec)
+    if not attribute:
+        raise PluginError(f"{option} expects FILE.py:name or module:name ({expects}), got {spec!r}", usage=True)
+    module = _import(target, spec, option)
+    if not hasattr(module, attribute):
+        raise PluginError(f"{option} {spec}: {module.__name__} has no attribute {attribute!r}")
+    return getattr(module, attribute)
+
+
 def _split(spec: str):
     """(file path or module name, ':', attribute); a Windows drive letter is not a separator."""
     text = spec.strip()
@@ -106,11 +118,11 @@ def _split(spec: str):
     return text, "", ""
 
 
-def _import(target: str, spec: str):
+def _import(target: str, spec: str, option: str = OPTION):
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = pathlib.Path(target)
         if not path.is_file():
-            raise PluginError(f"{OPTION} {spec}: no such file {target}", usage=True)
+            raise PluginError(f"{option} {spec}: no such file {target}", usage=True)
         name = f"lossnav_plugin_{path.stem}"
         if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path.resolve()):
             return sys.modules[name]
@@ -121,16 +133,16 @@ def _import(target: str, spec: str):
             loader_spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[name]
-            raise PluginError(f"{OPTION} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"{option} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
         return module
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         if exc.name == target or target.startswith(f"{exc.name}."):
-            raise PluginError(f"{OPTION} {spec}: no module named {target!r} (not a file either)", usage=True) from None
-        raise PluginError(f"{OPTION} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"{option} {spec}: no module named {target!r} (not a file either)", usage=True) from None
+        raise PluginError(f"{option} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
-        raise PluginError(f"{OPTION} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"{option} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _register_object(value, name: str, spec: str) -> str:

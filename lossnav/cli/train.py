@@ -4,8 +4,8 @@
                   [--batch B] [--lr LR] [--json] [--out DIR]
                   [--checkpoint FILE] [--resume FILE] [--tasks split|permuted [--task-count N]]
 
-RULE: mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (and any rule registered in
-:mod:`lossnav.training.rules`). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
+RULE: any rule of :mod:`lossnav.training.rules` (``--help`` lists them all), including plug-ins
+(entry points ``lossnav.rules``, ``--plugin FILE.py:factory``). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
 optimal_quadratic; default: the rule's). ``--checkpoint FILE`` saves model, optimizer and RNG
 state after every epoch; ``--resume FILE`` continues such a run up to ``--epochs`` epochs in
 total, bit-identically to an uninterrupted run. ``--out DIR`` writes ``metrics.json`` (per-epoch
@@ -29,8 +29,7 @@ def add_parser(commands):
     add = parser.add_argument
     add("--data", required=True, metavar="DATA", help="digits (scikit-learn 8×8) or mnist1d (generated locally)")
     add("--model", required=True, metavar="MODEL", help="mlp or cnn (1-D)")
-    add("--rule", required=True, metavar="RULE",
-        help="mpc, optimal_quadratic, ballistic, natural_gradient, sgd, adam (or a registered rule)")
+    add("--rule", required=True, metavar="RULE", help=_RuleHelp("a rule of the registry"))
     add("--epochs", required=True, type=arguments.positive_int, help="epochs in total")
     add("--seed", required=True, type=arguments.non_negative_int, help="seed of the model, the shuffling and the probes")
     add("--batch", type=arguments.positive_int, default=32, help="minibatch size (default: 32)")
@@ -44,6 +43,16 @@ def add_parser(commands):
     add("--task-count", type=arguments.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
+
+
+class _RuleHelp(str):
+    """The --rule help text, read from the rule registry only when --help prints it (the
+    registry imports torch and the installed ``lossnav.rules`` plug-ins)."""
+
+    def __mod__(self, params):            # argparse expands help as ``help % params``
+        from lossnav.training import rules
+        return (f"one of: {', '.join(rules.RULES)} (lossnav.training.rules; plug-ins add rules "
+                "through the entry-point group lossnav.rules or --plugin FILE.py:factory)")
 
 
 def _check_name(kind, value, registry):

@@ -1,11 +1,21 @@
 """``lossnav validate``: analytic solutions and learning rules against collocation.
 
-    lossnav validate [NAME ...|--all] [--draws N] [--seed S] [--json] [--report DIR]
+    lossnav validate [NAME ...|--all] [--draws N] [--seed S] [--gammas a,b,...] [--json] [--report DIR]
+    lossnav validate NAME [--set key=value ...] --optimizer FILE.py:factory|module:factory
+                     --dt a,b,c [--horizon T] [--limit gradient_flow|optimal|module:function] [--json]
 
 ``validate`` prints one line per case and exits 1 if any case fails; ``--report DIR``
 writes DIR/report.md with every figure (PNG and PDF) beside it and, for belief_adam and
 weight_uncertainty, runs the optimizers' convergence to collocation
-(:mod:`lossnav.validation.optimizer_studies`; a failing study also exits 1).
+(:mod:`lossnav.validation.optimizer_studies`; a failing study also exits 1). ``--gammas``
+replaces the scenarios' own discount rates; a progress bar (on a terminal) names the case
+being solved.
+
+``--optimizer`` checks the user's optimizer ``factory(params, dt)`` on scenario NAME against
+the collocation reference and the ``--limit`` flow at each ``--dt``
+(:func:`lossnav.validation.validate_optimizer`): a table and the verdict, or with ``--json``
+``{"rows": [{"dt", "error_reference", "error_limit", ...}], "order_reference", "order_limit",
+...}``; exit 1 when it does not converge to the declared limit (to the optimal path without one).
 """
 from __future__ import annotations
 
@@ -32,11 +42,43 @@ def add_parser(commands):
     parser.add_argument("--seed", type=arguments.non_negative_int, default=0, help="seed of the draws (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--report", metavar="DIR", help="write DIR/report.md and the figures")
+    parser.add_argument("--gammas", type=_gammas, metavar="A,B,...",
+                        help="discount rates of every case (default: each scenario's own, e.g. 0,0.1,1,10)")
+    check = parser.add_argument_group("checking your optimizer (lossnav.validation.validate_optimizer)")
+    check.add_argument("--optimizer", metavar="FILE.py:factory|module:factory",
+                       help="a factory (params, dt) -> torch.optim.Optimizer to check on scenario NAME")
+    check.add_argument("--dt", type=_steps, metavar="A,B,...", help="step sizes, at least two (with --optimizer)")
+    check.add_argument("--horizon", type=arguments.positive_float, default=5.0, metavar="T",
+                       help="compare on [0, T] (with --optimizer; default: 5)")
+    check.add_argument("--limit", metavar="gradient_flow|optimal|module:function",
+                       help="the flow the optimizer should converge to: gradient flow θ̇ = −(ηk/γ)∇L, "
+                            "the optimal path, or limit(scenario, t, theta0) -> (n, dim)")
+    check.add_argument("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
+                       type=arguments.setting, help="scenario parameter, value as JSON (with --optimizer; repeatable)")
     parser.set_defaults(handler=run_validate)
     return parser
 
 
+def _gammas(text: str) -> list:
+    values = arguments.vector(text)
+    if not all(value >= 0 for value in values):
+        raise arguments.argparse.ArgumentTypeError(f"discount rates must be ≥ 0, got {text!r}")
+    return values
+
+
+def _steps(text: str) -> list:
+    values = arguments.vector(text)
+    if len(set(values)) < 2 or not all(value > 0 for value in values):
+        raise arguments.argparse.ArgumentTypeError(f"expected at least two distinct step sizes > 0, got {text!r}")
+    return values
+
+
 def run_validate(args) -> int:
+    if args.optimizer is not None:
+        return run_optimizer_check(args)
+    for flag, given in (("--dt", args.dt), ("--limit", args.limit), ("--set", args.settings)):
+        if given:
+            raise arguments.UsageError(f"{flag} applies with --optimizer only")
     if args.all == bool(args.names):
         raise arguments.UsageError("give scenario names or --all (not both)")
     selected = names() if args.all else args.names
@@ -46,8 +88,11 @@ def run_validate(args) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(f"{'problem':<19} {'case':<30} {'error':>9} {'EL coll.':>9} {'EL anal.':>9} {'final':>9}  result",
           file=out)
-    results = cases.validate(selected, args.draws, args.seed,
-                                progress=lambda result: print(_line(result), file=out, flush=True))
+    bar = _progress_bar(selected, args, out)
+    results = cases.validate(selected, args.draws, args.seed, gammas=args.gammas,
+                             on_case=lambda case: bar.set_description_str(f"{case.name}: {case.label}"),
+                             progress=lambda result: (bar.write(_line(result), file=out), bar.update()))
+    bar.close()
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)}/{len(results)} cases passed "
           f"(tolerances: error {cases.TOLERANCE:g} relative to |θ0 − θ*|, EL residual "
@@ -66,6 +111,47 @@ def run_validate(args) -> int:
         path = report.write(args.report, results, progress=progress, studies=studies)
         print(f"report: {path}", file=out)
     return 1 if failed or not all(entry["passed"] for entry in studies) else 0
+
+
+def _progress_bar(selected, args, out):
+    """A tqdm bar over every case (shown on a terminal only), its text the case being solved."""
+    from tqdm import tqdm
+    total = sum(len(cases.cases(name, args.draws, args.seed, args.gammas)) for name in selected)
+    return tqdm(total=total, unit="case", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+
+
+def run_optimizer_check(args) -> int:
+    """``--optimizer``: the user's optimizer on one scenario (validate_optimizer)."""
+    from lossnav import plugins
+    from lossnav.validation import optimizer_check   # torch: only for this mode
+    if len(args.names) != 1 or args.all:
+        raise arguments.UsageError("--optimizer checks one scenario: give exactly one NAME")
+    if args.dt is None:
+        raise arguments.UsageError("--optimizer needs --dt a,b,... (at least two step sizes)")
+    for flag, given in (("--report", args.report), ("--gammas", args.gammas)):
+        if given:
+            raise arguments.UsageError(f"{flag} does not apply with --optimizer (use --set gamma=...)")
+    try:
+        factory = plugins.load_object(args.optimizer, "--optimizer", "a factory (params, dt) -> optimizer")
+        limit = args.limit
+        if limit is not None and limit not in optimizer_check.LIMITS:
+            limit = plugins.load_object(limit, "--limit", "gradient_flow, optimal or a function")
+    except plugins.PluginError as exc:
+        if exc.usage:
+            raise arguments.UsageError(arguments.one_line(exc)) from None
+        raise ocp.ProblemError(arguments.one_line(exc)) from None
+    scenario = get(args.names[0], **dict(args.settings))
+    try:
+        result = optimizer_check.validate_optimizer(factory, scenario, args.dt, horizon=args.horizon, limit=limit)
+    except optimizer_check.OptimizerCheckError as exc:
+        raise ocp.ProblemError(arguments.one_line(exc)) from None
+    if args.json:
+        print(arguments.dumps(result.to_dict()))
+    else:
+        print(f"{scenario.name} ({', '.join(f'{k}={v}' for k, v in scenario.params.items())}), "
+              f"optimizer {args.optimizer}, horizon {args.horizon:g}, limit {result.limit or '—'}")
+        print(result.table())
+    return 0 if result.passed else 1
 
 
 def _line(result) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 
 import ocp
 
-from problems import get, names
+from problems import Scenario, get, names
 
 from .rules import check_rules
 
@@ -73,12 +73,15 @@ class Result:
                 "message": self.message, **self.figures, "rules": self.rules}
 
 
-def cases(name: str, draws: int = 2, seed: int = 0) -> list:
-    """The paper's defaults and ``draws`` random parameter sets, each at every γ of the
-    scenario's ``validation_gammas``."""
+def cases(name: str, draws: int = 2, seed: int = 0, gammas=None) -> list:
+    """The paper's defaults and ``draws`` random parameter sets, each at every γ of
+    ``gammas`` (default: the scenario's ``validation_gammas``). A scenario without
+    :meth:`~problems.Scenario.random_params` (a plug-in may omit it) gets the defaults only."""
     base = get(name)
-    gammas = base.validation_gammas
+    gammas = base.validation_gammas if gammas is None else tuple(gammas)
     out = [Case(name, {"gamma": g}, base.theta0, f"paper defaults, γ={g:g}") for g in gammas]
+    if type(base).random_params is Scenario.random_params:
+        draws = 0
     for i in range(draws):
         rng = np.random.default_rng([seed, i])
         params = base.random_params(rng)
@@ -96,8 +99,15 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
     try:
         scenario = case.scenario()
         trajectory, mesh_change = reference(scenario, case.theta0, mesh)
+        scenario.fixed_point()
+    except NotImplementedError:
+        result.message = (f"{case.name} does not define fixed_point(): validate measures errors relative "
+                          "to |θ0 − θ*| and checks where the path comes to rest")
+        return result
     except ocp.OCPError as exc:
         result.message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        if case.params.get("gamma") == 0 and "gamma = 0" in result.message:
+            result.message += " (a scenario declares its loss minimum as the class attribute loss_minimum)"
         return result
     figures = result.figures
     distance = max(np.linalg.norm(case.theta0 - scenario.fixed_point()), 1e-300)
@@ -178,11 +188,15 @@ def _el_error(problem, trajectory, mask) -> float:
 
 
 def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=None,
-             rules: bool = True) -> list:
-    """Results for the scenarios ``selected`` (default: all), in order."""
+             rules: bool = True, gammas=None, on_case=None) -> list:
+    """Results for the scenarios ``selected`` (default: all), in order; ``gammas``
+    overrides each scenario's ``validation_gammas``; ``on_case(case)`` is called before a
+    case is solved and ``progress(result)`` after."""
     results = []
     for name in selected or names():
-        for case in cases(name, draws, seed):
+        for case in cases(name, draws, seed, gammas):
+            if on_case:
+                on_case(case)
             results.append(check(case, mesh, rules))
             if progress:
                 progress(results[-1])
