@@ -8,11 +8,16 @@ tensor, constants as tensors), so there is no second hand-written copy of any fo
     from problems import ops
     def loss(theta, H, mu):
         d = theta - mu
-        return 0.5 * ops.dot(d, H @ d) + ops.sum(ops.log(1 + ops.exp(-theta)))
+        return 0.5 * ops.dot(d, H @ d) + ops.sum(ops.softplus(-theta))
 
 Dispatch is on the type of the first argument (a CasADi type → casadi, a torch.Tensor →
 torch, anything else → numpy). torch is never imported here: a torch tensor brings its
 own module.
+
+Write ``ops.softplus(z)`` for log(1 + e^z), ``ops.log1p(x)`` for log(1 + x) and
+``ops.logsumexp(x)`` for log Σ e^{x_i}: the naive forms overflow (e^z = inf for z > 709 in
+float64, 88 in float32) or lose every digit (log(1 + 1e-17) = 0); these stay finite and
+exact on all three backends, with exact gradients (σ(z) and softmax(x)).
 """
 from __future__ import annotations
 
@@ -46,7 +51,35 @@ def _unary(name):
     return function
 
 
-exp, log, sin, cos, tanh, sqrt = (_unary(name) for name in ("exp", "log", "sin", "cos", "tanh", "sqrt"))
+exp, log, sin, cos, tanh, sqrt, log1p = (_unary(name) for name in ("exp", "log", "sin", "cos", "tanh", "sqrt",
+                                                                   "log1p"))
+log1p.__doc__ = "Elementwise log(1 + x), exact for small |x| (casadi, torch or numpy)."
+
+
+def softplus(z):
+    """Elementwise log(1 + e^z), finite for every finite z: z + log1p(e^{−z}) for z > 0,
+    log1p(e^z) otherwise (so the exponential never overflows); gradient σ(z)."""
+    backend = _backend(z)
+    if backend == "casadi":
+        # both branches are evaluated; if_else drops the unused one (also its derivative)
+        return casadi.if_else(z > 0, z + casadi.log1p(casadi.exp(-z)), casadi.log1p(casadi.exp(z)))
+    if backend == "torch":
+        torch = sys.modules["torch"]
+        # clamped so that neither branch overflows (torch.where backpropagates through both)
+        return torch.where(z > 0, z + torch.log1p(torch.exp(-z.clamp(min=0))), torch.log1p(torch.exp(z.clamp(max=0))))
+    return np.logaddexp(0.0, z)
+
+
+def logsumexp(x):
+    """log Σ_i e^{x_i} over all entries of x, shifted by max x (no overflow); gradient softmax(x)."""
+    backend = _backend(x)
+    if backend == "casadi":
+        return casadi.logsumexp(casadi.vec(x))
+    if backend == "torch":
+        return sys.modules["torch"].logsumexp(x.reshape(-1), dim=0)
+    x = np.ravel(np.asarray(x, dtype=float))
+    shift = np.max(x)
+    return float(shift + np.log(np.sum(np.exp(x - shift))))
 
 
 def dot(a, b):
