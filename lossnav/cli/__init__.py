@@ -26,11 +26,11 @@ import ocp
 import problems as scenarios
 from lossnav import plugins
 
-from . import arguments, langevin, problems, solve, train, validate
+from . import arguments, langevin, problems, solve, sweep, train, validate
 from .arguments import PROG
 
 COMMANDS = (problems.add_parser, solve.add_parser, validate.add_parser, langevin.add_parser,
-            train.add_parser)
+            train.add_parser, sweep.add_parser)
 
 
 def build_parser():
