@@ -19,6 +19,17 @@ every rule alike. Printed per task and rule:
 Usage: ``python benchmarks/bench_train.py [--seeds 5] [--epochs-digits 20] [--epochs-mnist1d 30]
 [--rules mpc,adam,...] [--tasks digits-mlp,mnist1d-cnn] [--save results.json]``. The results JSON
 (per-epoch histories) feeds ``examples/fig2ef_training.py --results``.
+
+``--tuning`` (issue 18) is the fair comparison instead, over digits-MLP, mnist1d-CNN and the
+modular-addition transformer: every rule gets the same learning-rate budget (``--trials`` rates
+on a log grid around its default, chosen on a validation split carved from the training set;
+:func:`lossnav.training.compare.tune`), then the chosen rates run over ``--seeds`` seeds, and the
+transformer once more at every rule's default rate. Printed per task: test accuracy mean ± std,
+steps and training time to the target accuracy (median over seeds), per-step time and its
+ratio to Adam's in the same run, MPC plans/IPOPT solves/fallbacks/host synchronisations, and
+whether the goals hold (MPC per step ≤ 1.15× Adam on every task; time to target no worse than
+the best tuned baseline on at least two tasks). ``--figures DIR`` draws the curves (mean ± std
+bands). The default sizes fit a loaded 2-core machine in ≈ 20 min (benchmarks/tuning.py).
 """
 from __future__ import annotations
 
@@ -31,9 +42,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lossnav.training.compare import TASKS, run_grid, summarize  # noqa: E402
+import tuning  # noqa: E402  (benchmarks/tuning.py: the --tuning comparison)
 
 RULES = ("adam", "mpc", "optimal_quadratic", "ballistic", "natural_gradient", "sgd")
 TARGETS = {"digits-mlp": 95.0, "mnist1d-cnn": 90.0}
+PAPER_TASKS = ("digits-mlp", "mnist1d-cnn")
 
 
 def register_ablations():
@@ -56,13 +69,17 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs-digits", type=int, default=20)
     parser.add_argument("--epochs-mnist1d", type=int, default=30)
-    parser.add_argument("--rules", default=",".join(RULES))
-    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--rules", default=None, help=f"default: {','.join(RULES)} ({','.join(tuning.RULES)} with --tuning)")
+    parser.add_argument("--tasks", default=None, help=f"default: {','.join(PAPER_TASKS)} ({','.join(TASKS)} with --tuning)")
     parser.add_argument("--save", metavar="FILE.json", help="write the per-epoch histories")
     parser.add_argument("--ablation", action="store_true",
                         help="add mpc without trust region (ρ = 1e9) and mpc re-planning every 10 steps")
+    tuning.add_arguments(parser)
     args = parser.parse_args(argv)
-    rules, tasks = args.rules.split(","), args.tasks.split(",")
+    if args.tuning:
+        return tuning.main(args)
+    rules = (args.rules or ",".join(RULES)).split(",")
+    tasks = (args.tasks or ",".join(PAPER_TASKS)).split(",")
     if args.ablation:
         rules += register_ablations()
     epochs = {"digits-mlp": args.epochs_digits, "mnist1d-cnn": args.epochs_mnist1d}

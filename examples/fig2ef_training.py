@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lossnav.training.compare import TASKS, run_grid  # noqa: E402
+from lossnav.training.compare import run_grid  # noqa: E402
+
+TASKS = ("digits-mlp", "mnist1d-cnn")     # the paper's two settings (the transformer: bench_train --tuning)
 
 RULES = ("sgd", "adam", "ballistic", "mpc", "optimal_quadratic")
 COLOURS = {"sgd": "black", "adam": "tab:red", "ballistic": "tab:blue", "mpc": "tab:green",

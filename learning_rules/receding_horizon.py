@@ -175,8 +175,7 @@ class RecedingHorizon(CurvatureOptimizer):
         head, gradient = self._head(group), flat(grads)
         # finiteness is decided on the device (no host read between re-plans): a non-finite
         # gradient, running average or step makes the step zero and is counted in
-        # "pending_skips", folded into skipped_steps at the next re-plan (module docstring)
-        finite = torch.isfinite(gradient).all()
+        # "pending_skips", folded into skipped_steps at the next re-plan (class docstring)
         if head.get("size") != gradient.numel():       # the parameters with gradients changed
             for key in ("plan", "second_moment"):
                 head.pop(key, None)
@@ -188,14 +187,15 @@ class RecedingHorizon(CurvatureOptimizer):
             beta = group["metric_beta"]
             if "second_moment" not in head:
                 head["second_moment"], head["moment_updates"] = torch.zeros_like(gradient), 0
-            second_moment = head["second_moment"].mul(beta).addcmul_(gradient, gradient, value=1 - beta)
-            finite &= torch.isfinite(second_moment).all()     # g² can overflow: keep the average finite
-            head["second_moment"] = torch.where(finite, second_moment, head["second_moment"])
+            previous_moment = head["second_moment"]
+            head["second_moment"] = previous_moment.mul(beta).addcmul_(gradient, gradient, value=1 - beta)
             head["moment_updates"] += 1
         if self._due(group):
             if not graph:
                 raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
             if not self._replan(group, params, gradient, graph):
+                if group["metric"] == "gradient_squares":      # the failed step leaves the average as it was
+                    head["second_moment"] = previous_moment
                 self._skip(group, "local model")
                 return
         basis, plan, j = head["basis"], head["plan"], head["plan_index"]
@@ -208,7 +208,14 @@ class RecedingHorizon(CurvatureOptimizer):
         complement = residual.mul_(head["complement_factor"])        # −ηkψ(λ̃), fixed between re-plans
         complement -= basis.mT @ (basis @ complement)
         update = planned.add_(complement if scale is None else complement.mul_(scale))
-        finite &= torch.isfinite(update).all()
+        # a NaN or ±inf gradient makes the update NaN (through g, or g² → the metric); an
+        # overflowing g² shows in the average's sum: one reduction each decides (a finite sum
+        # proves every entry finite; an overflowing sum of finite entries skips too, conservatively)
+        check = update.sum()
+        if group["metric"] == "gradient_squares":
+            check = check + head["second_moment"].sum()
+            head["second_moment"] = torch.where(check.isfinite(), head["second_moment"], previous_moment)
+        finite = check.isfinite()
         update.masked_fill_(~finite, 0.0)
         if "pending_skips" not in head:
             head["pending_skips"] = torch.zeros((), dtype=torch.int64, device=gradient.device)
