@@ -45,6 +45,8 @@ class Ballistic(CurvatureOptimizer):
         maximize: default False.
     """
 
+    param_shaped_state = ("exp_avg_sq", "hessian_diag")
+
     curvature_sources = ("gradient_squares", "exact", "hutchinson")
 
     def __init__(self, params, lr=1e-3, *, beta=0.999, eps=1e-8, bias_correction=True,
@@ -93,6 +95,9 @@ class Ballistic(CurvatureOptimizer):
     def _squares_step(self, group, params, grads):
         beta = group["beta"]
         averages = self._running_squares(params, grads, "exp_avg_sq", beta)
+        if averages is None:                   # g² overflowed: skip, keep the average finite
+            self._skip(group, "running average of squared gradients (overflow)")
+            return
         correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
         updates = self._scaled(group, grads, averages, correction)
         if group["eps"] > 0:                   # ε > 0 bounds the step: no second check

@@ -106,6 +106,66 @@ class RuleOptimizer(Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("_warned_nonfinite", False)
 
+    #: state entries shaped like their parameter (running statistics); subclasses extend
+    param_shaped_state: tuple = ("hessian_diag",)
+
+    def load_state_dict(self, state_dict):
+        """torch's ``load_state_dict``, then every loaded group checked as the constructor checks
+        it (:meth:`check_group`: a NaN lr or a negative γ is refused) and every state entry
+        checked (finite tensors and counters; running statistics shaped like their parameter).
+        A state of another optimizer (Adam, another rule) is refused: its groups do not carry
+        this rule's hyperparameters. On refusal a ValueError names the group or parameter and
+        the optimizer keeps its previous groups and state."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError(f"{name}.load_state_dict expects a state_dict with 'state' and 'param_groups', "
+                             f"got {type(state_dict).__name__}")
+        expected = [set(group) - {"params"} for group in self.param_groups]
+        loaded = state_dict["param_groups"]
+        if not isinstance(loaded, (list, tuple)) or len(loaded) != len(expected) \
+                or not all(isinstance(group, dict) for group in loaded):
+            raise ValueError(f"{name}.load_state_dict: the state has {len(loaded) if isinstance(loaded, (list, tuple)) else 'no'} "
+                             f"parameter groups, this optimizer {len(expected)}")
+        for index, (group, keys) in enumerate(zip(loaded, expected)):
+            have = set(group) - {"params"}
+            if have != keys:
+                missing, extra = sorted(keys - have), sorted(have - keys)
+                raise ValueError(f"{name}.load_state_dict: group {index} is not a {name} group (state of "
+                                 f"another optimizer?)" + (f"; missing {', '.join(missing)}" if missing else "")
+                                 + (f"; unexpected {', '.join(extra)}" if extra else ""))
+        previous_groups, previous_state = self.param_groups, self.state
+        super().load_state_dict(state_dict)
+        try:
+            for index, group in enumerate(self.param_groups):
+                try:
+                    self.check_group(group)
+                except ValueError as exc:
+                    raise ValueError(f"{name}.load_state_dict: group {index}: {exc}") from None
+                for position, param in enumerate(group["params"]):
+                    if param in self.state:
+                        self._check_state(self.state[param], param, f"group {index}, parameter {position}")
+        except (ValueError, TypeError):
+            self.param_groups, self.state = previous_groups, previous_state
+            raise
+
+    def _check_state(self, state, param, where):
+        name = type(self).__name__
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point() and not all_finite(value):
+                    raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} is not finite")
+                if key in self.param_shaped_state and value.shape != param.shape:
+                    raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} has shape "
+                                     f"{tuple(value.shape)}, the parameter {tuple(param.shape)}")
+            elif isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} = {value!r} is not finite")
+            if key in ("step", "skipped_steps", "hessian_updates"):
+                number = float(value) if isinstance(value, (numbers.Real, torch.Tensor)) and \
+                    (not isinstance(value, torch.Tensor) or value.numel() == 1) else None
+                if number is None or number < 0 or number != int(number):
+                    raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} must be a count ≥ 0, "
+                                     f"got {value!r}")
+
     @torch.no_grad()
     def step(self, closure=None):
         """One step per group; returns the closure's loss (None without closure)."""
@@ -168,15 +228,21 @@ class RuleOptimizer(Optimizer):
         return params, grads
 
     def _running_squares(self, params, grads, key, beta):
-        """Update and return state[p][key] ← β·state + (1 − β)·g² (created as zeros)."""
+        """The updated averages β·state[p][key] + (1 − β)·g² (state created as zeros), stored
+        only when every entry is finite; None otherwise (the state keeps its old value and the
+        caller skips the step). A finite but huge gradient (1e30 in float32) squares to inf:
+        stored, it would freeze the rule for good (every later g/√v is 0)."""
         averages = []
         for param in params:
             state = self.state[param]
             if key not in state:
                 state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
             averages.append(state[key])
-        torch._foreach_mul_(averages, beta)
-        torch._foreach_addcmul_(averages, grads, grads, 1 - beta)
+        updated = torch._foreach_mul(averages, beta)
+        torch._foreach_addcmul_(updated, grads, grads, 1 - beta)
+        if not all_finite(updated):
+            return None
+        torch._foreach_copy_(averages, updated)
         return averages
 
     def _step_count(self, params):
@@ -290,9 +356,12 @@ class CurvatureOptimizer(RuleOptimizer):
             averages = [state["hessian_diag"] for state in states]
             parts = [part.view_as(p) for part, p in zip(torch.split(estimate, [p.numel() for p in params]), params)]
             if beta:
-                torch._foreach_lerp_(averages, parts, 1 - beta)
-            else:
-                torch._foreach_copy_(averages, parts)
+                parts = torch._foreach_lerp(averages, parts, 1 - beta)
+                if not all_finite(parts):    # finite estimates can still overflow the average
+                    for state in states:
+                        state["hessian_updates"] -= 1
+                    return None
+            torch._foreach_copy_(averages, parts)
         states = [self.state[param] for param in params]
         if any("hessian_diag" not in state for state in states):
             return None

@@ -76,6 +76,8 @@ class BeliefAdam(RuleOptimizer):
         maximize: default False.
     """
 
+    param_shaped_state = ("mean", "variance", "anchor")
+
     def __init__(self, params, lr=1e-3, *, eta=1.0, k=1.0, gamma=0.0, mean_rate=100.0, variance_rate=1.0,
                  mean_decay=0.0, variance_decay=0.0, coupling=0.0, mean_feedback=0.0, variance_feedback=0.0,
                  centered=False, anchor="current", bias_correction=True, eps=1e-8, variance_floor=0.0,

@@ -41,6 +41,8 @@ class NaturalGradient(RuleOptimizer):
         maximize: default False.
     """
 
+    param_shaped_state = ("fisher",)
+
     def __init__(self, params, lr=1e-3, *, metric=None, beta=0.999, damping=1e-8, maximize=False):
         super().__init__(params, dict(lr=lr, metric=metric, beta=beta, damping=damping, maximize=maximize))
 
@@ -93,6 +95,8 @@ class NaturalGradient(RuleOptimizer):
     def _fisher(self, group, params, grads):
         beta = group["beta"]
         averages = self._running_squares(params, grads, "fisher", beta)
+        if averages is None:                   # g² overflowed: _apply skips and counts the step
+            return None
         correction = 1 - beta ** (self._step_count(params) + 1)
         denominator = torch._foreach_mul(averages, 1.0 / correction)
         torch._foreach_add_(denominator, group["damping"])

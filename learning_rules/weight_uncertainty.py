@@ -60,6 +60,8 @@ class WeightUncertainty(CurvatureOptimizer):
         maximize: maximize the objective instead (default False).
     """
 
+    param_shaped_state = ("variance", "hessian_diag")
+
     def __init__(self, params, lr=1e-2, *, eta=1.0, k=1.0, gamma=1.0, beta=1.0, init_variance=1e-2,
                  min_variance=1e-12, max_variance=math.inf, curvature="hutchinson", refresh_interval=1,
                  curvature_beta=0.9, hutchinson_samples=1, maximize=False):

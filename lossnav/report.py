@@ -5,6 +5,8 @@ import datetime
 import math
 import os
 
+from ocp.files import write_text
+
 from lossnav.figures import paper as figures
 from lossnav.validation import cases as validate, optimizer_studies
 
@@ -39,8 +41,7 @@ def write(directory, results, progress=None, studies=()) -> str:
         draw(os.path.join(directory, name))
         lines += [f"### {caption}", "", f"![{caption}]({name}.png)  ([PDF]({name}.pdf))", ""]
     path = os.path.join(directory, "report.md")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")      # atomic: never a half-written report
     return path
 
 

@@ -8,7 +8,8 @@ Knows nothing about learning or torch. Public API::
     ocp.TrustRegionPlanner(...)          # a finite plan with |θ(t) − θ0| ≤ ρ (ocp/constraints.py)
 """
 from .constraints import TrustRegionPlanner
-from .errors import OCPError, ProblemError, SolveError, TerminalConstraintError
+from .errors import (FileFormatError, OCPError, OutputPathError, ProblemError, SolveError,
+                     TerminalConstraintError)
 from .path import from_path
 from .problem import DiscountedOCP
 from .receding import RecedingHorizonController
@@ -17,6 +18,7 @@ from .trajectory import Trajectory
 from .transcription import Mesh
 from .verification import euler_lagrange_error, euler_lagrange_residual, mesh_convergence
 
-__all__ = ["DiscountedOCP", "Mesh", "OCPError", "ProblemError", "RecedingHorizonController", "SolveError",
+__all__ = ["DiscountedOCP", "FileFormatError", "Mesh", "OCPError", "OutputPathError", "ProblemError",
+           "RecedingHorizonController", "SolveError",
            "TerminalConstraintError", "Trajectory", "TrustRegionPlanner", "euler_lagrange_error",
            "euler_lagrange_residual", "from_path", "mesh_convergence", "solve"]

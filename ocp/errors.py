@@ -30,3 +30,13 @@ class SolveError(OCPError):
         self.status = status
         self.iterations = iterations
         self.last_iterate = last_iterate
+
+
+class FileFormatError(OCPError, ValueError):
+    """A file read back is missing, not of the expected kind, truncated or corrupted (its
+    content does not match its checksum). The message names the file."""
+
+
+class OutputPathError(OCPError, ValueError):
+    """An output path that cannot be written (missing or unwritable folder, a folder where a
+    file is expected, an unexpected extension); raised before any work is done."""

@@ -10,12 +10,16 @@ finite-horizon elements and the pieces carried by the policy integrator).
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .collocation import lagrange_basis
-from .errors import OCPError
+from . import files
+from .time_maps import element_coordinate
+from .errors import FileFormatError, OCPError
 
 ARRAY_KEYS = ("t", "theta", "velocity", "kinetic", "potential", "costate")
 
@@ -65,29 +69,47 @@ class Trajectory:
             i0, i1, t_a, scale = self.elements[e]
             idx = slice(int(i0), int(i1) + 1)
             mask = which == e
-            nodes, query = self.t[idx], t_query[mask]
-            if scale > 0:
-                nodes = (nodes - t_a) / (scale + nodes - t_a)
-                query = (query - t_a) / (scale + query - t_a)
+            nodes, _ = element_coordinate(self.t[idx], t_a, scale)
+            query, _ = element_coordinate(t_query[mask], t_a, scale)
             out[mask] = lagrange_basis(nodes, query).T @ self.theta[idx]
         return out[0] if np.ndim(t) == 0 else out
 
     # -- persistence ---------------------------------------------------------------
     def save(self, path) -> None:
-        """Write an .npz with keys t, theta, velocity, kinetic, potential, costate, objective."""
-        arrays = {key: getattr(self, key) for key in ARRAY_KEYS}
-        np.savez(path, objective=np.float64(self.objective), elements=self.elements,
-                 stats=np.array(json.dumps(self.stats, default=_jsonable)), **arrays)
+        """Write an .npz at exactly ``path`` (no extension added) with keys t, theta, velocity,
+        kinetic, potential, costate, objective, elements, stats and ``checksum`` (SHA-256 of the
+        others, :func:`ocp.files.array_digest`). Atomic (:func:`ocp.files.atomic_write`): a
+        reader sees the previous file or the complete new one, never a partial write."""
+        arrays = {key: np.asarray(getattr(self, key)) for key in ARRAY_KEYS}
+        arrays.update(objective=np.float64(self.objective), elements=np.asarray(self.elements),
+                      stats=np.array(json.dumps(self.stats, default=_jsonable)))
+        with files.atomic_write(path, "wb") as handle:
+            np.savez(handle, checksum=np.array(files.array_digest(arrays)), **arrays)
 
     @classmethod
     def load(cls, path) -> "Trajectory":
+        """The trajectory :meth:`save` wrote at ``path``; :class:`ocp.FileFormatError` naming the
+        file when it is missing, not a saved trajectory, truncated or corrupted (checksum)."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in ARRAY_KEYS}
-                return cls(objective=float(data["objective"]), elements=data["elements"],
-                           stats=json.loads(str(data["stats"])), **arrays)
-        except (KeyError, ValueError, OSError) as exc:
-            raise OCPError(f"{path}: not a saved lossnav trajectory ({exc})") from exc
+                contents = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise FileFormatError(f"{path} does not exist") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+            raise FileFormatError(f"{path}: not a saved lossnav trajectory, or truncated/corrupted "
+                                  f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+        missing = [key for key in (*ARRAY_KEYS, "objective", "elements", "stats", "checksum") if key not in contents]
+        if missing:
+            raise FileFormatError(f"{path}: not a saved lossnav trajectory (no {', '.join(missing)})")
+        checksum = str(contents.pop("checksum"))
+        if files.array_digest(contents) != checksum:
+            raise FileFormatError(f"{path}: content does not match its checksum (corrupted); refused")
+        try:
+            arrays = {key: np.asarray(contents[key], dtype=float) for key in ARRAY_KEYS}
+            return cls(objective=float(contents["objective"]), elements=np.asarray(contents["elements"], float),
+                       stats=json.loads(str(contents["stats"])), **arrays)
+        except (TypeError, ValueError, OCPError) as exc:
+            raise FileFormatError(f"{path}: not a valid trajectory ({' '.join(str(exc).split())})") from None
 
     def summary(self) -> dict:
         """A JSON-friendly summary (used by the CLI's --json)."""
@@ -101,6 +123,20 @@ class Trajectory:
             "points": len(self.t),
             **{key: self.stats[key] for key in keep if key in self.stats},
         }
+
+    # -- plots (ocp/plotting.py; matplotlib is imported only here) ----------------------
+    def plot(self, path=None, problem=None, title: str = ""):
+        """θ(t), the kinetic and potential terms and, given a 2-D ``problem`` (the
+        DiscountedOCP solved), the phase plane over the loss's contours (Fig. 3). Saved to
+        ``path`` when given; returns the matplotlib Figure."""
+        from .plotting import plot_trajectory
+        return plot_trajectory(self, path, problem=problem, title=title)
+
+    def compare(self, other, path=None, problem=None, labels=("trajectory", "reference"), title: str = ""):
+        """This trajectory against ``other`` (e.g. a learning rule against the collocation
+        reference): θ(t) of both, |θ − θ_other|(t), and the phase plane for a 2-D ``problem``."""
+        from .plotting import compare_trajectories
+        return compare_trajectories(self, other, path, problem=problem, labels=labels, title=title)
 
 
 def _jsonable(value):

@@ -10,7 +10,10 @@
 data depend on time, e.g. belief_adam's stream): times run from T0.
 
 Every method writes the same npz (``ocp.Trajectory.save``: t, theta, velocity, kinetic,
-potential, costate, objective).
+potential, costate, objective, checksum), atomically and at exactly the ``--out`` name, which
+must end in .npz; ``--plot`` takes any format matplotlib writes (png, pdf, svg, ...). Both are
+checked before any work. A learning rule whose iterate or loss leaves the finite numbers is a
+failure (exit 1, the step and the reason on one line), never a trajectory.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import math
 import numpy as np
 
 import ocp
+from ocp import files
 
 from problems import get, names
 
@@ -70,7 +74,19 @@ def _method(text: str) -> str:
     raise arguments.argparse.ArgumentTypeError(f"unknown method {text!r}; valid: {', '.join(METHODS)}")
 
 
+def check_outputs(args) -> None:
+    """--out and --plot checked before any solve (ocp.OutputPathError: one line, exit 1): the
+    --out name ends in .npz (written exactly there), --plot in a format matplotlib writes."""
+    if args.out is not None:
+        files.check_output_path(args.out, (".npz",), what="--out")
+    if args.plot is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+        formats = tuple(f".{name}" for name in sorted(FigureCanvasBase.get_supported_filetypes()))
+        files.check_output_path(args.plot, formats, what="--plot")
+
+
 def run(args) -> int:
+    check_outputs(args)
     try:
         mesh = ocp.Mesh(args.intervals, args.degree, args.scheme)
     except ValueError as exc:
@@ -135,6 +151,8 @@ def rule_trajectory(scenario, theta0, args) -> ocp.Trajectory:
         t, theta = runner.run_rule(rule, scenario, args.dt, args.steps, theta0=theta0)
     except ValueError as exc:   # the rule does not apply to this scenario
         raise ocp.ProblemError(arguments.one_line(exc)) from None
+    except runner.DivergenceError as exc:   # never a diverged path reported as a success
+        raise ocp.OCPError(f"rule {arguments.one_line(exc)}") from None
     return sampled_trajectory(scenario.problem, t, theta, method=args.method)
 
 
@@ -142,14 +160,9 @@ def sampled_trajectory(problem, t, theta, method) -> ocp.Trajectory:
     """Samples of a discrete rule (velocity by differences) in the Trajectory format."""
     t, theta = np.asarray(t, float), np.asarray(theta, float)
     velocity = np.gradient(theta, t, axis=0) if len(t) > 1 else np.zeros_like(theta)
-    kinetic, potential, dl_du = ocp.path.running_cost(problem, t, theta, velocity)
-    discounted = np.exp(-problem.gamma * t) * (kinetic + potential)
-    objective = float(np.sum((discounted[1:] + discounted[:-1]) / 2 * np.diff(t)))
-    elements = np.array([[i, i + 1, 0.0, 0.0] for i in range(len(t) - 1)], float).reshape(-1, 4)
-    return ocp.Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
-                          costate=-dl_du, objective=objective, elements=elements,
-                          stats={"success": True, "method": method, "gamma": problem.gamma,
-                                 "note": "velocity by differences, objective by the trapezoid rule"})
+    return ocp.path.from_samples(problem, t, theta, 2, velocity=velocity,
+                                 stats={"success": True, "method": method, "gamma": problem.gamma,
+                                        "note": "velocity by differences, objective by the trapezoid rule"})
 
 
 def plot(trajectory, path, title=""):
@@ -175,7 +188,7 @@ def plot(trajectory, path, title=""):
             axis.set_xscale("symlog", linthresh=max(elapsed[1], 1e-6))
     figure.tight_layout()
     try:
-        figure.savefig(path, dpi=120)
+        files.atomic_savefig(figure, path, dpi=120)
     finally:
         plt.close(figure)
 

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import ocp
+from ocp.files import atomic_savefig
 
 from problems.belief_adam import BeliefAdamScenario, quasi_static_velocity
 
@@ -72,7 +73,7 @@ def adam_regime_figure(outdir, gammas=(0.05, 20.0)) -> list:
     paths = [out / "belief_adam_regime.png", out / "belief_adam_regime.pdf"]
     try:
         for path in paths:
-            figure.savefig(path, dpi=120)
+            atomic_savefig(figure, path, dpi=120)
     finally:
         plt.close(figure)
     return paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 import ocp
+from ocp.files import atomic_savefig
 
 from lossnav.validation.sgd_simulation import scenario_for, simulate
 
@@ -19,7 +20,7 @@ def _save(figure, path):
     plt = _pyplot()
     try:
         figure.tight_layout()
-        figure.savefig(path, dpi=110)
+        atomic_savefig(figure, path, dpi=110)
     finally:
         plt.close(figure)
 

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import ocp  # noqa: E402
+from ocp.files import atomic_savefig  # noqa: E402
 
 from problems import get  # noqa: E402
 
@@ -35,7 +36,7 @@ def save(figure, stem) -> list:
     try:
         figure.tight_layout()
         for path in paths:
-            figure.savefig(path, dpi=130)
+            atomic_savefig(figure, path, dpi=130)
     finally:
         plt.close(figure)
     return paths

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import ocp
+from ocp.files import atomic_savefig
 
 from problems.weight_uncertainty import WeightUncertaintyScenario, anticipated_switch, solve_switch
 
@@ -138,7 +139,7 @@ def plot(out_dir) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     try:
         for suffix in ("png", "pdf"):
-            figure.savefig(out / f"weight_uncertainty.{suffix}", dpi=130)
+            atomic_savefig(figure, out / f"weight_uncertainty.{suffix}", dpi=130)
     finally:
         plt.close(figure)
     return data["summary"]

@@ -28,6 +28,8 @@ import statistics
 
 import torch
 
+from ocp.files import atomic_savefig
+
 from .loop import TrainingError, load_checkpoint, train
 
 TASK_SEED_STRIDE = 1000      # task i shuffles with seed + 1000·i
@@ -143,8 +145,10 @@ def plot_sequence(metrics, path) -> None:
     figure.suptitle(f"{metrics['rule']} on {metrics['data']}-{metrics['model']}, {metrics['tasks']} tasks "
                     f"(seed {metrics['seed']})", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        atomic_savefig(figure, path, dpi=120)
+    finally:
+        plt.close(figure)
 
 
 __all__ = ["ResetAdam", "TASK_SEED_STRIDE", "plot_sequence", "sequence_metrics", "summary",

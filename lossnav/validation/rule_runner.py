@@ -118,7 +118,9 @@ def run_rule(name: str, scenario, dt: float, steps: int, theta0=None, **options)
     Returns (t, theta): t = Δt·(0, 1, …, steps) of shape (steps + 1,) and the iterates,
     shape (steps + 1, dim), float64 numpy arrays. ``options`` override the mapped
     hyperparameters. Raises ValueError for an unknown rule or option, dt ≤ 0, steps < 1,
-    a wrong θ0 or a scenario the rule does not apply to.
+    a wrong θ0 or a scenario the rule does not apply to; :class:`DivergenceError` (at
+    which step and why) when an iterate or the loss leaves the finite numbers or the
+    optimizer skips a step.
     """
     rule = _rule(name)
     dt = bounded("dt", dt, 0.0, low_open=True)
@@ -142,9 +144,36 @@ def run_rule(name: str, scenario, dt: float, steps: int, theta0=None, **options)
     path = np.empty((steps + 1, scenario.dim))
     path[0] = start
     for index in range(1, steps + 1):
-        optimizer.step(closure)
+        loss = optimizer.step(closure)
         path[index] = theta.detach().numpy()
+        reason = _untrustworthy(path[index], loss, optimizer)
+        if reason:
+            raise DivergenceError(name, index, steps, dt, reason)
     return dt * np.arange(steps + 1), path
+
+
+class DivergenceError(ArithmeticError):
+    """A rule's run that left the finite numbers (or whose optimizer had to skip a step): the
+    path is not the rule's, so it is never returned. ``step`` is the first bad step (1-based)."""
+
+    def __init__(self, rule, step, steps, dt, reason):
+        hint = "" if "skipped" in reason else f"; Δt = {dt:g} is too large for this rule here (lower --dt)"
+        super().__init__(f"{rule} diverged at step {step} of {steps} (t = {step * dt:g}): {reason}{hint}")
+        self.rule, self.step, self.reason = rule, step, reason
+
+
+def _untrustworthy(theta, loss, optimizer) -> str:
+    """Why the iterate after a step cannot be trusted ("" when it can): a non-finite θ, a
+    non-finite loss at the point the step started from, or a step the optimizer skipped."""
+    if not np.all(np.isfinite(theta)):
+        return f"θ is not finite ({np.array2string(theta, precision=3, threshold=6)})"
+    if loss is not None:
+        value = float(torch.as_tensor(loss).detach())
+        if not math.isfinite(value):
+            return f"the loss is {value}"
+    if getattr(optimizer, "skipped_steps", 0):
+        return "the optimizer skipped the step (non-finite gradient, curvature or update)"
+    return ""
 
 
 def convergence_order(name: str, scenario, dt: float, steps: int, reference_fn, theta0=None, **options) -> dict:
