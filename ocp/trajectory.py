@@ -18,7 +18,6 @@ import numpy as np
 
 from .collocation import lagrange_basis
 from . import files
-from .time_maps import element_coordinate
 from .errors import FileFormatError, OCPError
 
 ARRAY_KEYS = ("t", "theta", "velocity", "kinetic", "potential", "costate")
@@ -69,8 +68,10 @@ class Trajectory:
             i0, i1, t_a, scale = self.elements[e]
             idx = slice(int(i0), int(i1) + 1)
             mask = which == e
-            nodes, _ = element_coordinate(self.t[idx], t_a, scale)
-            query, _ = element_coordinate(t_query[mask], t_a, scale)
+            nodes, query = self.t[idx], t_query[mask]
+            if scale > 0:
+                nodes = (nodes - t_a) / (scale + nodes - t_a)
+                query = (query - t_a) / (scale + query - t_a)
             out[mask] = lagrange_basis(nodes, query).T @ self.theta[idx]
         return out[0] if np.ndim(t) == 0 else out
 
@@ -123,20 +124,6 @@ class Trajectory:
             "points": len(self.t),
             **{key: self.stats[key] for key in keep if key in self.stats},
         }
-
-    # -- plots (ocp/plotting.py; matplotlib is imported only here) ----------------------
-    def plot(self, path=None, problem=None, title: str = ""):
-        """θ(t), the kinetic and potential terms and, given a 2-D ``problem`` (the
-        DiscountedOCP solved), the phase plane over the loss's contours (Fig. 3). Saved to
-        ``path`` when given; returns the matplotlib Figure."""
-        from .plotting import plot_trajectory
-        return plot_trajectory(self, path, problem=problem, title=title)
-
-    def compare(self, other, path=None, problem=None, labels=("trajectory", "reference"), title: str = ""):
-        """This trajectory against ``other`` (e.g. a learning rule against the collocation
-        reference): θ(t) of both, |θ − θ_other|(t), and the phase plane for a 2-D ``problem``."""
-        from .plotting import compare_trajectories
-        return compare_trajectories(self, other, path, problem=problem, labels=labels, title=title)
 
 
 def _jsonable(value):

@@ -160,9 +160,14 @@ def sampled_trajectory(problem, t, theta, method) -> ocp.Trajectory:
     """Samples of a discrete rule (velocity by differences) in the Trajectory format."""
     t, theta = np.asarray(t, float), np.asarray(theta, float)
     velocity = np.gradient(theta, t, axis=0) if len(t) > 1 else np.zeros_like(theta)
-    return ocp.path.from_samples(problem, t, theta, 2, velocity=velocity,
-                                 stats={"success": True, "method": method, "gamma": problem.gamma,
-                                        "note": "velocity by differences, objective by the trapezoid rule"})
+    kinetic, potential, dl_du = ocp.path.running_cost(problem, t, theta, velocity)
+    discounted = np.exp(-problem.gamma * t) * (kinetic + potential)
+    objective = float(np.sum((discounted[1:] + discounted[:-1]) / 2 * np.diff(t)))
+    elements = np.array([[i, i + 1, 0.0, 0.0] for i in range(len(t) - 1)], float).reshape(-1, 4)
+    return ocp.Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
+                          costate=-dl_du, objective=objective, elements=elements,
+                          stats={"success": True, "method": method, "gamma": problem.gamma,
+                                 "note": "velocity by differences, objective by the trapezoid rule"})
 
 
 def plot(trajectory, path, title=""):

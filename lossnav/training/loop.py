@@ -72,14 +72,13 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
         if len(history["epochs"]) > epochs:
             raise TrainingError(f"checkpoint {resume} has already run {len(history['epochs'])} epochs, more "
                                 f"than the {epochs} asked for; ask for at least {len(history['epochs'])}")
-    device = _device_of(model)                         # the data goes where the model is
-    x, y = data.x_train.to(device), data.y_train.to(device)
+    x, y = data.x_train, data.y_train
     batches = len(x) // batch
     if batches < 1:
         raise ValueError(f"batch ({batch}) must not exceed the training set ({len(x)} examples)")
     start_epoch = len(history["epochs"])
     for epoch in range(start_epoch + 1, epochs + 1):
-        order = torch.randperm(len(x), generator=generator).to(device)   # drawn on the CPU: same order on any device
+        order = torch.randperm(len(x), generator=generator)
         bar = tqdm(total=batches, desc=f"epoch {epoch}/{epochs}", file=sys.stderr, leave=False,
                    disable=None if progress is None else not progress)
         losses, started = [], time.perf_counter()
@@ -92,26 +91,25 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
                 loss = F.cross_entropy(model(inputs), targets)
                 loss.backward()
                 return loss
-            losses.append(optimizer.step(closure).detach())   # read once per epoch: no host sync per step
+            loss = float(optimizer.step(closure).detach())
+            if not math.isfinite(loss):
+                bar.close()
+                raise TrainingError(f"the training loss is {loss} at epoch {epoch}: diverged (lower --lr)")
+            losses.append(loss)
             bar.update()
-        losses = torch.stack(losses).double().cpu().tolist()   # also waits for the device: the wall time is complete
         wall = time.perf_counter() - started
         bar.close()
-        if not all(map(math.isfinite, losses)):
-            bad = next(value for value in losses if not math.isfinite(value))
-            raise TrainingError(f"the training loss is {bad} at epoch {epoch}: diverged (lower --lr)")
-        test_loss, accuracy = evaluate(model, data.x_test.to(device), data.y_test.to(device))
+        test_loss, accuracy = evaluate(model, data.x_test, data.y_test)
         history["steps"] += batches
         record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
                   "test_accuracy": accuracy, "wall_time": wall}
         if evaluations:
-            record["evaluations"] = {name: dict(zip(("loss", "accuracy"),
-                                                    evaluate(model, x_extra.to(device), y_extra.to(device))))
+            record["evaluations"] = {name: dict(zip(("loss", "accuracy"), evaluate(model, x_extra, y_extra)))
                                      for name, (x_extra, y_extra) in evaluations.items()}
         history["epochs"].append(record)
         history["fallbacks"] = int(getattr(optimizer, "fallbacks", 0))
         history["skipped_steps"] = int(getattr(optimizer, "skipped_steps", 0))
-        for key in ("replans", "solves", "host_syncs"):   # RecedingHorizon: plans, by IPOPT, host reads
+        for key in ("replans", "solves"):              # RecedingHorizon: plans, of which by IPOPT
             if hasattr(optimizer, key):
                 history[key] = int(getattr(optimizer, key))
         if checkpoint is not None:
@@ -121,11 +119,6 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
     history.setdefault("fallbacks", int(getattr(optimizer, "fallbacks", 0)))
     history.setdefault("skipped_steps", int(getattr(optimizer, "skipped_steps", 0)))
     return history
-
-
-def _device_of(model):
-    parameter = next(model.parameters(), None)
-    return torch.device("cpu") if parameter is None else parameter.device
 
 
 def _save(path, model, optimizer, generator, history, config):
