@@ -77,6 +77,10 @@ class RecedingHorizon(CurvatureOptimizer):
         params: parameters or parameter groups.
         lr: Δt > 0, the control interval (default 0.1).
         eta, k, gamma: η > 0, k ≥ 0, γ ≥ 0 of the OCP (default 1, 1, 1).
+        metric: None (G = I, default) or "gradient_squares" (G = diag(√v̂ + ε), the App. B
+            proxy; module docstring, "Metric").
+        metric_beta: running-average factor of g² for that metric, in [0, 1) (default 0.999).
+        metric_eps: ε > 0 of that metric (default 1e-8).
         subspace_dim: m, basis size of the planned subspace, 1 to 32 (default 4).
         replan_interval: K ≥ 1, steps between re-plans (default 10).
         plan_steps: S ≥ K, plan horizon in steps of Δt (default K).
@@ -84,7 +88,10 @@ class RecedingHorizon(CurvatureOptimizer):
             and 3: one element per Δt, so the applied states a(jΔt) are element ends, where
             Radau collocation is most accurate).
         trust_radius: ρ > 0, bound on |planned displacement| in the subspace (default 1).
-        curvature: complement diagonal, "hutchinson" (default) or "gradient_squares".
+        skip_inactive: skip IPOPT when the unconstrained plan stays inside the trust region
+            (default True; module docstring, "Trust region").
+        curvature: complement diagonal, "hutchinson" (default) or "none" (ψ at the
+            ``damping`` floor). (``"gradient_squares"`` is a *metric*, not a curvature source.)
         curvature_beta: running-average factor of the diagonal in [0, 1) (default 0.9).
         hutchinson_samples: Rademacher probes per refresh (default 1).
         damping: curvature floor ≥ 0 (default 1e-8; > 0 needed when gamma = 0).

@@ -125,6 +125,20 @@ class Trajectory:
             **{key: self.stats[key] for key in keep if key in self.stats},
         }
 
+    # -- plots (ocp/plotting.py; matplotlib is imported only here) ----------------------
+    def plot(self, path=None, problem=None, title: str = ""):
+        """θ(t), the kinetic and potential terms and, given a 2-D ``problem`` (the
+        DiscountedOCP solved), the phase plane over the loss's contours (Fig. 3). Saved to
+        ``path`` when given; returns the matplotlib Figure."""
+        from .plotting import plot_trajectory
+        return plot_trajectory(self, path, problem=problem, title=title)
+
+    def compare(self, other, path=None, problem=None, labels=("trajectory", "reference"), title: str = ""):
+        """This trajectory against ``other`` (e.g. a learning rule against the collocation
+        reference): θ(t) of both, |θ − θ_other|(t), and the phase plane for a 2-D ``problem``."""
+        from .plotting import compare_trajectories
+        return compare_trajectories(self, other, path, problem=problem, labels=labels, title=title)
+
 
 def _jsonable(value):
     if isinstance(value, np.generic):
