@@ -1,6 +1,7 @@
 """``lossnav validate``: analytic solutions and learning rules against collocation.
 
     lossnav validate [NAME ...|--all] [--draws N] [--seed S] [--gammas a,b,...] [--json] [--report DIR]
+                     [--workers N | --scheduler ADDRESS]
     lossnav validate NAME [--set key=value ...] --optimizer FILE.py:factory|module:factory
                      --dt a,b,c [--horizon T] [--limit gradient_flow|optimal|module:function] [--json]
 
@@ -9,7 +10,9 @@ writes DIR/report.md with every figure (PNG and PDF) beside it and, for belief_a
 weight_uncertainty, runs the optimizers' convergence to collocation
 (:mod:`lossnav.validation.optimizer_studies`; a failing study also exits 1). ``--gammas``
 replaces the scenarios' own discount rates; a progress bar (on a terminal) names the case
-being solved.
+being solved. ``--workers N`` solves the cases on N local processes, ``--scheduler ADDRESS``
+on a Dask cluster (:mod:`lossnav.sweep`; docs/sweeps.md): the lines, the JSON and the report are
+the serial run's, case for case and figure for figure, the timings (``seconds``) aside.
 
 ``--optimizer`` checks the user's optimizer ``factory(params, dt)`` on scenario NAME against
 the collocation reference and the ``--limit`` flow at each ``--dt``
@@ -19,6 +22,7 @@ the collocation reference and the ``--limit`` flow at each ``--dt``
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import ocp
@@ -44,6 +48,9 @@ def add_parser(commands):
     parser.add_argument("--report", metavar="DIR", help="write DIR/report.md and the figures")
     parser.add_argument("--gammas", type=_gammas, metavar="A,B,...",
                         help="discount rates of every case (default: each scenario's own, e.g. 0,0.1,1,10)")
+    parser.add_argument("--workers", type=arguments.positive_int, default=1, metavar="N",
+                        help="solve the cases on N local processes (default: 1, in this process)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="solve the cases on a Dask cluster, e.g. tcp://host:8786")
     check = parser.add_argument_group("checking your optimizer (lossnav.validation.validate_optimizer)")
     check.add_argument("--optimizer", metavar="FILE.py:factory|module:factory",
                        help="a factory (params, dt) -> torch.optim.Optimizer to check on scenario NAME")
@@ -89,10 +96,15 @@ def run_validate(args) -> int:
     print(f"{'problem':<19} {'case':<30} {'error':>9} {'EL coll.':>9} {'EL anal.':>9} {'final':>9}  result",
           file=out)
     bar = _progress_bar(selected, args, out)
-    results = cases.validate(selected, args.draws, args.seed, gammas=args.gammas,
-                             on_case=lambda case: bar.set_description_str(f"{case.name}: {case.label}"),
-                             progress=lambda result: (bar.write(_line(result), file=out), bar.update()))
-    bar.close()
+    try:
+        with _backend(args) as backend:   # --workers/--scheduler: the same lines, in the same order
+            results = cases.validate(selected, args.draws, args.seed, gammas=args.gammas, backend=backend,
+                                     on_case=lambda case: bar.set_description_str(f"{case.name}: {case.label}"),
+                                     progress=lambda result: (bar.write(_line(result), file=out), bar.update()))
+    except ConnectionError as exc:       # no Dask scheduler at --scheduler
+        raise ocp.ProblemError(arguments.one_line(exc)) from None
+    finally:
+        bar.close()
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)}/{len(results)} cases passed "
           f"(tolerances: error {cases.TOLERANCE:g} relative to |θ0 − θ*|, EL residual "
@@ -111,6 +123,16 @@ def run_validate(args) -> int:
         path = report.write(args.report, results, progress=progress, studies=studies)
         print(f"report: {path}", file=out)
     return 1 if failed or not all(entry["passed"] for entry in studies) else 0
+
+
+def _backend(args):
+    """None (serial, in this process) or the lossnav.sweep backend of --workers/--scheduler."""
+    if args.workers > 1 and args.scheduler is not None:
+        raise arguments.UsageError("give --workers or --scheduler, not both")
+    if args.workers == 1 and args.scheduler is None:
+        return contextlib.nullcontext()
+    from lossnav import sweep
+    return sweep.make(args.workers, args.scheduler, preload=["lossnav.validation.cases"])
 
 
 def _progress_bar(selected, args, out):

@@ -28,6 +28,7 @@ are within tolerance.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -188,16 +189,41 @@ def _el_error(problem, trajectory, mask) -> float:
 
 
 def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=None,
-             rules: bool = True, gammas=None, on_case=None) -> list:
+             rules: bool = True, gammas=None, on_case=None, backend=None) -> list:
     """Results for the scenarios ``selected`` (default: all), in order; ``gammas``
     overrides each scenario's ``validation_gammas``; ``on_case(case)`` is called before a
-    case is solved and ``progress(result)`` after."""
+    case is solved and ``progress(result)`` after. ``backend`` (:func:`lossnav.sweep.make`:
+    a local pool or a Dask cluster) solves the cases on its workers: see :func:`check_on`."""
+    if backend is not None:
+        return check_on(backend, [case for name in selected or names() for case in cases(name, draws, seed, gammas)],
+                        mesh, rules, progress, on_case)
     results = []
     for name in selected or names():
         for case in cases(name, draws, seed, gammas):
             if on_case:
                 on_case(case)
             results.append(check(case, mesh, rules))
+            if progress:
+                progress(results[-1])
+    return results
+
+
+def check_on(backend, case_list, mesh=None, rules: bool = True, progress=None, on_case=None) -> list:
+    """:func:`check` of every case on ``backend``'s workers, one task a case. The results,
+    and the ``on_case``/``progress`` calls (``on_case`` just before ``progress``), come in
+    case order, as serially, so the output is the serial one line for line. A case whose task
+    failed, timed out or was lost (its worker died) is a failed Result saying so."""
+    from lossnav.sweep import make_task   # the sweep engine: only for parallel runs
+    tasks = [make_task(index, case, {"problem": case.name, "case": case.label, "params": case.params})
+             for index, case in enumerate(case_list)]
+    finished, results = {}, []
+    for outcome in backend.run(functools.partial(check, mesh=mesh, rules=rules), tasks):
+        finished[outcome.index] = (outcome.value if outcome.status == "ok" else
+                                   Result(case_list[outcome.index], message=f"{outcome.status}: {outcome.error}"))
+        while len(results) in finished:
+            results.append(finished.pop(len(results)))
+            if on_case:
+                on_case(results[-1].case)
             if progress:
                 progress(results[-1])
     return results
