@@ -173,3 +173,20 @@ def test_rows_flatten_json_and_records():
     assert flat == {"a": 1, "b.c": "[1, 2]", "b.d": "x"}
     cases = tables.flatten([{"passed": True, "error": 1e-9}, {"passed": False, "error": 3e-7}])
     assert cases == {"count": 2, "passed": 1, "failed": 1, "max_error": 3e-7}
+
+
+def test_validate_on_a_local_pool_equals_the_serial_run():
+    """The cases of ``validate --workers 2`` (rules off, to be quick):
+    the same rows in the same order, the progress calls too; only 'seconds' differs."""
+    from lossnav.validation import cases
+    options = dict(draws=0, gammas=[1, 10], rules=False)
+    seen = {"serial": [], "pool": []}
+    serial = cases.validate(["quadratic"], progress=lambda r: seen["serial"].append(r.case.label), **options)
+    with LocalPool(2) as pool:
+        parallel = cases.validate(["quadratic"], backend=pool, progress=lambda r: seen["pool"].append(r.case.label),
+                                  **options)
+
+    def rows(results):
+        return [{key: value for key, value in r.row().items() if key != "seconds"} for r in results]
+    assert rows(serial) == rows(parallel) and len(serial) == 2 and all(r.passed for r in serial)
+    assert seen["serial"] == seen["pool"] == [r.case.label for r in serial]

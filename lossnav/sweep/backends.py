@@ -17,13 +17,17 @@ backend; only its wall time differs.
   cluster object, e.g. a ``LocalCluster``). Dask reschedules the task of a worker that dies;
   after the scheduler's ``distributed.scheduler.allowed-failures`` deaths it raises
   ``KilledWorker``, recorded as ``lost``. :func:`local_cluster` sets that number to ``retries``
-  for a cluster it starts; a scheduler started by hand reads it from its own configuration
-  (``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``).
+  for a cluster it starts, and ``worker-saturation`` to 1 (a worker holds only the task it runs:
+  Dask charges a death to every task *processing* on the worker, queued ones included); a
+  scheduler started by hand reads both from its own configuration
+  (``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``, ``..._WORKER_SATURATION``; docs/sweeps.md).
+  ADDRESS may also be the file of ``dask scheduler --scheduler-file FILE``.
 """
 from __future__ import annotations
 
 import concurrent.futures as futures
 import multiprocessing
+import os
 import sys
 import uuid
 from collections import deque
@@ -52,7 +56,7 @@ class Serial:
 
     def run(self, function, tasks, seconds=None):
         for task in tasks:
-            yield execute(function, task, seconds)
+            yield execute(function, task, seconds, in_caller=True)
 
 
 def _pool_context(preload=()):
@@ -146,8 +150,10 @@ class DaskCluster:
         if isinstance(self.target, Client):
             self.client = self.target
         else:
-            try:
-                self.client = self._own = Client(self.target, timeout="10s")
+            try:   # an address, a cluster object, or the JSON file of `dask scheduler --scheduler-file`
+                scheduler_file = isinstance(self.target, str) and os.path.isfile(self.target)
+                self.client = self._own = (Client(scheduler_file=self.target, timeout="10s") if scheduler_file
+                                           else Client(self.target, timeout="10s"))
             except (OSError, TimeoutError, ValueError) as exc:
                 raise ConnectionError(f"cannot reach the Dask scheduler at {self.target}: "
                                       f"{' '.join(str(exc).split())}") from None
@@ -197,7 +203,9 @@ def local_cluster(workers: int = 2, retries: int = DEFAULT_RETRIES, preload=(), 
     replacement included, starts in milliseconds instead of importing everything again."""
     import dask
     from distributed import LocalCluster
-    settings = {"distributed.scheduler.allowed-failures": retries}
+    # worker-saturation 1: a worker holds only the task it runs, so a worker that dies takes no
+    # queued task's retry with it (Dask charges every task processing there)
+    settings = {"distributed.scheduler.allowed-failures": retries, "distributed.scheduler.worker-saturation": 1.0}
     if "forkserver" in multiprocessing.get_all_start_methods():
         settings["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(settings):

@@ -98,15 +98,51 @@ def make_task(index: int, payload, identity, params=None) -> Task:
     return Task(index=index, payload=payload, params=dict(params or {}), key=key, seed=seed)
 
 
+_limited = False
+
+
 def limit_threads() -> None:
-    """One thread for OpenMP, BLAS and torch in this process (for libraries loaded later too)."""
+    """One thread for OpenMP, BLAS and torch in this process, for good (a worker process;
+    libraries loaded later read the environment); once per process."""
+    global _limited
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)     # cheap, and a task may have changed it
+    if _limited:
+        return
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
     with contextlib.suppress(ImportError):
         from threadpoolctl import threadpool_limits
         threadpool_limits(1)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+    _limited = True
+
+
+@contextlib.contextmanager
+def one_thread():
+    """One thread for OpenMP, BLAS and torch while the block runs, restored after (a task run
+    in the caller's own process: ``Serial``)."""
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch else None
+    limiter = None
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+        limiter = threadpool_limits(1)
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    if torch:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if limiter is not None:
+            limiter.restore_original_limits()
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
 
 
 def seed_everything(seed: int) -> None:
@@ -114,6 +150,20 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
+
+
+@contextlib.contextmanager
+def generators_kept():
+    """The caller's global generators (Python, numpy, torch) as they were, after the block."""
+    torch = sys.modules.get("torch")
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state() if torch else None
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        if saved[2] is not None:
+            torch.set_rng_state(saved[2])
 
 
 @contextlib.contextmanager
@@ -140,17 +190,19 @@ def time_limit(seconds):
         timer.cancel()
 
 
-def execute(function, task: Task, seconds=None, threads_one: bool = True) -> Outcome:
-    """Run ``function(task.payload)`` as described in the module docstring."""
+def execute(function, task: Task, seconds=None, in_caller: bool = False) -> Outcome:
+    """Run ``function(task.payload)`` as described in the module docstring; ``in_caller``:
+    this is the caller's own process (the thread limits are restored afterwards)."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     with _ONE_TASK_AT_A_TIME:
         start = time.perf_counter()
         try:
             try:
-                if threads_one:
+                if not in_caller:
                     limit_threads()
-                seed_everything(task.seed)
-                with time_limit(seconds):
+                with (one_thread() if in_caller else contextlib.nullcontext()), \
+                        (generators_kept() if in_caller else contextlib.nullcontext()), time_limit(seconds):
+                    seed_everything(task.seed)
                     value = function(task.payload)
                 return Outcome(task.index, "ok", value, "", time.perf_counter() - start, worker=worker)
             except TaskFailed as exc:
