@@ -6,7 +6,8 @@ cpu; a device that is not available is a :class:`DeviceError`, a ValueError).
 :class:`DeviceAudit` checks the GPU path on a machine without a GPU. It is a
 ``TorchFunctionMode`` that follows, during the steps it watches, which tensors live on the
 host: those made by a factory (``torch.zeros``, ``torch.tensor``, ``torch.as_tensor`` …) without
-``device=``, and everything computed from host tensors only. Every other tensor (parameters,
+``device=`` or with the literal ``device="cpu"`` (a deliberate host tensor, like the step
+counters of torch's optimizers), and everything computed from host tensors only. Every other tensor (parameters,
 data, state made with ``*_like``/``new_*``) counts as on the device, whatever the device
 really is. It records
 
@@ -73,6 +74,13 @@ _WITH_DATA = {"tensor", "as_tensor", "asarray"}
 _READS = {"item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__", "__complex__"}
 
 
+def _host_factory(kwargs) -> bool:
+    """A factory call that makes a host tensor: no ``device=``, or the string ``"cpu"`` (a
+    ``torch.device`` object is taken as "where the data is", e.g. ``device=param.device``)."""
+    device = kwargs.get("device")
+    return device is None or (isinstance(device, str) and device == "cpu")
+
+
 def _tensors(values):
     for value in values:
         if isinstance(value, torch.Tensor):
@@ -127,13 +135,13 @@ class DeviceAudit(TorchFunctionMode):
         elif name in ("to", "cuda", "mps") and inputs and host[0] and self._moves(name, args, kwargs):
             self.events.append(("transfer", name))
             host = [False]
-        elif name in _FACTORIES and kwargs.get("device") is not None and name in _WITH_DATA:
+        elif name in _WITH_DATA and not _host_factory(kwargs):
             self.events.append(("transfer", name))
         elif any(host) and not all(host) and name not in _READS:
             if any(t.dim() > 0 for t, is_host in zip(inputs, host) if is_host):
                 self.events.append(("mixed", name))
         result = func(*args, **kwargs)
-        if (name in _FACTORIES and kwargs.get("device") is None) or (bool(host) and all(host)):
+        if (name in _FACTORIES and _host_factory(kwargs)) or (bool(host) and all(host)):
             for tensor in _tensors(result if isinstance(result, (list, tuple)) else [result]):
                 self._set_host(tensor)
         return result

@@ -1,0 +1,149 @@
+"""Devices: --device validation, and every optimizer's step checked for what it would move
+across devices on a GPU (lossnav.training.devices.DeviceAudit), on the CPU.
+
+The audit treats tensors made without ``device=`` as host tensors and everything else as on the
+device, so a plan built on the host and copied each step, a host read inside a step, or a host
+tensor mixed into device arithmetic shows here as it would on CUDA."""
+import pytest
+import torch
+
+from learning_rules import (Ballistic, BeliefAdam, DriftCompensated, NaturalGradient, OptimalQuadratic,
+                            RecedingHorizon, WeightUncertainty)
+from lossnav.cli import main
+from lossnav.training import load_data, make_model, train
+from lossnav.training.devices import DeviceAudit, DeviceError, available_devices, resolve_device, state_off_device
+
+OPTIMIZERS = {
+    "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05),
+    "mpc_euclidean": lambda p: RecedingHorizon(p, lr=0.05, replan_interval=3, curvature="none"),
+    "optimal_quadratic": lambda p: OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2),
+    "ballistic": lambda p: Ballistic(p, lr=1e-3),
+    "ballistic_hutchinson": lambda p: Ballistic(p, lr=1e-3, curvature="hutchinson"),
+    "natural_gradient": lambda p: NaturalGradient(p, lr=1e-3, metric="fisher"),
+    "drift_compensated": lambda p: DriftCompensated(p, lr=0.05, weight_decay=0.1, damping=1.0),
+    "belief_adam": lambda p: BeliefAdam(p, lr=3e-3, gamma=1e-3),
+    "weight_uncertainty": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-3),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1.0),
+}
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == available_devices()[0]
+    for bad in ("tpu", "", "gpu", 3):
+        with pytest.raises(DeviceError, match="unknown device"):
+            resolve_device(bad)
+    for kind in ("cuda", "mps"):
+        if kind not in available_devices():
+            with pytest.raises(DeviceError, match="not available"):
+                resolve_device(kind)
+
+
+def test_the_audit_sees_what_a_gpu_would_refuse_or_wait_for():
+    device_tensor = torch.ones(4)
+    with DeviceAudit() as audit:
+        host = torch.zeros(4)                      # no device=: a host tensor
+        counter = torch.tensor(0.0)
+        counter += 1
+        int(counter)                               # a host scalar read: no sync
+        assert audit.events == []
+        host.to(device_tensor)                     # copied to the device
+        float(device_tensor.sum())                 # the host waits for the device
+        device_tensor + host                       # a device mismatch on a GPU
+        device_tensor * counter                    # a 0-dim CPU scalar: allowed
+        torch.zeros(4, device=device_tensor.device) + device_tensor
+    assert audit.events == [("transfer", "to"), ("sync", "__float__"), ("mixed", "add")]
+
+
+def _tiny(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+    inputs, targets = torch.randn(16, 6, dtype=dtype), torch.randint(0, 3, (16,))
+    return model, inputs, targets
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_steps_keep_tensors_on_the_parameters_device_and_dtype(name):
+    model, inputs, targets = _tiny(torch.float64)
+    optimizer = OPTIMIZERS[name](model.parameters())
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        return loss
+    per_step = []
+    with DeviceAudit() as audit:
+        for _ in range(9):
+            syncs_before = getattr(optimizer, "host_syncs", 0)
+            audit.mark()
+            optimizer.step(closure)
+            per_step.append((audit.since(), getattr(optimizer, "host_syncs", 0) - syncs_before))
+        host_state = [(key, tuple(value.shape)) for state in optimizer.state.values() for key, value in state.items()
+                      if isinstance(value, torch.Tensor) and value.dim() > 0 and audit.is_host(value)]
+    assert all(kind != "mixed" for events, _ in per_step for kind, _ in events), per_step
+    assert host_state == [], f"state made on the host (no device=): {host_state}"
+    assert state_off_device(optimizer) == []
+    floating = [v.dtype for s in optimizer.state.values() for v in s.values()
+                if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() > 0]
+    assert floating and set(floating) == {torch.float64}
+    if isinstance(optimizer, RecedingHorizon):
+        # host reads and copies only at the steps that re-planned (counted in host_syncs)
+        for step, (events, synced) in enumerate(per_step):
+            if synced == 0:
+                assert events == [], f"step {step} moved data between host and device: {events}"
+            else:
+                assert synced == 1 and any(kind == "sync" for kind, _ in events)
+        assert optimizer.host_syncs == optimizer.replans == sum(synced for _, synced in per_step) >= 2
+    elif name in ("adam", "adamw"):
+        assert all(events == [] for events, _ in per_step)      # torch's own: the reference point
+    else:
+        assert all(kind != "transfer" for events, _ in per_step for kind, _ in events), per_step
+
+
+def test_mpc_skips_a_non_finite_step_without_a_host_read():
+    model, inputs, targets = _tiny(torch.float32)
+    optimizer = OPTIMIZERS["mpc"](model.parameters())
+    scale = {"value": 1.0}
+
+    def closure():
+        optimizer.zero_grad()
+        loss = scale["value"] * torch.nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        return loss
+    optimizer.step(closure)                                   # re-plan (step 0)
+    before = [p.detach().clone() for p in model.parameters()]
+    scale["value"] = float("nan")
+    with DeviceAudit() as audit, pytest.warns(RuntimeWarning, match="non-finite"):
+        optimizer.step(closure)                               # not a re-plan: skipped on the device
+        assert audit.events == []
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        assert optimizer.skipped_steps == 1                   # read (a sync) only when asked
+        scale["value"] = 1.0
+        for _ in range(3):
+            optimizer.step(closure)                           # the re-plan folds the pending count
+    assert optimizer.skipped_steps == 1 and int(optimizer.state[next(model.parameters())]["pending_skips"]) == 0
+
+
+def test_the_training_loop_reads_the_losses_once_per_epoch():
+    data = load_data("modular", modulus=5, train_fraction=0.8)
+
+    def syncs(batch):
+        model = make_model("transformer", data, seed=0, width=8, layers=1, heads=2, hidden=16)
+        optimizer = torch.optim.Adam(model.parameters())
+        with DeviceAudit() as audit:
+            history = train(model, optimizer, data, 1, batch=batch, progress=False)
+        return history["steps"], len(audit.since("sync"))
+    (few, few_syncs), (many, many_syncs) = syncs(10), syncs(2)
+    assert many > 3 * few and few_syncs == many_syncs
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "unknown device 'tpu'"),
+                                             *((kind, f"device '{kind}' is not available") for kind in ("cuda", "mps")
+                                               if kind not in available_devices())])
+def test_cli_device_errors(capsys, device, message):
+    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "adam", "--epochs", "1", "--seed", "0",
+                 "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
