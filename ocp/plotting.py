@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .files import atomic_savefig
+
 CONTOUR_GRID = 160       # points per axis of the loss contours
 
 
@@ -49,11 +51,14 @@ def compare_trajectories(trajectory, other, path=None, problem=None, labels=("tr
     plt = _pyplot()
     phase = _has_phase_plane(trajectory, problem)
     figure, axes = plt.subplots(1, 3 if phase else 2, figsize=(15 if phase else 10, 4.2))
+    start, end = max(trajectory.t[0], other.t[0]), min(trajectory.t[-1], other.t[-1])
+    # the other path over this one's time span (a reference often runs on to t ≈ 1e3)
+    shown = other.t[(other.t >= trajectory.t[0]) & (other.t <= trajectory.t[-1])]
     for i in range(trajectory.theta.shape[1]):
         line, = axes[0].plot(trajectory.t, trajectory.theta[:, i], label=f"θ{i + 1} {labels[0]}")
-        axes[0].plot(other.t, other.theta[:, i], "--", color=line.get_color(), label=f"θ{i + 1} {labels[1]}")
+        axes[0].plot(shown, other(shown)[:, i] if len(shown) else shown, "--", color=line.get_color(),
+                     label=f"θ{i + 1} {labels[1]}")
     axes[0].set_ylabel("θ(t)")
-    start, end = max(trajectory.t[0], other.t[0]), min(trajectory.t[-1], other.t[-1])
     times = trajectory.t[(trajectory.t >= start) & (trajectory.t <= end)]
     if len(times):
         gap = np.linalg.norm(trajectory(times) - other(times), axis=1)
@@ -127,7 +132,7 @@ def _finish(figure, path):
     if path is not None:
         import matplotlib.pyplot as plt
         try:
-            figure.savefig(path, dpi=120)
+            atomic_savefig(figure, path, dpi=120)    # never a half-written figure (ocp.files)
         finally:
             plt.close(figure)
     return figure

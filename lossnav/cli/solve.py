@@ -62,7 +62,8 @@ def add_parser(commands):
     add("--t0", type=arguments.finite_float, default=0.0, metavar="T0",
         help="the problem's clock at the start, for time-dependent scenarios (collocation, mpc; default: 0)")
     add("--out", metavar="FILE.npz", help="save the trajectory (Trajectory.save)")
-    add("--plot", metavar="FILE.png", help="plot θ(t) and the energies")
+    add("--plot", metavar="FILE.png", help="plot θ(t), the energies and (2-D) the phase plane; other methods "
+        "than collocation are drawn against the collocation reference (Trajectory.plot / compare)")
     add("--json", action="store_true", help="print a JSON summary on stdout")
     parser.set_defaults(handler=run)
     return parser
@@ -97,7 +98,7 @@ def run(args) -> int:
     if args.out:
         trajectory.save(args.out)
     if args.plot:
-        plot(trajectory, args.plot, title=f"{scenario.name} ({args.method})  {_short(scenario.params)}")
+        write_plot(args, scenario, theta0, mesh, trajectory)
     if args.json:
         print(arguments.dumps({"problem": scenario.name, "method": args.method,
                               "params": scenario.params, **trajectory.summary()}))
@@ -170,27 +171,21 @@ def sampled_trajectory(problem, t, theta, method) -> ocp.Trajectory:
                                  "note": "velocity by differences, objective by the trapezoid rule"})
 
 
-def plot(trajectory, path, title=""):
-    """θ(t) components and kinetic/potential terms against t, as a PNG (Agg backend)."""
-    import matplotlib
-    matplotlib.use("Agg")
+def write_plot(args, scenario, theta0, mesh, trajectory):
+    """--plot: :meth:`ocp.Trajectory.plot` of a collocation solve (θ(t), the energies, and the
+    phase plane over the loss contours for 2-D problems); for the other methods
+    :meth:`ocp.Trajectory.compare` against the collocation reference from the same θ0."""
     import matplotlib.pyplot as plt
 
-    t = trajectory.t
-    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
-    for i in range(trajectory.theta.shape[1]):
-        top.plot(t, trajectory.theta[:, i], label=f"θ{i + 1}")
-    top.set_ylabel("θ(t)")
-    top.legend(loc="best")
-    top.set_title(title, fontsize=9)
-    bottom.plot(t, trajectory.kinetic, label="kinetic (1/2η)|θ̇ − f|²_G")
-    bottom.plot(t, trajectory.potential, label="potential k·L(θ)")
-    bottom.set_xlabel("t")
-    bottom.legend(loc="best")
-    elapsed = t - t[0]     # the clock may start at --t0
-    if elapsed[-1] > 100 * max(elapsed[1], 1e-300) and t[0] == 0:
-        for axis in (top, bottom):
-            axis.set_xscale("symlog", linthresh=max(elapsed[1], 1e-6))
+    path, problem = args.plot, scenario.problem
+    title = f"{scenario.name} ({args.method})  {_short(scenario.params)}"
+    if args.method == "collocation":
+        figure = trajectory.plot(problem=problem, title=title)
+    else:
+        free_infinite = math.isinf(args.horizon) and args.terminal is None
+        reference = ocp.solve(problem, theta0, horizon=args.horizon, terminal=args.terminal, mesh=mesh,
+                              guess=(scenario.guesses() or None) if free_infinite else None, t0=args.t0)
+        figure = trajectory.compare(reference, problem=problem, labels=(args.method, "collocation"), title=title)
     figure.tight_layout()
     try:
         files.atomic_savefig(figure, path, dpi=120)

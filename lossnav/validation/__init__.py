@@ -14,8 +14,8 @@ _LAZY = ("validate_optimizer", "OptimizerCheck", "OptimizerCheckError", "damped_
 
 def __getattr__(name):
     if name in _LAZY:
-        from . import optimizer_check
-        return getattr(optimizer_check, name)
+        from . import limit_flows, optimizer_check
+        return getattr(optimizer_check if hasattr(optimizer_check, name) else limit_flows, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -16,7 +16,7 @@ optimizer runs ``round(horizon/Δt)`` steps from θ0 on ``scenario.torch_loss`` 
   ``"gradient_flow"`` θ̇ = −(ηk/γ)G⁻¹∇L (the large-γ limit, G = I without a metric;
   :func:`lossnav.validation.rule_runner.limit_trajectory`), ``"optimal"`` the optimal path
   (the reference itself), or a callable ``limit(scenario, t, theta0) → (n, dim)`` such as
-  :func:`damped_flow` (heavy ball's limit, docs/learning_rules.md, "Which flow a rule
+  :func:`lossnav.validation.limit_flows.damped_flow` (heavy ball's limit, docs/learning_rules.md, "Which flow a rule
   converges to");
 * the observed orders p = log(e_coarse/e_fine)/log(Δt_coarse/Δt_fine) between successive Δt
   (:mod:`lossnav.validation.orders`); ``order_reference``/``order_limit`` are the finest pair's.
@@ -39,7 +39,8 @@ import ocp
 
 import problems
 
-from . import cases, rule_runner
+from . import cases, limit_flows
+from .limit_flows import LimitFlowError
 from .orders import ROUND_OFF, order
 
 MIN_ORDER = 0.5        # a first-order method shows ≈ 1; below 0.5 the error is not falling like Δt^p
@@ -47,9 +48,9 @@ LIMITS = ("gradient_flow", "optimal")
 MAX_STEPS = 1_000_000
 
 
-class OptimizerCheckError(ValueError):
+class OptimizerCheckError(LimitFlowError):
     """Bad input to :func:`validate_optimizer` (a factory that returns no optimizer, Δt ≤ 0,
-    an unknown limit, ...); the message says which."""
+    an unknown limit, a limit flow that does not apply, ...); the message says which."""
 
 
 @dataclass
@@ -90,15 +91,16 @@ class OptimizerCheck:
 
 
 def validate_optimizer(factory: Callable, scenario, dts, horizon: float = 5.0, limit=None,
-                       theta0=None) -> OptimizerCheck:
+                       theta0=None, reference=None) -> OptimizerCheck:
     """Run ``factory(params, dt)`` at each Δt of ``dts`` on ``scenario`` and compare with the
     collocation reference and (``limit``) a declared limit flow (module docstring).
 
     ``scenario``: a :class:`problems.Scenario` or a registered name (its defaults).
     ``dts``: at least two distinct step sizes (sorted coarse to fine here). ``horizon``: the
     time span compared, [0, horizon]. ``limit``: None, ``"gradient_flow"``, ``"optimal"`` or a
-    callable ``limit(scenario, t, theta0)`` → (len(t), dim). Raises OptimizerCheckError on bad
-    input, ocp.OCPError when the reference cannot be solved.
+    callable ``limit(scenario, t, theta0)`` → (len(t), dim). ``reference``: the scenario's
+    optimal path from θ0 if already solved (an :class:`ocp.Trajectory`; default: solved here).
+    Raises OptimizerCheckError on bad input, ocp.OCPError when the reference cannot be solved.
     """
     if isinstance(scenario, str):
         scenario = problems.get(scenario)
@@ -112,7 +114,8 @@ def validate_optimizer(factory: Callable, scenario, dts, horizon: float = 5.0, l
         raise OptimizerCheckError(f"{scenario.name} has state beyond θ (beliefs); an optimizer of θ alone "
                                   "cannot be compared with its optimal path")
     limit_fn, limit_label = _limit(limit)
-    reference, _ = cases.reference(scenario, start)
+    if reference is None:
+        reference, _ = cases.reference(scenario, start)
     scale = _scale(scenario, start, reference)
     result = OptimizerCheck(scenario.name, dict(scenario.params), start.tolist(), float(horizon), limit_label)
     for dt, steps in steps_for:
@@ -145,8 +148,7 @@ def run_optimizer(factory, scenario, dt: float, steps: int, theta0) -> tuple:
     except Exception as exc:   # user code: say whose call failed
         raise OptimizerCheckError(f"factory(params, dt={dt:g}) failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise OptimizerCheckError(f"factory(params, dt) must return a torch.optim.Optimizer, got "
-                                  f"{type(optimizer).__name__}")
+        raise OptimizerCheckError(f"factory(params, dt) must return a torch.optim.Optimizer, got {optimizer!r}")
 
     def closure():
         optimizer.zero_grad()
@@ -164,36 +166,6 @@ def run_optimizer(factory, scenario, dt: float, steps: int, theta0) -> tuple:
     return path, None
 
 
-def damped_flow(damping: float, gain: float) -> Callable:
-    """The limit flow θ̈ + cθ̇ = −a∇L(θ), θ(0) = θ0, θ̇(0) = 0 (c = ``damping``, a = ``gain``)
-    as a ``limit`` for :func:`validate_optimizer`: heavy ball θ_{n+1} = θ_n − α∇L +
-    β(θ_n − θ_{n−1}) with α = aΔt² and β = 1 − cΔt converges to it with order 1
-    (docs/learning_rules.md, "Which flow a rule converges to"). Integrated by DOP853."""
-    import scipy.integrate
-
-    if not (math.isfinite(damping) and damping >= 0 and math.isfinite(gain) and gain > 0):
-        raise OptimizerCheckError(f"damped_flow needs damping ≥ 0 and gain > 0, got {damping!r}, {gain!r}")
-
-    def limit(scenario, t, theta0):
-        gradient = torch.func.grad(scenario.torch_loss)
-        dim = scenario.dim
-
-        def rhs(_, state):
-            theta, velocity = state[:dim], state[dim:]
-            force = gradient(torch.tensor(theta, dtype=torch.float64)).numpy()
-            return np.concatenate([velocity, -damping * velocity - gain * force])
-
-        times = np.asarray(t, float)
-        solution = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), np.concatenate([theta0, np.zeros(dim)]),
-                                             method="DOP853", t_eval=times, rtol=1e-11, atol=1e-13)
-        if not solution.success:
-            raise OptimizerCheckError(f"damped flow integration failed: {solution.message}")
-        return solution.y[:dim].T
-
-    limit.__name__ = f"damped_flow(c={damping:g}, a={gain:g})"
-    return limit
-
-
 def _limit(limit):
     """(callable, "optimal" or None; label) for the ``limit`` argument."""
     if limit is None:
@@ -201,13 +173,7 @@ def _limit(limit):
     if limit == "optimal":
         return "optimal", "optimal"
     if limit == "gradient_flow":
-        def gradient_flow(scenario, t, theta0):
-            name = "natural_gradient" if scenario.problem.metric is not None else "gradient_descent"
-            try:
-                return rule_runner.limit_trajectory(name, scenario, t, theta0)
-            except ValueError as exc:   # γ = 0, a drift, a state-dependent metric
-                raise OptimizerCheckError(f"gradient_flow limit: {exc}") from None
-        return gradient_flow, "gradient_flow"
+        return limit_flows.gradient_flow, "gradient_flow"
     if callable(limit):
         return limit, getattr(limit, "__name__", repr(limit))
     raise OptimizerCheckError(f"limit must be None, {' or '.join(map(repr, LIMITS))} or a callable "
@@ -252,7 +218,8 @@ def _scale(scenario, theta0, reference) -> float:
 
 
 def _error(path, target, scale) -> float:
-    return float(np.max(np.linalg.norm(path - target, axis=1)) / scale)
+    with np.errstate(over="ignore"):       # a finite path beyond 1e154 has an infinite error
+        return float(np.max(np.linalg.norm(path - target, axis=1)) / scale)
 
 
 def _orders(result: OptimizerCheck, key: str) -> None:
