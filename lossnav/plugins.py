@@ -53,6 +53,29 @@ def add_argument(parser) -> None:
                                          "(repeatable)")
 
 
+class LazyHelp(str):
+    """An argparse help text computed only when help is printed (argparse expands a help
+    string as ``help % params``): listing a registry that imports torch costs nothing on a
+    command line that does not ask for ``--help``."""
+
+    def __new__(cls, compute):
+        text = super().__new__(cls, "(computed when shown)")
+        text.compute = compute
+        return text
+
+    def __mod__(self, params):
+        return self.compute()
+
+
+def rule_help() -> LazyHelp:
+    """The ``lossnav train --rule`` help: every rule of the registry, plug-ins included."""
+    def compute():
+        from lossnav.training import rules
+        return (f"one of: {', '.join(rules.RULES)} (lossnav.training.rules; plug-ins add rules "
+                "through the entry-point group lossnav.rules or --plugin FILE.py:factory)")
+    return LazyHelp(compute)
+
+
 def preparse(argv) -> list:
     """The ``--plugin`` values in ``argv`` (``--plugin X`` and ``--plugin=X``), in order."""
     specs, argv = [], list(argv)

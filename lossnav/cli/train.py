@@ -23,6 +23,8 @@ import sys
 import ocp
 from ocp import files
 
+from lossnav import plugins
+
 from . import arguments
 from .arguments import PROG
 
@@ -34,7 +36,7 @@ def add_parser(commands):
     add = parser.add_argument
     add("--data", required=True, metavar="DATA", help="digits (scikit-learn 8×8) or mnist1d (generated locally)")
     add("--model", required=True, metavar="MODEL", help="mlp or cnn (1-D)")
-    add("--rule", required=True, metavar="RULE", help=_RuleHelp("a rule of the registry"))
+    add("--rule", required=True, metavar="RULE", help=plugins.rule_help())
     add("--epochs", required=True, type=arguments.positive_int, help="epochs in total")
     add("--seed", required=True, type=arguments.non_negative_int, help="seed of the model, the shuffling and the probes")
     add("--batch", type=arguments.positive_int, default=32, help="minibatch size (default: 32)")
@@ -48,16 +50,6 @@ def add_parser(commands):
     add("--task-count", type=arguments.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
-
-
-class _RuleHelp(str):
-    """The --rule help text, read from the rule registry only when --help prints it (the
-    registry imports torch and the installed ``lossnav.rules`` plug-ins)."""
-
-    def __mod__(self, params):            # argparse expands help as ``help % params``
-        from lossnav.training import rules
-        return (f"one of: {', '.join(rules.RULES)} (lossnav.training.rules; plug-ins add rules "
-                "through the entry-point group lossnav.rules or --plugin FILE.py:factory)")
 
 
 def _check_name(kind, value, registry):
