@@ -1,6 +1,7 @@
 """``lossnav train``: train a network with a learning rule (the paper's Fig. 2e–f setting, App. B).
 
-    lossnav train --data digits|mnist1d --model mlp|cnn --rule RULE --epochs E --seed S
+    lossnav train --data digits|mnist1d|modular --model mlp|cnn|transformer --rule RULE --epochs E --seed S
+                  [--device cpu|cuda|mps|auto] [--modulus P] [--train-fraction F]
                   [--batch B] [--lr LR] [--json] [--out DIR]
                   [--checkpoint FILE] [--resume FILE] [--tasks split|permuted [--task-count N]]
 
@@ -13,7 +14,11 @@ train loss, test loss and accuracy, wall time; fallbacks), ``loss.png`` and ``ac
 Unknown names print the valid ones (exit 2); a diverged or unresumable run exits 1. Output
 paths and ``--batch`` are checked before any work; outputs are written atomically
 (:mod:`ocp.files`). Ctrl-C ends with one line saying which epoch the checkpoint holds, exit 130.
-torch is imported only when this command runs; it runs on one thread (small models).
+``--device`` (default auto: cuda, else mps, else cpu) puts the model, the data and the optimizer
+state there; one that is not available is a usage error (exit 2); the JSON records ``device``.
+``--data modular --model transformer`` is the grokking task (docs/training.md), ``--modulus`` and
+``--train-fraction`` its options. torch is imported only when this command runs; it runs on one
+thread (small models).
 """
 from __future__ import annotations
 
@@ -34,8 +39,14 @@ def add_parser(commands):
         "train", help="train a network with a learning rule (digits/mnist1d)",
         description="Train a classifier with a learning rule and record loss, accuracy and wall time.")
     add = parser.add_argument
-    add("--data", required=True, metavar="DATA", help="digits (scikit-learn 8×8) or mnist1d (generated locally)")
-    add("--model", required=True, metavar="MODEL", help="mlp or cnn (1-D)")
+    add("--data", required=True, metavar="DATA",
+        help="digits (scikit-learn 8×8), mnist1d (generated locally) or modular (a + b mod p, generated)")
+    add("--model", required=True, metavar="MODEL", help="mlp, cnn (1-D) or transformer (token data: modular)")
+    add("--device", default="auto", metavar="DEVICE",
+        help="cpu, cuda, cuda:N, mps or auto (default: auto, the first available of cuda, mps, cpu)")
+    add("--modulus", type=arguments.positive_int, metavar="P", help="--data modular: the modulus p (default: 97)")
+    add("--train-fraction", type=arguments.positive_float, metavar="F",
+        help="--data modular: fraction of the p² pairs used for training, the rest is the test set (default: 0.3)")
     add("--rule", required=True, metavar="RULE", help=plugins.rule_help())
     add("--epochs", required=True, type=arguments.positive_int, help="epochs in total")
     add("--seed", required=True, type=arguments.non_negative_int, help="seed of the model, the shuffling and the probes")
@@ -50,6 +61,37 @@ def add_parser(commands):
     add("--task-count", type=arguments.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
+
+
+def resolve_setting(args, training):
+    """(device, data options) of ``--device``, ``--modulus``, ``--train-fraction``; UsageError (exit
+    2, one line) for a device that is not available or a data option the dataset does not take."""
+    from lossnav.training.devices import DeviceError, resolve_device
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        raise arguments.UsageError(str(exc)) from None
+    options = {key: value for key, value in (("modulus", args.modulus), ("train_fraction", args.train_fraction))
+               if value is not None}
+    if options and args.data != "modular":
+        raise arguments.UsageError(f"--modulus and --train-fraction are options of --data modular, not {args.data!r}")
+    return device, options
+
+
+def load(args, training, options):
+    """The dataset of ``--data`` with its options; UsageError for bad option values."""
+    try:
+        return training.load_data(args.data, **options)
+    except ValueError as exc:
+        raise arguments.UsageError(arguments.one_line(exc)) from None
+
+
+def build_model(args, training, data, device):
+    """The ``--model`` for the data, on ``device``; UsageError if it does not fit the data."""
+    try:
+        return training.make_model(args.model, data, seed=args.seed).to(device)
+    except ValueError as exc:
+        raise arguments.UsageError(arguments.one_line(exc)) from None
 
 
 def _check_name(kind, value, registry):
@@ -112,21 +154,23 @@ def _run(args, training) -> int:
     if args.tasks is not None:                 # continual learning (lossnav/training/continual.py)
         from lossnav.training.tasks import TASK_KINDS
         _check_name("task sequence", args.tasks, TASK_KINDS)
+    device, options = resolve_setting(args, training)
     check_paths(args)                          # before any work: no epoch is lost to a bad path
     if args.tasks is not None:
         return run_sequence(args, training)
-    data = training.load_data(args.data)
+    data = load(args, training, options)
     _check_batch(args.batch, len(data.x_train), args.data)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-    model = training.make_model(args.model, data, seed=args.seed)
+    model = build_model(args, training, data, device)
     lr = args.lr if args.lr is not None else training.RULES[args.rule].default_lr
     try:
         optimizer = training.make_optimizer(args.rule, model.parameters(), lr)
     except ValueError as exc:
         raise arguments.UsageError(arguments.one_line(exc)) from None
     config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed,
-              "batch": args.batch, "lr": lr, "tasks": None}   # "tasks": a sequence's checkpoint is refused
+              "batch": args.batch, "lr": lr, "tasks": None,   # "tasks": a sequence's checkpoint is refused
+              **options}                                       # the modular split: a resume must match it
     completed = []
     try:
         history = training.train(model, optimizer, data, args.epochs, seed=args.seed, batch=args.batch,
@@ -138,6 +182,7 @@ def _run(args, training) -> int:
     except KeyboardInterrupt:
         return interrupted(args, completed[-1] if completed else None)
     metrics = summary(config, history, optimizer, model)
+    metrics["device"] = str(device)
     if args.out:
         write_outputs(args.out, metrics)
     if args.json:
@@ -149,7 +194,8 @@ def _run(args, training) -> int:
             print(f"{record['epoch']:5d}  {record['train_loss']:10.4f}  {record['test_accuracy']:7.2f}%"
                   f"  {record['wall_time']:6.2f}")
         if hasattr(optimizer, "fallbacks"):
-            print(f"MPC: {metrics['replans']} plans, {metrics['solves']} by IPOPT, {metrics['fallbacks']} fallbacks")
+            print(f"MPC: {metrics['replans']} plans, {metrics['solves']} by IPOPT, {metrics['fallbacks']} fallbacks, "
+                  f"{metrics.get('host_syncs', 0)} host synchronisations on {metrics['device']}")
     return 0
 
 
@@ -159,14 +205,15 @@ def run_sequence(args, training) -> int:
     from lossnav.training.continual import plot_sequence, summary, train_sequence
     from lossnav.training.loop import TrainingError
     from lossnav.training.tasks import make_tasks
-    data = training.load_data(args.data)
+    device, options = resolve_setting(args, training)
+    data = load(args, training, options)
     try:
         tasks = make_tasks(data, args.tasks, getattr(args, "task_count", None))
     except ValueError as exc:
         print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 2
     _check_batch(args.batch, min(len(task.data.x_train) for task in tasks), f"{args.data} ({args.tasks} tasks)")
-    model = training.make_model(args.model, tasks[0].data, seed=args.seed)
+    model = build_model(args, training, tasks[0].data, device)
     lr = args.lr if args.lr is not None else training.RULES[args.rule].default_lr
     try:
         optimizer = training.make_optimizer(args.rule, model.parameters(), lr)
@@ -188,6 +235,7 @@ def run_sequence(args, training) -> int:
     except KeyboardInterrupt:
         return interrupted(args, completed[-1] if completed else None)
     metrics = summary(config, sequence, model)
+    metrics["device"] = str(device)
     if args.out:
         files.write_text(os.path.join(args.out, "metrics.json"), arguments.dumps(metrics) + "\n")
         plot_sequence(metrics, os.path.join(args.out, "continual.png"))
@@ -215,7 +263,7 @@ def summary(config, history, optimizer, model) -> dict:
                "mean_epoch_time": sum(r["wall_time"] for r in epochs) / len(epochs),
                "steps": history["steps"], "fallbacks": history["fallbacks"],
                "skipped_steps": history["skipped_steps"]}
-    for key in ("replans", "solves", "hvps"):
+    for key in ("replans", "solves", "hvps", "host_syncs"):
         if hasattr(optimizer, key):
             metrics[key] = int(getattr(optimizer, key))
     return metrics

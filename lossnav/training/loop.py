@@ -72,13 +72,14 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
         if len(history["epochs"]) > epochs:
             raise TrainingError(f"checkpoint {resume} has already run {len(history['epochs'])} epochs, more "
                                 f"than the {epochs} asked for; ask for at least {len(history['epochs'])}")
-    x, y = data.x_train, data.y_train
+    device = _device_of(model)                         # the data goes where the model is
+    x, y = data.x_train.to(device), data.y_train.to(device)
     batches = len(x) // batch
     if batches < 1:
         raise ValueError(f"batch ({batch}) must not exceed the training set ({len(x)} examples)")
     start_epoch = len(history["epochs"])
     for epoch in range(start_epoch + 1, epochs + 1):
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator).to(device)   # drawn on the CPU: same order on any device
         bar = tqdm(total=batches, desc=f"epoch {epoch}/{epochs}", file=sys.stderr, leave=False,
                    disable=None if progress is None else not progress)
         losses, started = [], time.perf_counter()
@@ -91,25 +92,26 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
                 loss = F.cross_entropy(model(inputs), targets)
                 loss.backward()
                 return loss
-            loss = float(optimizer.step(closure).detach())
-            if not math.isfinite(loss):
-                bar.close()
-                raise TrainingError(f"the training loss is {loss} at epoch {epoch}: diverged (lower --lr)")
-            losses.append(loss)
+            losses.append(optimizer.step(closure).detach())   # read once per epoch: no host sync per step
             bar.update()
+        losses = torch.stack(losses).double().cpu().tolist()   # also waits for the device: the wall time is complete
         wall = time.perf_counter() - started
         bar.close()
-        test_loss, accuracy = evaluate(model, data.x_test, data.y_test)
+        if not all(map(math.isfinite, losses)):
+            bad = next(value for value in losses if not math.isfinite(value))
+            raise TrainingError(f"the training loss is {bad} at epoch {epoch}: diverged (lower --lr)")
+        test_loss, accuracy = evaluate(model, data.x_test.to(device), data.y_test.to(device))
         history["steps"] += batches
         record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
                   "test_accuracy": accuracy, "wall_time": wall}
         if evaluations:
-            record["evaluations"] = {name: dict(zip(("loss", "accuracy"), evaluate(model, x_extra, y_extra)))
+            record["evaluations"] = {name: dict(zip(("loss", "accuracy"),
+                                                    evaluate(model, x_extra.to(device), y_extra.to(device))))
                                      for name, (x_extra, y_extra) in evaluations.items()}
         history["epochs"].append(record)
         history["fallbacks"] = int(getattr(optimizer, "fallbacks", 0))
         history["skipped_steps"] = int(getattr(optimizer, "skipped_steps", 0))
-        for key in ("replans", "solves"):              # RecedingHorizon: plans, of which by IPOPT
+        for key in ("replans", "solves", "host_syncs"):   # RecedingHorizon: plans, by IPOPT, host reads
             if hasattr(optimizer, key):
                 history[key] = int(getattr(optimizer, key))
         if checkpoint is not None:
@@ -121,12 +123,18 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
     return history
 
 
+def _device_of(model):
+    parameter = next(model.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
 def _save(path, model, optimizer, generator, history, config):
     """The checkpoint as ``torch.save`` bytes sealed with their SHA-256 (:func:`ocp.files.seal`),
     written atomically (:func:`ocp.files.atomic_write`): an interrupted save keeps the last one."""
     state = {"version": CHECKPOINT_VERSION, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-             "config": config}
+             "config": config,     # CUDA's generators too: Hutchinson probes on a GPU draw from them
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     try:
@@ -143,7 +151,7 @@ def load_checkpoint(path):
     except ocp.FileFormatError as exc:
         raise TrainingError(f"checkpoint {exc}") from None
     try:
-        state = torch.load(io.BytesIO(payload), weights_only=False)
+        state = torch.load(io.BytesIO(payload), weights_only=False, map_location="cpu")   # portable across devices
     except Exception as exc:
         raise TrainingError(f"{path} is not a checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
@@ -165,4 +173,6 @@ def _restore(path, model, optimizer, generator, config):
         raise TrainingError(f"checkpoint {path} does not fit this model/optimizer: {exc}") from None
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state["history"]
