@@ -77,7 +77,7 @@ class NaturalGradient(RuleOptimizer):
             if not all_finite(blocks):
                 return None
             if all(b.shape == p.shape for b, p in zip(blocks, params)):
-                metric = torch._foreach_add(blocks, damping)
+                metric = list(torch._foreach_add(blocks, damping))   # a tuple on some torch versions
             else:
                 metric = torch.block_diag(*[b if b.shape != p.shape else torch.diag(b.reshape(-1))
                                             for b, p in zip(blocks, params)])

@@ -189,7 +189,7 @@ def test_scenario_rejects_non_positive_scales(key, value):
                                     {"curvature": [1.0, 2.0, 3.0]}, {"samples": 0}, {"seed": 1.5},
                                     {"gradient": [math.nan, 1.0]}])
 def test_scenario_rejects_bad_input(change):
-    with pytest.raises(ocp.ProblemError):
+    with pytest.raises(ocp.ProblemError, match=f"'{next(iter(change))}'"):   # the message names the parameter
         problems.get("belief_adam", **change)
 
 
@@ -206,8 +206,9 @@ def test_initial_variance_beliefs_must_be_positive():
                                      {"lr": 0.1, "mean_rate": 20.0}])
 def test_optimizer_rejects_bad_hyperparameters(options):
     theta = torch.zeros(2, requires_grad=True)
+    named = list(options)[-1]                      # the message names the bad hyperparameter
     options = {"lr": 1e-3, **options}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=named):
         BeliefAdam([theta], options.pop("lr"), **options)
 
 
@@ -215,13 +216,13 @@ def test_optimizer_rejects_bad_hyperparameters(options):
 def test_from_model_rejects_bad_model(change):
     theta = torch.zeros(2, requires_grad=True)
     model = {**belief_adam_study.optimizer_options(BeliefAdamScenario(**belief_adam_study.SEPARATED)), **change}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"{next(iter(change))} must be"):
         BeliefAdam.from_model([theta], 1e-3, **model)
 
 
 def test_set_beliefs_rejects_negative_variance():
     theta = torch.zeros(2, requires_grad=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="variance ≥ 0"):
         BeliefAdam([theta]).set_beliefs(theta, 0.0, -1.0)
 
 

@@ -50,7 +50,7 @@ def test_save_load_round_trip(tmp_path):
     assert np.array_equal(loaded.theta, traj.theta) and loaded.objective == traj.objective
     assert np.allclose(loaded(1.234), traj(1.234))
     (tmp_path / "bad.npz").write_bytes(b"not a file")
-    with pytest.raises(ocp.OCPError):
+    with pytest.raises(ocp.FileFormatError, match="bad.npz: not a saved lossnav trajectory"):
         ocp.Trajectory.load(tmp_path / "bad.npz")
 
 
@@ -97,12 +97,13 @@ def test_bad_initial_state(theta0):
         ocp.solve(fig1_problem(), theta0, horizon=1.0)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"horizon": math.inf, "terminal": TERMINAL}, {"horizon": 4.0, "terminal": [1.0]},
-    {"horizon": 4.0, "terminal": [np.nan, 0.0]},
+@pytest.mark.parametrize("kwargs, message", [
+    ({"horizon": math.inf, "terminal": TERMINAL}, "needs a finite horizon"),
+    ({"horizon": 4.0, "terminal": [1.0]}, "terminal must have length 2"),
+    ({"horizon": 4.0, "terminal": [np.nan, 0.0]}, "terminal must be finite"),
 ])
-def test_bad_terminal(kwargs):
-    with pytest.raises(ocp.TerminalConstraintError):
+def test_bad_terminal(kwargs, message):
+    with pytest.raises(ocp.TerminalConstraintError, match=message):
         ocp.solve(fig1_problem(), THETA0, **kwargs)
 
 

@@ -2,6 +2,7 @@
 loaded, no half-written output, no traceback where the command line promises one line.
 
 Each test was run against the code before its fix and failed there (docs/reliability.md)."""
+import argparse
 import io
 import math
 import os
@@ -20,7 +21,6 @@ from lossnav.training import Dataset, load_data, make_model, make_optimizer, tra
 from lossnav.training import loop
 from lossnav.training.loop import TrainingError
 from lossnav.validation import rule_runner
-from ocp import files
 
 import problems
 
@@ -225,13 +225,17 @@ def _writers(tmp_path, tiny):
         "checkpoint": (tmp_path / "c.pt", lambda path: loop._save(str(path), model, optimizer,
                                                                  torch.Generator(), {"epochs": []}, {})),
         "metrics": (tmp_path / "m" / "metrics.json", lambda path: train_cli.write_outputs(str(path.parent), metrics)),
-        "solve plot": (tmp_path / "p.png", lambda path: solve_cli.plot(small_trajectory(), str(path))),
+        "solve plot": (tmp_path / "p.png", lambda path: solve_cli.write_plot(
+            argparse.Namespace(plot=str(path), method="collocation"), problems.get("quadratic"), None, None,
+            small_trajectory())),
+        "trajectory plot": (tmp_path / "q.png", lambda path: small_trajectory().plot(str(path))),
         "paper figure": (tmp_path / "f.png", lambda path: paper.save(figure(), str(path)[:-4])),
         "report": (tmp_path / "r" / "report.md", lambda path: report.write(str(path.parent), [])),
     }
 
 
-@pytest.mark.parametrize("name", ["trajectory", "checkpoint", "metrics", "solve plot", "paper figure", "report"])
+@pytest.mark.parametrize("name", ["trajectory", "checkpoint", "metrics", "solve plot", "trajectory plot",
+                                  "paper figure", "report"])
 def test_a_failed_write_keeps_the_previous_file(name, tmp_path, tiny, monkeypatch):
     from lossnav.figures import paper
     monkeypatch.setattr(paper, "FIGURES", {})              # the report's figures: not this test
@@ -275,25 +279,8 @@ ocp.Trajectory(t=t, theta=theta, velocity=theta, kinetic=t, potential=t, costate
     assert ocp.Trajectory.load(path).objective == 1.25      # the previous file, complete
 
 
-def test_two_writers_leave_one_complete_file(tmp_path):
-    path = tmp_path / "t.npz"
-    script = f"""
-import sys, numpy as np, ocp
-scale = float(sys.argv[1])
-t = np.linspace(0, 1, 50001)
-theta = scale * np.column_stack([t, t])
-for _ in range(3):
-    ocp.Trajectory(t=t, theta=theta, velocity=theta, kinetic=t, potential=t, costate=theta, objective=scale,
-                   elements=np.array([[0, 50000, 0.0, 0.0]]), stats={{}}).save({str(path)!r})
-"""
-    writers = [subprocess.Popen([sys.executable, "-c", script, str(scale)]) for scale in (1.0, 2.0)]
-    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
-    loaded = ocp.Trajectory.load(path)
-    assert loaded.objective in (1.0, 2.0) and np.all(loaded.theta[:, 0] == loaded.objective * loaded.t)
-    assert os.listdir(tmp_path) == ["t.npz"]
-
-
 def test_atomic_write_keeps_the_permissions_of_a_normal_file(tmp_path):
+    from ocp import files
     with files.atomic_write(tmp_path / "a.txt", "w") as handle:
         handle.write("text")
     open(tmp_path / "b.txt", "w").write("text")

@@ -26,6 +26,7 @@ import contextlib
 import sys
 
 import ocp
+from ocp import files
 
 from problems import get, names
 
@@ -88,6 +89,8 @@ def run_validate(args) -> int:
             raise arguments.UsageError(f"{flag} applies with --optimizer only")
     if args.all == bool(args.names):
         raise arguments.UsageError("give scenario names or --all (not both)")
+    if args.report is not None:             # before any case is solved (ocp.OutputPathError: exit 1)
+        files.check_output_folder(args.report, what="--report")
     selected = names() if args.all else args.names
     for name in selected:
         if name not in names():
