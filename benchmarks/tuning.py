@@ -55,6 +55,10 @@ def add_arguments(parser):
     group.add_argument("--trials", type=int, help="learning rates per rule (default: by --size)")
     group.add_argument("--figures", metavar="DIR", help="write the mean ± std curves as PNG files to DIR")
     group.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
+    group.add_argument("--epochs-modular", type=int, help="epochs of the transformer (default: by --size)")
+    group.add_argument("--chosen-from", metavar="FILE.json",
+                       help="skip the tuning: take the chosen learning rates from an earlier --save")
+    group.add_argument("--no-defaults", action="store_true", help="skip the transformer at the registered defaults")
 
 
 def main(args) -> int:
@@ -62,13 +66,20 @@ def main(args) -> int:
     rules = tuple((args.rules or ",".join(RULES)).split(","))
     tasks = tuple((args.tasks or ",".join(TASKS)).split(","))
     trials = args.trials or size["trials"]
-    epochs, settings = size["epochs"], size["settings"]
+    epochs, settings = dict(size["epochs"]), size["settings"]
+    if args.epochs_modular:
+        epochs["modular-transformer"] = args.epochs_modular
     started = time.perf_counter()
 
     def log(line):
         print(f"[{time.perf_counter() - started:6.0f} s] {line}", flush=True)
-    chosen, scores = tune(tasks, rules, trials, epochs, settings=settings, span=size["span"], log=log,
-                          device=args.device)
+    if args.chosen_from:
+        earlier = json.loads(Path(args.chosen_from).read_text())
+        chosen, scores, trials = earlier["chosen"], earlier["scores"], earlier["trials"]
+        print(f"learning rates chosen by the tuning saved in {args.chosen_from} ({trials} trials per rule)")
+    else:
+        chosen, scores = tune(tasks, rules, trials, epochs, settings=settings, span=size["span"], log=log,
+                              device=args.device)
     print("\nchosen learning rates (validation split; final accuracy, mean over epochs):")
     for task in tasks:
         for rule in rules:
@@ -77,7 +88,7 @@ def main(args) -> int:
     results = run_grid(tasks, rules, range(args.seeds), epochs, lrs=chosen, settings=settings, log=log,
                        device=args.device)
     defaults = {}
-    if "modular-transformer" in tasks:                 # the registered defaults, not retuned
+    if "modular-transformer" in tasks and not args.no_defaults:     # the registered defaults, not retuned
         fresh = [rule for rule in rules if not math.isclose(chosen["modular-transformer"][rule],
                                                             _default(rule))]
         extra = run_grid(["modular-transformer"], fresh, range(args.seeds), epochs, settings=settings, log=log,
