@@ -49,3 +49,20 @@ def dispatch(payload):
     if isinstance(payload, str):
         return die_once(payload)
     return square(payload)
+
+
+def add_echo_parser(commands):
+    """A command registered the way a plug-in's would be: ``echo --value V [--sleep S] --json``."""
+    parser = commands.add_parser("echo", help="print a value (tests)")
+    parser.add_argument("--value", type=float, required=True)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=_echo)
+    return parser
+
+
+def _echo(args):
+    import json
+    sleep(args.sleep)
+    print(json.dumps({"twice": 2 * args.value, "draw": float(np.random.random())}))
+    return 0

@@ -190,3 +190,15 @@ def test_validate_on_a_local_pool_equals_the_serial_run():
         return [{key: value for key, value in r.row().items() if key != "seconds"} for r in results]
     assert rows(serial) == rows(parallel) and len(serial) == 2 and all(r.passed for r in serial)
     assert seen["serial"] == seen["pool"] == [r.case.label for r in serial]
+
+
+def test_any_registered_command_is_swept_and_the_time_limit_makes_a_row(tmp_path, monkeypatch):
+    """A command added to the CLI's COMMANDS (as a plug-in command would be) is swept like the
+    built-ins; --time-limit turns the slow task into a 'timeout' row."""
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, sweep_tasks.add_echo_parser))
+    code = sweep("echo", "--grid", "value=1,2", "--grid", "sleep=0,30", "--time-limit", "0.5", "--out", str(tmp_path))
+    rows = table(tmp_path)
+    assert code == 1
+    assert rows["status"].tolist() == ["ok", "timeout", "ok", "timeout"]
+    assert rows["twice"].tolist()[::2] == [2.0, 4.0] and rows["wall_time"][1] < 10
+    assert rows["error"][1] == "exceeded the time limit of 0.5 s"
