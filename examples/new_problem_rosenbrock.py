@@ -9,8 +9,10 @@ The Rosenbrock valley L(θ) = (1 − θ1)² + b(θ2 − θ1²)² as a lossnav sc
 2. a Scenario subclass names its parameters, ranges and paper-style defaults;
 3. ocp.solve gives the optimal path; ocp.euler_lagrange_error and a mesh-convergence
    study validate it; a figure shows it against gradient flow.
-To make it a registered scenario (``lossnav solve rosenbrock``), move the class into
-problems/rosenbrock.py and add it to ``_SCENARIOS`` in problems/__init__.py.
+To make it a scenario of every ``lossnav`` command, no edit to lossnav needed:
+``lossnav solve rosenbrock --plugin examples/new_problem_rosenbrock.py:Rosenbrock`` (or
+``problems.register(Rosenbrock)`` in a script, or an entry point in the group
+``lossnav.scenarios`` of your package; docs/tutorials/first_scenario.md).
 """
 import matplotlib
 

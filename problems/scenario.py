@@ -151,6 +151,7 @@ class Scenario:
                 "parameters": {key: {"default": self.defaults[key], "range": self.ranges.get(key, "")}
                                for key in self.defaults},
                 "theta0": self.theta0.tolist(), "analytic": self.has_analytic(),
+                "loss_minimum": float(self.loss_minimum),
                 "paper_setting": self.paper_setting}
 
     def __repr__(self):

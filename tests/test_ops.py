@@ -82,3 +82,32 @@ def test_logsumexp_on_every_backend(values):
     value.backward()
     assert float(value.detach()) == pytest.approx(expected, rel=1e-14) and np.allclose(t.grad.numpy(), softmax, rtol=1e-13)
     assert ops.logsumexp(x) == pytest.approx(expected, rel=1e-14)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+FINITE = st.floats(min_value=-700.0, max_value=700.0, allow_nan=False)
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(z=FINITE)
+def test_softplus_property_torch_and_casadi_agree_with_numpy(z):
+    expected = float(np.logaddexp(0.0, z))
+    slope = float(np.exp(z - np.logaddexp(0.0, z)))          # σ(z) without overflow
+    f, g = torch_value_and_gradient(ops.softplus, z)
+    assert f[0] == pytest.approx(expected, rel=1e-13, abs=1e-300) and g[0] == pytest.approx(slope, rel=1e-12, abs=1e-300)
+    f, g = casadi_value_and_gradient(ops.softplus, z)
+    assert f[0] == pytest.approx(expected, rel=1e-13, abs=1e-300) and g[0] == pytest.approx(slope, rel=1e-12, abs=1e-300)
+
+
+@settings(max_examples=30, derandomize=True, deadline=None)
+@given(values=st.lists(FINITE, min_size=1, max_size=6))
+def test_logsumexp_property_matches_scipy(values):
+    from scipy.special import logsumexp as reference
+    x = np.array(values)
+    t = torch.tensor(x, requires_grad=True)
+    value = ops.logsumexp(t)
+    value.backward()
+    assert float(value.detach()) == pytest.approx(reference(x), rel=1e-13, abs=1e-13)
+    assert np.allclose(t.grad.numpy(), np.exp(x - reference(x)), rtol=1e-12, atol=1e-300)
+    assert ops.logsumexp(x) == pytest.approx(reference(x), rel=1e-13, abs=1e-13)
