@@ -45,7 +45,11 @@ def add_parser(commands):
     parser = commands.add_parser(
         "sweep", help="run a command over a grid of its options (local pool or Dask cluster)",
         description="Run COMMAND once per point of a grid (or a seeded random sample) of its options, "
-                    "in parallel; write DIR/results.csv and DIR/results.parquet, one row a task.")
+                    "in parallel; write DIR/results.csv and DIR/results.parquet, one row a task. "
+                    "KEY is an option of COMMAND (lr for --lr), its positional argument by name "
+                    "(problem, names) or, for solve, a --set parameter (gamma). The sweep's own options "
+                    "come first: give a command's --seed (--samples, --out, ...) as --grid seed=3. "
+                    "docs/sweeps.md has the cluster recipes.")
     parser.add_argument("command", metavar="COMMAND", help="the subcommand to run (solve, validate, train, langevin, ...)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     add_options(parser)
