@@ -47,27 +47,24 @@ Cost in gradient evaluations: a plain step 1 (the closure) plus O(n·m) vector o
 re-plan step 1 gradient with graph + m HVPs (+1 for Hutchinson), an HVP costing about two
 gradients, plus at most one small IPOPT solve (m·N·d variables, independent of the network
 size): ≈ 1 + (2m + 3)/K per step on average (m = 4, K = 20: ≈ 1.55).
+
+Module layout: the device side (step, re-plan measurement, counters) is here; the host side of
+a re-plan (reading the model, the closed-form path, the IPOPT planner) is
+:mod:`learning_rules.subspace_plan`. Long because this docstring carries the method's
+derivation and the class its hyperparameter checks; the code itself is under 300 lines.
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
-from . import kernels
+from . import kernels, subspace_plan
 from .base import CurvatureOptimizer, RuleOptimizer, check_choice, check_number, flat, unflatten_
 from .local_model import subspace_model
 
 
-def _model_loss(a, b, T, P, p):
-    import casadi
-    return casadi.dot(b, a) + 0.5 * casadi.dot(a, casadi.mtimes(T, a))
-
-
-def _model_value(a, b, T, P, p):
-    import casadi
-    return 0.5 * casadi.dot(a, casadi.mtimes(P, a)) + casadi.dot(p, a)
+def _counter(key, doc):
+    """A read-only property: the head states' ``key`` summed over the groups (an int)."""
+    return property(lambda self: self._count(key), doc=doc)
 
 
 class RecedingHorizon(CurvatureOptimizer):
@@ -263,21 +260,15 @@ class RecedingHorizon(CurvatureOptimizer):
         curvature = kernels.effective_curvature(diagonal, group["damping"], group["negative_curvature"])
         head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k, group["gamma"]).mul_(-eta_k)
         # the re-plan's one read of the model: T, b, which rows of Q live, the skips since the last
-        size = basis.shape[0]
         pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
-        model = torch.cat([T.reshape(-1), b, basis.square().sum(1), pending.reshape(1).to(T.dtype)])
-        model = model.double().cpu().numpy()
-        T_read, b_read, live = model[:size * size].reshape(size, size), model[size * size:size * (size + 1)], \
-            model[size * (size + 1):size * (size + 2)] > 0.5
+        T_full, b_full, skipped, finite = subspace_plan.read_model(T, b, basis, pending, m)
         if "pending_skips" in head:
-            for _ in range(int(model[-1])):
+            for _ in range(skipped):
                 self._skip(group, "gradient, running average or step")
             head["pending_skips"].zero_()
-        if not (np.all(np.isfinite(T_read)) and np.all(np.isfinite(b_read))):
+        if not finite:
             return False
-        T_full, b_full = np.eye(m), np.zeros(m)            # padding and dead rows: no force, positive curvature
-        T_full[:size, :size][np.ix_(live, live)] = T_read[np.ix_(live, live)]
-        b_full[:size][live] = b_read[live]
+        size = basis.shape[0]
         # on the device, in the parameters' dtype (load_state_dict casts floating state to it)
         head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype,
                                        device=gradient.device)
@@ -290,57 +281,23 @@ class RecedingHorizon(CurvatureOptimizer):
         return True
 
     def _plan(self, group, head, T, b):
-        """Subspace displacements a(jΔt), j = 0..S (S + 1, m): the closed-form path when it stays
-        in the trust region (and ``skip_inactive``), else IPOPT's plan, else (failure) the
-        closed-form path projected radially into the trust region (counted as a fallback)."""
-        dt, steps, radius = group["lr"], group["plan_steps"], group["trust_radius"]
-        gamma, eta, k = group["gamma"], group["eta"], group["k"]
-        lam, vectors = np.linalg.eigh(0.5 * (T + T.T))
-        lam = kernels.effective_curvature(torch.as_tensor(lam), group["damping"], group["negative_curvature"]).numpy()
-        times = dt * np.arange(steps + 1)
-        closed = _closed_path(vectors, lam, b, times, eta, k, gamma)
-        # each eigen-component of a(t) grows monotonically: |a(t)| is largest at the horizon
-        if group["skip_inactive"] and np.linalg.norm(closed[-1]) <= radius:
-            return closed
-        root = np.sqrt(0.25 * gamma ** 2 + eta * k * lam)             # (γ²/4 + ηkλ)^{1/2}
-        T_eff = (vectors * lam) @ vectors.T
-        P = (vectors * (k * lam / (0.5 * gamma + root))) @ vectors.T   # ηP = root − γ/2, stable form
-        p = vectors @ (k * (vectors.T @ b) / (0.5 * gamma + root))
-        planner, problem = self._planner(group)
-        width = steps * dt / group["plan_intervals"]
-        guess = _closed_path(vectors, lam, b, planner.node_times[1:] * width, eta, k, gamma)
-        guess *= np.minimum(1.0, 0.999 * radius / np.maximum(np.linalg.norm(guess, axis=1), 1e-300))[:, None]
-        head["solves"] = int(head.get("solves", 0)) + 1
-        try:
-            values = problem.replace(gamma=gamma, eta=eta, k=k, b=b, T=T_eff, P=P, p=p).parameter_values()
-            result = planner.solve(np.zeros(len(b)), width, radius, values, guess)
-            head["solver_iterations"] = int(head.get("solver_iterations", 0)) + result["iterations"]
-            if not result["success"]:
-                raise RuntimeError(f"IPOPT status {result['status']}")
-            plan = planner.evaluate(result["nodes"], times / width)
-            if not np.all(np.isfinite(plan)):
-                raise RuntimeError("plan is not finite")
-            return plan
-        except Exception as exc:                      # budget exceeded, failure: closed-form fallback
+        """Subspace displacements a(jΔt), j = 0..S, from :func:`subspace_plan.plan_path`; counts
+        the IPOPT solves, their iterations and the fallbacks in the head state."""
+        plan, outcome = subspace_plan.plan_path(T, b, group, lambda: self._planner(group))
+        if outcome["attempted"]:
+            head["solves"] = int(head.get("solves", 0)) + 1
+            head["solver_iterations"] = int(head.get("solver_iterations", 0)) + outcome["iterations"]
+        if outcome["failure"] is not None:
             head["fallbacks"] = int(head.get("fallbacks", 0)) + 1
-            self._failures.append(str(exc))
+            self._failures.append(outcome["failure"])
             del self._failures[:-20]
-            return closed * np.minimum(1.0, radius / np.maximum(np.linalg.norm(closed, axis=1), 1e-300))[:, None]
+        return plan
 
     def _planner(self, group):
         key = (group["subspace_dim"], group["plan_intervals"], group["plan_degree"], group["max_iter"],
                group["max_time"])
         if key not in self._planners:
-            import ocp                                 # casadi only when a plan is first needed
-            from ocp.constraints import TrustRegionPlanner
-            m = group["subspace_dim"]
-            constants = {"b": np.zeros(m), "T": np.eye(m), "P": np.eye(m), "p": np.zeros(m)}
-            problem = ocp.DiscountedOCP(m, _model_loss, gamma=1.0, constants=constants, name="subspace_model")
-            ipopt = {"max_iter": group["max_iter"]}
-            if group["max_time"] is not None:
-                ipopt["max_cpu_time"] = group["max_time"]
-            self._planners[key] = (TrustRegionPlanner(problem, group["plan_intervals"], group["plan_degree"],
-                                                      _model_value, ipopt), problem)
+            self._planners[key] = subspace_plan.build_planner(*key)
         return self._planners[key]
 
     @property
@@ -359,26 +316,14 @@ class RecedingHorizon(CurvatureOptimizer):
     def _count(self, key):
         return sum(int(self._head(g).get(key, 0)) for g in self.param_groups if g["params"])
 
-    @property
-    def fallbacks(self) -> int:
-        """Plans that fell back to the closed-form path (IPOPT failed or exceeded its budget)."""
-        return self._count("fallbacks")
-
-    @property
-    def replans(self) -> int:
-        """Local models measured and planned on."""
-        return self._count("replans")
-
-    @property
-    def solves(self) -> int:
-        """Plans solved by IPOPT (the trust region could bind); the others used the closed form."""
-        return self._count("solves")
-
-    @property
-    def host_syncs(self) -> int:
-        """Steps at which the host waited for the device: the re-plans (the local model is read for
-        IPOPT, the Hutchinson estimate checked); none between re-plans."""
-        return self._count("host_syncs")
+    fallbacks = _counter("fallbacks", "Plans that fell back to the closed-form path (IPOPT failed or exceeded "
+                         "its budget).")
+    replans = _counter("replans", "Local models measured and planned on.")
+    solves = _counter("solves", "Plans solved by IPOPT (the trust region could bind); the others used the "
+                      "closed form.")
+    host_syncs = _counter("host_syncs", "Steps at which the host waited for the device: the re-plans (the local "
+                          "model is read for IPOPT, the Hutchinson estimate checked); none between re-plans.")
+    hvps = _counter("hvps", "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
 
     @property
     def skipped_steps(self) -> int:
@@ -389,24 +334,6 @@ class RecedingHorizon(CurvatureOptimizer):
         return RuleOptimizer.skipped_steps.fget(self) + pending
 
     @property
-    def hvps(self) -> int:
-        """Hessian-vector products spent on subspace models (Hutchinson probes not included)."""
-        return self._count("hvps")
-
-    @property
     def failures(self) -> list:
         """Reasons of the last (up to 20) fallbacks of this optimizer object."""
         return list(self._failures)
-
-
-def _closed_path(vectors, lam, b, times, eta, k, gamma):
-    """a(t) = −(I − e^{Rt})T⁻¹b of the unconstrained model at ``times``: (len(times), m).
-
-    Per eigenvalue λ ≥ 0 of T: a = −ψ_t(λ)·ηk·b with ψ_t = t·φ₁(rt)/(γ/2 + s), r = −ηkλ/(γ/2 + s),
-    s = √(γ²/4 + ηkλ) — the stable kernel of :mod:`learning_rules.kernels`, vectorised over t."""
-    eta_k = eta * k
-    times = np.asarray(times, float)[:, None]
-    denominator = 0.5 * gamma + np.sqrt(0.25 * gamma ** 2 + eta_k * lam)
-    exponent = np.minimum(-eta_k * lam / denominator * times, -np.finfo(float).tiny)
-    psi = times * (np.expm1(exponent) / exponent) / denominator
-    return -(psi * (eta_k * (vectors.T @ b))) @ vectors.T
