@@ -4,12 +4,16 @@ Knows nothing about learning or torch. Public API::
 
     problem = ocp.DiscountedOCP(dim, loss, gamma, eta, k, metric=None, drift=None)
     traj = ocp.solve(problem, theta0, horizon=math.inf)
+    best = ocp.solve_global(problem, theta0)    # the lowest objective among the basins (ocp/multistart.py)
+    ocp.solve_lq(A, H, mu, G, gamma, eta, k)    # the discounted LQ optimum in closed form (ocp/lq.py)
     ocp.RecedingHorizonController(problem, plan_horizon, dt).run(theta0, steps)    # MPC
     ocp.TrustRegionPlanner(...)          # a finite plan with |θ(t) − θ0| ≤ ρ (ocp/constraints.py)
 """
 from .constraints import TrustRegionPlanner
 from .errors import (FileFormatError, OCPError, OutputPathError, ProblemError, SolveError,
                      TerminalConstraintError)
+from .lq import LQSolution, solve_lq
+from .multistart import loss_minima, solve_global
 from .path import from_path
 from .problem import DiscountedOCP
 from .receding import RecedingHorizonController
@@ -21,4 +25,5 @@ from .verification import euler_lagrange_error, euler_lagrange_residual, mesh_co
 __all__ = ["DiscountedOCP", "FileFormatError", "Mesh", "OCPError", "OutputPathError", "ProblemError",
            "RecedingHorizonController", "SolveError",
            "TerminalConstraintError", "Trajectory", "TrustRegionPlanner", "euler_lagrange_error",
-           "euler_lagrange_residual", "from_path", "mesh_convergence", "solve"]
+           "euler_lagrange_residual", "from_path", "loss_minima", "mesh_convergence", "solve", "solve_global",
+           "solve_lq", "LQSolution"]
