@@ -1,6 +1,7 @@
 """lossnav sweep on Dask: a dask.distributed.LocalCluster of two worker processes, started and
 closed by this module on the loopback interface (no outside service), gives the serial table;
-a worker killed by its task is replaced and the task retried, then recorded as lost."""
+a worker killed by its task is replaced and the task retried, then recorded as lost; the time
+limit ends a task running in a worker thread."""
 import faulthandler
 import os
 
@@ -37,11 +38,15 @@ def test_the_grid_on_a_local_cluster_equals_the_serial_table(cluster, tmp_path):
     assert set(dask["worker"]) != set(serial["worker"])     # it ran on the cluster's processes
 
 
-def test_a_killed_dask_worker_is_replaced_and_its_task_retried_then_lost(cluster, tmp_path):
+def test_a_killed_dask_worker_is_retried_then_lost_and_the_time_limit_holds(cluster, tmp_path):
     marker = str(tmp_path / "died")
     tasks = [make_task(0, marker, "die once"), make_task(1, 3, 3), make_task(2, None, "die always")]
     with DaskCluster(cluster) as backend:   # the cluster object: its own client, closed after
         outcomes = {o.index: o for o in backend.run(sweep_tasks.dispatch, tasks)}
+        # the time limit also holds in a Dask worker, where tasks run in a thread, not the main one
+        slow = [make_task(0, 0.0, "quick"), make_task(1, 30.0, "slow")]
+        timed = {o.index: o.status for o in backend.run(sweep_tasks.sleep, slow, seconds=0.5)}
+    assert timed == {0: "ok", 1: "timeout"}
     assert os.path.exists(marker)
     assert outcomes[0].status == "ok" and outcomes[0].value == {"survived": True}
     assert outcomes[1].status == "ok" and outcomes[1].value == {"y": 9}
