@@ -10,6 +10,7 @@ into the project's environment).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -76,6 +77,10 @@ class Clash(OffsetQuadratic):
 def heavy_ball(params, lr=0.05):
     """Heavy ball, momentum 0.9 (a plug-in rule)."""
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def no_default(params, lr):
+    return torch.optim.SGD(params, lr=lr)
 '''
 
 ENTRY_POINTS = f"""
@@ -87,6 +92,8 @@ clash = {PACKAGE}:Clash
 
 [lossnav.rules]
 heavy_ball = {PACKAGE}:heavy_ball
+sgd = {PACKAGE}:heavy_ball
+no_default = {PACKAGE}:no_default
 """
 
 
@@ -103,6 +110,17 @@ def site(tmp_path_factory):
     return root
 
 
+@contextlib.contextmanager
+def restored_rules():
+    """The rule registry as it was, afterwards (the same dict: lossnav.training.RULES is it)."""
+    saved = dict(training_rules.RULES)
+    try:
+        yield
+    finally:
+        training_rules.RULES.clear()
+        training_rules.RULES.update(saved)
+
+
 @pytest.fixture
 def installed(site, monkeypatch):
     """The package on sys.path and fresh registries (restored afterwards)."""
@@ -110,9 +128,9 @@ def installed(site, monkeypatch):
     monkeypatch.setattr(registry, "_SCENARIOS", dict(registry._SCENARIOS))
     monkeypatch.setattr(registry, "_ORIGINS", dict(registry._ORIGINS))
     monkeypatch.setattr(registry, "_discovered", False)
-    monkeypatch.setattr(training_rules, "RULES", dict(training_rules.RULES))
-    training_rules._discover_rules()
-    return site
+    with restored_rules(), pytest.warns(problems.PluginWarning):   # sgd (a built-in's name), no_default
+        training_rules._discover_rules()
+        yield site
 
 
 def test_an_installed_package_appears_in_every_command(site):
@@ -125,11 +143,13 @@ def test_an_installed_package_appears_in_every_command(site):
     assert "heavy_ball" in help_text and "adam_reset" in help_text and "sgd" in help_text
     warnings = [line for line in out.stderr.splitlines() if line.strip()]
     # one line per bad plug-in, naming it and why; nothing else on stderr
-    assert len(warnings) == 3, out.stderr
+    assert len(warnings) == 5, out.stderr
     assert all(line.startswith("lossnav: warning: skipped plug-in") for line in warnings)
     assert any("broken" in line and "import failed" in line for line in warnings)
     assert any("not_a_scenario" in line and "not a problems.Scenario subclass" in line for line in warnings)
     assert any("clash" in line and "'quadratic'" in line and "taken" in line for line in warnings)
+    assert any("sgd" in line and "lossnav.rules" in line and "taken" in line for line in warnings)
+    assert any("no_default" in line and "positive numeric default" in line for line in warnings)
 
 
 def test_listed_by_problems_with_the_builtins_intact(installed, capsys):
@@ -144,10 +164,10 @@ def test_listed_by_problems_with_the_builtins_intact(installed, capsys):
 
 
 def test_validates_at_gamma_zero_with_a_declared_loss_minimum(installed, capsys):
-    code = cli.main(["validate", "demo_offset", "--gammas", "0,1", "--draws", "0", "--json"])
+    code = cli.main(["validate", "demo_offset", "--gammas", "0", "--draws", "0", "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0, rows
-    assert [row["params"]["gamma"] for row in rows] == [0.0, 1.0]
+    assert [row["params"]["gamma"] for row in rows] == [0.0]
     assert all(row["passed"] and row["error"] < 1e-6 for row in rows)
 
 
@@ -160,7 +180,12 @@ def test_gamma_zero_without_the_loss_minimum_says_what_to_declare(installed):
     assert not result.passed and "loss_minimum" in result.message
 
 
-def test_the_plugin_rule_is_a_training_rule(installed):
+def test_the_plugin_rule_is_a_training_rule(installed, capsys):
+    assert training_rules.RULES["sgd"].description == "torch.optim.SGD"      # the built-in kept
+    assert "no_default" not in training_rules.RULES
+    code = cli.main(["train", "--data", "digits", "--model", "mlp", "--rule", "heavy_ball", "--epochs", "1",
+                     "--seed", "0", "--batch", "128", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["rule"] == "heavy_ball"
     rule = training_rules.RULES["heavy_ball"]
     assert rule.default_lr == 0.05 and "Heavy ball" in rule.description
     import torch
@@ -199,10 +224,10 @@ SCRIPT = textwrap.dedent('''
 def script(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_SCENARIOS", dict(registry._SCENARIOS))
     monkeypatch.setattr(registry, "_ORIGINS", dict(registry._ORIGINS))
-    monkeypatch.setattr(training_rules, "RULES", dict(training_rules.RULES))
     path = tmp_path / "my_scenarios.py"
     path.write_text(SCRIPT, encoding="utf-8")
-    return path
+    with restored_rules():
+        yield path
 
 
 def test_plugin_option_loads_a_script(script, capsys):
