@@ -91,10 +91,23 @@ def preparse(argv) -> list:
     return specs
 
 
+_LOADED: list = []       # the specs loaded in this process, file paths made absolute
+
+
+def loaded() -> tuple:
+    """The ``--plugin`` specs loaded so far, file paths absolute: what a worker process must
+    :func:`load_all` to see the same registry (:class:`lossnav.validation.cases.Case` carries them)."""
+    return tuple(_LOADED)
+
+
 def load(spec: str) -> list:
-    """Load one ``--plugin`` spec; returns what it added, e.g. ['scenario logistic', 'rule hb']."""
+    """Load one ``--plugin`` spec; returns what it added, e.g. ['scenario logistic', 'rule hb'].
+    Loading a spec again (or in a process that has it) adds nothing and is not an error."""
     target, _, attribute = _split(spec)
     module = _import(target, spec)
+    absolute = (str(pathlib.Path(target).resolve()) if _is_file(target) else target) + (f":{attribute}" if attribute else "")
+    if absolute not in _LOADED:
+        _LOADED.append(absolute)
     before = set(problems.names())
     if attribute:
         if not hasattr(module, attribute):
@@ -141,8 +154,12 @@ def _split(spec: str):
     return text, "", ""
 
 
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
 def _import(target: str, spec: str, option: str = OPTION):
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if _is_file(target):
         path = pathlib.Path(target)
         if not path.is_file():
             raise PluginError(f"{option} {spec}: no such file {target}", usage=True)

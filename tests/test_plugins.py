@@ -224,6 +224,7 @@ SCRIPT = textwrap.dedent('''
 def script(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_SCENARIOS", dict(registry._SCENARIOS))
     monkeypatch.setattr(registry, "_ORIGINS", dict(registry._ORIGINS))
+    monkeypatch.setattr(plugins, "_LOADED", [])
     path = tmp_path / "my_scenarios.py"
     path.write_text(SCRIPT, encoding="utf-8")
     with restored_rules():
@@ -281,3 +282,16 @@ def test_register_refuses_what_it_cannot_register(monkeypatch):
 def test_preparse_finds_both_spellings():
     assert plugins.preparse(["solve", "x", "--plugin", "a.py", "--plugin=b:C"]) == ["a.py", "b:C"]
     assert plugins.preparse(["solve", "--", "--plugin", "a.py"]) == []
+
+
+def test_cases_carry_the_plugins_to_worker_processes(script, monkeypatch):
+    """validate --workers solves cases in other processes: a case names the --plugin specs, and
+    a process that has not loaded them (simulated: a fresh registry) loads them itself."""
+    assert cli.main(["problems", "--plugin", str(script)]) == 0
+    case = cases.cases("script_well", draws=0)[0]
+    assert case.plugins == (str(script.resolve()),)
+    monkeypatch.setattr(registry, "_SCENARIOS", {k: v for k, v in registry._SCENARIOS.items() if k != "script_well"})
+    monkeypatch.setattr(plugins, "_LOADED", [])
+    monkeypatch.delitem(sys.modules, "lossnav_plugin_my_scenarios")
+    assert "script_well" not in problems.names()
+    assert case.scenario().name == "script_well"

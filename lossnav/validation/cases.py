@@ -55,8 +55,15 @@ class Case:
     params: dict
     theta0: np.ndarray
     label: str
+    plugins: tuple = ()    # --plugin specs (lossnav.plugins.loaded()): a worker process loads them too
 
     def scenario(self):
+        if self.plugins:
+            from lossnav import plugins
+            try:
+                plugins.load_all(self.plugins)      # a no-op where they are loaded already
+            except plugins.PluginError as exc:
+                raise ocp.ProblemError(str(exc)) from None
         return get(self.name, **self.params)
 
 
@@ -78,16 +85,17 @@ def cases(name: str, draws: int = 2, seed: int = 0, gammas=None) -> list:
     """The paper's defaults and ``draws`` random parameter sets, each at every γ of
     ``gammas`` (default: the scenario's ``validation_gammas``). A scenario without
     :meth:`~problems.Scenario.random_params` (a plug-in may omit it) gets the defaults only."""
-    base = get(name)
+    from lossnav.plugins import loaded
+    base, specs = get(name), loaded()
     gammas = base.validation_gammas if gammas is None else tuple(gammas)
-    out = [Case(name, {"gamma": g}, base.theta0, f"paper defaults, γ={g:g}") for g in gammas]
+    out = [Case(name, {"gamma": g}, base.theta0, f"paper defaults, γ={g:g}", specs) for g in gammas]
     if type(base).random_params is Scenario.random_params:
         draws = 0
     for i in range(draws):
         rng = np.random.default_rng([seed, i])
         params = base.random_params(rng)
         theta0 = get(name, **params).random_theta0(rng)
-        out += [Case(name, {**params, "gamma": g}, theta0, f"draw {i} (seed {seed}), γ={g:g}")
+        out += [Case(name, {**params, "gamma": g}, theta0, f"draw {i} (seed {seed}), γ={g:g}", specs)
                 for g in gammas]
     return out
 
