@@ -44,7 +44,8 @@ def register(cls, origin: str = "") -> type:
     """Register Scenario subclass ``cls`` under ``cls.name``; returns ``cls`` (usable as a
     class decorator). Registering the same class again is a no-op; another class under a
     taken name raises :class:`RegistrationError` (names are unique across built-ins and
-    plug-ins, so ``lossnav solve NAME`` means one thing)."""
+    plug-ins, so ``lossnav solve NAME`` means one thing). A class of the same module and
+    qualified name replaces the old one (the same plug-in file imported again)."""
     if not (inspect.isclass(cls) and issubclass(cls, Scenario)) or cls is Scenario:
         raise RegistrationError(f"{_describe(cls)} is not a problems.Scenario subclass")
     name = cls.name
@@ -53,7 +54,7 @@ def register(cls, origin: str = "") -> type:
     existing = _SCENARIOS.get(name)
     if existing is cls:
         return cls
-    if existing is not None:
+    if existing is not None and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
         raise RegistrationError(
             f"scenario name {name!r} of {_describe(cls)} is taken by {_describe(existing)} "
             f"({_ORIGINS[name]}); rename the class's name attribute")

@@ -214,6 +214,14 @@ SCRIPT = textwrap.dedent('''
         pass
 
 
+    class Unbuildable(Scenario):
+        name = "unbuildable"
+        defaults = {"gamma": 1.0}
+
+        def build(self, params):
+            raise RuntimeError("the user's build is broken")
+
+
     def descent(params, lr=0.1):
         import torch
         return torch.optim.SGD(params, lr=lr)
@@ -233,7 +241,10 @@ def script(tmp_path, monkeypatch):
 
 def test_plugin_option_loads_a_script(script, capsys):
     assert cli.main(["problems", "--plugin", str(script)]) == 0
-    assert "script_well" in capsys.readouterr().out and registry.origin("script_well").startswith("--plugin")
+    out, err = capsys.readouterr()
+    assert "script_well" in out and "quadratic" in out and registry.origin("script_well").startswith("--plugin")
+    # a plug-in that cannot be built at its defaults: one warning line, the others still listed
+    assert "unbuildable" not in out and err.count("\n") == 1 and "the user's build is broken" in err
     assert cli.main(["problems", f"--plugin={script}:descent"]) == 0
     assert training_rules.RULES["descent"].default_lr == 0.1
 

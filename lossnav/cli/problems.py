@@ -22,7 +22,7 @@ def add_parser(commands):
 
 
 def run_problems(args) -> int:
-    catalogue = [{**get(name).describe(), "origin": registry.origin(name)} for name in names()]
+    catalogue = [entry for entry in map(_describe, names()) if entry is not None]
     if args.json:
         print(arguments.dumps(catalogue))
         return 0
@@ -35,3 +35,17 @@ def run_problems(args) -> int:
             print(f"    {key:<12} default {info['default']!s:<14} {info['range']}")
         print()
     return 0
+
+
+def _describe(name):
+    """The catalogue entry of scenario ``name``; a plug-in that cannot be built at its own
+    defaults is left out with one warning line (the rest of the catalogue still lists)."""
+    origin = registry.origin(name)
+    if origin == "built-in":
+        return {**get(name).describe(), "origin": origin}
+    try:
+        return {**get(name).describe(), "origin": origin}
+    except Exception as exc:   # third-party code: any error must not hide the other scenarios
+        registry.warn(f"plug-in scenario {name} ({origin}) cannot be built at its defaults: "
+                      f"{type(exc).__name__}: {exc}")
+        return None
