@@ -3,11 +3,15 @@
     lossnav solve PROBLEM [--method collocation|analytic|mpc|rule:RULE] [--set key=value ...]
                           [--theta0 a,b,...] [--horizon inf|T] [--terminal a,b,...]
                           [--intervals N] [--degree d] [--scheme legendre|radau]
-                          [--dt DT] [--steps N] [--plan-horizon TH] [--t0 T0]
+                          [--dt DT] [--steps N] [--plan-horizon TH] [--t0 T0] [--global]
                           [--out FILE.npz] [--plot FILE.png] [--json]
 
 ``--t0`` starts the problem's clock at T0 (collocation and mpc; for scenarios whose loss or
 data depend on time, e.g. belief_adam's stream): times run from T0.
+
+``--global`` (collocation only) solves from every basin and keeps the lowest objective
+(``ocp.solve_global``: the loss's local minima found numerically, plus the scenario's own
+guesses); ``--json`` then lists every candidate's objective.
 
 Every method writes the same npz (``ocp.Trajectory.save``: t, theta, velocity, kinetic,
 potential, costate, objective, checksum), atomically and at exactly the ``--out`` name, which
@@ -61,6 +65,9 @@ def add_parser(commands):
         help="mpc planning horizon T_h (default: inf)")
     add("--t0", type=arguments.finite_float, default=0.0, metavar="T0",
         help="the problem's clock at the start, for time-dependent scenarios (collocation, mpc; default: 0)")
+    add("--global", dest="global_search", action="store_true",
+        help="collocation from every basin of the loss (its local minima, found numerically), "
+             "keeping the lowest objective (ocp.solve_global); --json lists the candidates")
     add("--out", metavar="FILE.npz", help="save the trajectory (Trajectory.save)")
     add("--plot", metavar="FILE.png", help="plot θ(t), the energies and (2-D) the phase plane; other methods "
         "than collocation are drawn against the collocation reference (Trajectory.plot / compare)")
@@ -100,8 +107,12 @@ def run(args) -> int:
     if args.plot:
         write_plot(args, scenario, theta0, mesh, trajectory)
     if args.json:
+        summary = trajectory.summary()
+        if "candidates" in trajectory.stats:     # --global: every basin's objective
+            summary.update(candidates=trajectory.stats["candidates"],
+                           best_candidate=trajectory.stats["best_candidate"])
         print(arguments.dumps({"problem": scenario.name, "method": args.method,
-                              "params": scenario.params, **trajectory.summary()}))
+                              "params": scenario.params, **summary}))
     return 0
 
 
@@ -110,6 +121,12 @@ def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
     guesses = scenario.guesses() or None   # one per basin of a non-convex scenario
     if args.t0 != 0 and args.method not in ("collocation", "mpc"):
         raise arguments.UsageError(f"--t0 applies to --method collocation or mpc, not {args.method}")
+    if getattr(args, "global_search", False):
+        if args.method != "collocation":
+            raise arguments.UsageError(f"--global applies to --method collocation, not {args.method}")
+        return ocp.solve_global(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
+                                mesh=mesh, starts=guesses, t0=args.t0,
+                                time_limit=getattr(args, "time_limit", None))
     if args.method == "collocation":
         return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
                          mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0)
