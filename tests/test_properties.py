@@ -68,6 +68,10 @@ def small_trajectory(problem=None, theta0=None, **_):
 
 @pytest.fixture
 def light(monkeypatch):
+    install_stand_ins(monkeypatch)
+
+
+def install_stand_ins(monkeypatch):
     """Stand-ins for the heavy work of every command (see the module docstring)."""
     from lossnav import training
     from lossnav.cli import langevin
@@ -82,6 +86,13 @@ def light(monkeypatch):
                "steps": 1, "fallbacks": 0, "skipped_steps": 0}
     monkeypatch.setattr(training, "train", lambda *a, **k: history)
     monkeypatch.setattr(cases, "validate", lambda *a, **k: [])
+    real_cases = cases.cases
+
+    def few_cases(name, draws=2, seed=0, gammas=None):   # a million draws is a long job, not bad input
+        if draws > 50:
+            raise Reached
+        return real_cases(name, draws, seed, gammas)
+    monkeypatch.setattr(cases, "cases", few_cases)
     monkeypatch.setattr(optimizer_studies, "run", lambda *a, **k: [])
     monkeypatch.setattr(paper, "FIGURES", {})
 
@@ -96,40 +107,56 @@ def odd_paths(folder):
         "file/inside.npz")] + [folder, "/dev/null/x.npz"])
 
 
-def option(flag, values):
-    return st.tuples(st.just(flag), values)
+def option(flag, *valid):
+    """(flag, value): a valid value three times in four, a generated nasty one otherwise; a
+    flag without a value when none is given."""
+    if not valid:
+        return st.tuples(st.just(flag), st.none())
+    return st.tuples(st.just(flag), mostly(*valid))
+
+
+def mostly(*valid):
+    """A valid value three times in four, a generated one otherwise."""
+    good = st.sampled_from(list(valid))
+    return st.one_of(good, good, good, numbers_text)
 
 
 def argv_for(command, folder):
-    """Strategy of argv lists for ``command``: a subset of its options with generated values."""
-    scenario = st.sampled_from(problems.names() + ["nope", "", "QUADRATIC"])
-    paths = odd_paths(folder)
-    setting = st.tuples(st.sampled_from(["H", "gamma", "mu", "eta", "k", "nope", "theta0"]), numbers_text) \
+    """Strategy of argv lists for ``command``: a subset of its options, mostly valid values mixed
+    with generated ones (so that most examples get past the parser to the checks behind it)."""
+    names = problems.names()
+    scenario = st.one_of(st.sampled_from(names), st.sampled_from(names), st.sampled_from(["nope", "", "QUADRATIC"]))
+    setting = st.tuples(st.sampled_from(["H", "gamma", "mu", "eta", "k", "nope", "theta0"]),
+                        st.one_of(st.sampled_from(["0.5", "[[2,0],[0,1]]", "[1,-1]"]), numbers_text)) \
         .map(lambda kv: f"{kv[0]}={kv[1]}")
     options = {
-        "problems": [option("--json", st.none())],
-        "solve": [option("--method", st.sampled_from(["collocation", "analytic", "mpc", "rule:gradient_descent",
-                                                      "rule:ballistic", "rule:nope", "rule:", "newton"])),
-                  option("--set", setting), option("--theta0", numbers_text), option("--horizon", numbers_text),
-                  option("--terminal", numbers_text), option("--intervals", numbers_text),
-                  option("--degree", numbers_text), option("--scheme", st.sampled_from(["legendre", "radau", "x"])),
-                  option("--dt", numbers_text), option("--steps", numbers_text), option("--t0", numbers_text),
-                  option("--plan-horizon", numbers_text), option("--out", paths), option("--plot", paths),
-                  option("--json", st.none())],
-        "validate": [option("--draws", numbers_text), option("--seed", numbers_text),
-                     option("--gammas", numbers_text), option("--json", st.none()), option("--report", paths),
-                     option("--all", st.none()), option("--dt", numbers_text), option("--workers", st.just("1"))],
-        "langevin": [option(flag, numbers_text) for flag in ("--dim", "--samples", "--noise", "--lr", "--momentum",
-                                                             "--weight-decay", "--batch", "--steps", "--seed",
-                                                             "--chains", "--spectrum")]
-                    + [option("--plot", paths), option("--json", st.none())],
-        "train": [option("--batch", numbers_text), option("--lr", numbers_text), option("--out", paths),
-                  option("--checkpoint", paths), option("--resume", paths), option("--json", st.none()),
-                  option("--tasks", st.sampled_from(["split", "permuted", "nope"]))],
+        "problems": [option("--json")],
+        "solve": [st.tuples(st.just("--method"), st.sampled_from(["collocation", "analytic", "mpc", "rule:gradient_descent",
+                                                                  "rule:ballistic", "rule:nope", "rule:", "newton"])),
+                  st.tuples(st.just("--set"), setting), option("--theta0", "0.5,2", "1", "1,1,1"),
+                  option("--horizon", "inf", "2"), option("--terminal", "0,0"), option("--intervals", "10"),
+                  option("--degree", "3"), st.tuples(st.just("--scheme"), st.sampled_from(["legendre", "radau", "x"])),
+                  option("--dt", "0.1"), option("--steps", "5"), option("--t0", "0", "1"),
+                  option("--plan-horizon", "inf", "1"), st.tuples(st.just("--out"), odd_paths(folder)),
+                  st.tuples(st.just("--plot"), odd_paths(folder)), option("--json")],
+        "validate": [option("--draws", "0", "1"), option("--seed", "0"), option("--gammas", "0,1", "2"),
+                     option("--json"), st.tuples(st.just("--report"), odd_paths(folder)), option("--all"),
+                     option("--dt", "0.1,0.05"), option("--workers", "1")],
+        "langevin": [option("--dim", "2", "4"), option("--samples", "100"), option("--noise", "0.5"),
+                     option("--lr", "0.03"), option("--momentum", "0.9"), option("--weight-decay", "0", "0.1"),
+                     option("--batch", "4"), option("--steps", "10"), option("--seed", "0"), option("--chains", "2"),
+                     option("--spectrum", "1,0.5"), st.tuples(st.just("--plot"), odd_paths(folder)),
+                     option("--json")],
+        "train": [option("--batch", "8", "32"), option("--lr", "0.01"), st.tuples(st.just("--out"), odd_paths(folder)),
+                  st.tuples(st.just("--checkpoint"), odd_paths(folder)),
+                  st.tuples(st.just("--resume"), odd_paths(folder)), option("--json"),
+                  st.tuples(st.just("--tasks"), st.sampled_from(["split", "permuted", "nope"]))],
     }[command]
-    positional = {"solve": st.lists(scenario, min_size=0, max_size=1), "validate": st.lists(scenario, max_size=2)}
-    required = {"train": st.tuples(st.sampled_from(["digits", "cifar"]), st.sampled_from(["mlp", "resnet"]),
-                                   st.sampled_from(["sgd", "adam", "ballistic", "nope"]), numbers_text, numbers_text)
+    positional = {"solve": st.lists(scenario, min_size=1, max_size=1),
+                  "validate": st.lists(scenario, max_size=2)}
+    required = {"train": st.tuples(st.sampled_from(["digits", "digits", "cifar"]),
+                                   st.sampled_from(["mlp", "mlp", "resnet"]),
+                                   st.sampled_from(["sgd", "adam", "ballistic", "nope"]), mostly("1"), mostly("0"))
                 .map(lambda r: ["--data", r[0], "--model", r[1], "--rule", r[2], "--epochs", r[3], "--seed", r[4]])}
 
     def build(parts):
@@ -139,7 +166,7 @@ def argv_for(command, folder):
             argv += [flag] if value is None else [flag, value]
         return argv
     head = positional.get(command, required.get(command, st.just([])))
-    return st.tuples(head, st.lists(st.one_of(options), max_size=5)).map(build)
+    return st.tuples(head, st.lists(st.one_of(options), max_size=4)).map(build)
 
 
 def check_outcome(code, err, folder):

@@ -108,6 +108,10 @@ def _main(argv) -> int:
         target = f" {exc.filename}" if exc.filename else ""
         print(f"{PROG}: error: cannot write{target}: {exc.strerror or arguments.one_line(exc)}", file=sys.stderr)
         return 1
+    except MemoryError as exc:      # e.g. langevin --samples 2147483648: a size too large for this machine
+        print(f"{PROG}: error: out of memory ({arguments.one_line(exc) or 'MemoryError'}); "
+              "a size argument (--samples, --dim, --intervals, --batch, ...) is too large", file=sys.stderr)
+        return 1
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
