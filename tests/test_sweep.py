@@ -214,3 +214,9 @@ def test_summary_plot_numeric_and_categorical_parameters(tmp_path):
         assert os.path.getsize(path) > 0
     with pytest.raises(PlotError, match="no column 'nope'"):
         summary_plot(rows, "nope", "rule", str(tmp_path / "x.png"))
+
+
+def test_validate_refuses_workers_with_a_scheduler(capsys):
+    assert cli.main(["validate", "quadratic", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "not both" in err[0]
