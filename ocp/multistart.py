@@ -25,7 +25,7 @@ The strategy (docs/engine.md §2):
    the objectives alone; ``stats["best_candidate"]`` the index chosen.
 
 The search is exhaustive only over the basins it samples: ``radius`` and ``samples`` bound
-it (default 2·max(1, |θ0|∞) and 8·dim, at most 64). Multistart is for low and moderate
+it (default 2·max(1, |θ0|∞) and 16·dim, at most 64). Multistart is for low and moderate
 dimensions; at D = 1000 each candidate is a full solve.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ def loss_minima(problem, theta0, samples=None, radius=None, seed=0) -> np.ndarra
     loss value (lowest first): an array (m, dim)."""
     theta0 = problem.check_initial_state(theta0)[: problem.dim]
     n = problem.dim
-    samples = min(8 * n, MAX_SAMPLES) if samples is None else _count("samples", samples)
+    samples = min(16 * n, MAX_SAMPLES) if samples is None else _count("samples", samples)
     radius = 2.0 * max(1.0, np.abs(theta0).max()) if radius is None else _positive("radius", radius)
     value, gradient, hessian = _loss_functions(problem)
     rng = np.random.default_rng(seed)
