@@ -141,7 +141,7 @@ class DeviceAudit(TorchFunctionMode):
             if any(t.dim() > 0 for t, is_host in zip(inputs, host) if is_host):
                 self.events.append(("mixed", name))
         result = func(*args, **kwargs)
-        if (name in _FACTORIES and _host_factory(kwargs)) or (bool(host) and all(host)):
+        if (name in _FACTORIES and _host_factory(kwargs)) or (bool(host) and all(host)) or name == "cpu":
             for tensor in _tensors(result if isinstance(result, (list, tuple)) else [result]):
                 self._set_host(tensor)
         return result
