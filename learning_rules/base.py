@@ -4,81 +4,21 @@ Non-finite input never reaches the parameters: when a group's gradient, curvatur
 computed displacement has a NaN or an infinity, that group's step is skipped, counted in
 ``state[p]["skipped_steps"]`` of each of its parameters (see :attr:`RuleOptimizer.skipped_steps`)
 and a ``RuntimeWarning`` is issued once per optimizer. Running averages are not updated
-by a skipped step, so one bad batch does not poison them.
+by a skipped step, so one bad batch does not poison them; an average whose update would
+overflow (a finite gradient of 1e30 in float32 squares to inf) is not stored either, the
+step is skipped and counted. ``load_state_dict`` checks what it loads as the constructor
+checks its arguments (:mod:`learning_rules.checks`).
 """
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 
 import torch
 from torch.optim import Optimizer
 
 from . import curvature as _curvature
-
-
-def check_number(name, value, low=None, high=None, low_open=False, high_open=False, integer=False):
-    """``value`` as a float (int when ``integer``), or a ValueError naming ``name`` and its range."""
-    interval = (("(" if low_open else "[") + ("−∞" if low is None else f"{low:g}") + ", "
-                + ("∞" if high is None else f"{high:g}") + (")" if high_open or high is None else "]"))
-    kind = "an integer" if integer else "a real number"
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value, numbers.Integral)):
-        raise ValueError(f"{name} must be {kind} in {interval}, got {value!r}")
-    if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) \
-            or (high is not None and (value > high or (high_open and value == high))):
-        raise ValueError(f"{name} must be {kind} in {interval}, got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def check_metric(value, name="metric"):
-    """None, a positive scalar, a positive diagonal (1-D) or an SPD matrix (2-D) tensor."""
-    if value is None:
-        return None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        check_number(name, value, 0, None, low_open=True)
-        return float(value)
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(f"{name} must be None, a positive number or a tensor (diagonal or SPD matrix), "
-                         f"got {type(value).__name__}")
-    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != value.shape[1]):
-        raise ValueError(f"{name} must be a 1-D diagonal or a square matrix, got shape {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} must be finite")
-    if value.ndim == 2:
-        if not torch.allclose(value, value.mT, rtol=1e-10, atol=1e-12 * float(value.abs().max())):
-            raise ValueError(f"{name} must be symmetric")
-        smallest = float(torch.linalg.eigvalsh(value.double()).min())
-    else:
-        smallest = float(value.min())
-    if smallest <= 0:
-        raise ValueError(f"{name} must be positive definite, in (0, ∞); smallest eigenvalue {smallest:.3g}")
-    return value
-
-
-def all_finite(tensors) -> bool:
-    """Whether every entry of a tensor (or of every tensor of a list) is finite.
-
-    Fast path: a finite sum proves every entry finite (a NaN or ±inf makes the sum
-    non-finite); only a non-finite sum, possibly an overflow of large finite values, is
-    checked entry by entry."""
-    if isinstance(tensors, torch.Tensor):
-        tensors = [tensors]
-    tensors = [t for t in tensors if t is not None]
-    if not tensors:
-        return True
-    total = tensors[0].sum() if len(tensors) == 1 else torch.stack([t.sum() for t in tensors]).sum()
-    if bool(total.isfinite()):
-        return True
-    return all(bool(t.isfinite().all()) for t in tensors)
+from .checks import (all_finite, check_choice, check_group_keys, check_metric,  # noqa: F401 (re-exported)
+                     check_number, check_state)
 
 
 class RuleOptimizer(Optimizer):
@@ -112,27 +52,12 @@ class RuleOptimizer(Optimizer):
     def load_state_dict(self, state_dict):
         """torch's ``load_state_dict``, then every loaded group checked as the constructor checks
         it (:meth:`check_group`: a NaN lr or a negative γ is refused) and every state entry
-        checked (finite tensors and counters; running statistics shaped like their parameter).
-        A state of another optimizer (Adam, another rule) is refused: its groups do not carry
-        this rule's hyperparameters. On refusal a ValueError names the group or parameter and
-        the optimizer keeps its previous groups and state."""
+        checked (:func:`learning_rules.checks.check_state`). A state of another optimizer (Adam,
+        another rule) is refused: its groups do not carry this rule's hyperparameters. On
+        refusal a ValueError names the group or parameter and the optimizer keeps its previous
+        groups and state."""
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
-            raise ValueError(f"{name}.load_state_dict expects a state_dict with 'state' and 'param_groups', "
-                             f"got {type(state_dict).__name__}")
-        expected = [set(group) - {"params"} for group in self.param_groups]
-        loaded = state_dict["param_groups"]
-        if not isinstance(loaded, (list, tuple)) or len(loaded) != len(expected) \
-                or not all(isinstance(group, dict) for group in loaded):
-            raise ValueError(f"{name}.load_state_dict: the state has {len(loaded) if isinstance(loaded, (list, tuple)) else 'no'} "
-                             f"parameter groups, this optimizer {len(expected)}")
-        for index, (group, keys) in enumerate(zip(loaded, expected)):
-            have = set(group) - {"params"}
-            if have != keys:
-                missing, extra = sorted(keys - have), sorted(have - keys)
-                raise ValueError(f"{name}.load_state_dict: group {index} is not a {name} group (state of "
-                                 f"another optimizer?)" + (f"; missing {', '.join(missing)}" if missing else "")
-                                 + (f"; unexpected {', '.join(extra)}" if extra else ""))
+        check_group_keys(name, [set(group) - {"params"} for group in self.param_groups], state_dict)
         previous_groups, previous_state = self.param_groups, self.state
         super().load_state_dict(state_dict)
         try:
@@ -143,28 +68,11 @@ class RuleOptimizer(Optimizer):
                     raise ValueError(f"{name}.load_state_dict: group {index}: {exc}") from None
                 for position, param in enumerate(group["params"]):
                     if param in self.state:
-                        self._check_state(self.state[param], param, f"group {index}, parameter {position}")
+                        check_state(name, self.state[param], param, f"group {index}, parameter {position}",
+                                    self.param_shaped_state)
         except (ValueError, TypeError):
             self.param_groups, self.state = previous_groups, previous_state
             raise
-
-    def _check_state(self, state, param, where):
-        name = type(self).__name__
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                if value.is_floating_point() and not all_finite(value):
-                    raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} is not finite")
-                if key in self.param_shaped_state and value.shape != param.shape:
-                    raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} has shape "
-                                     f"{tuple(value.shape)}, the parameter {tuple(param.shape)}")
-            elif isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
-                raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} = {value!r} is not finite")
-            if key in ("step", "skipped_steps", "hessian_updates"):
-                number = float(value) if isinstance(value, (numbers.Real, torch.Tensor)) and \
-                    (not isinstance(value, torch.Tensor) or value.numel() == 1) else None
-                if number is None or number < 0 or number != int(number):
-                    raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} must be a count ≥ 0, "
-                                     f"got {value!r}")
 
     @torch.no_grad()
     def step(self, closure=None):
