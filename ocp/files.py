@@ -45,6 +45,8 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
+    if "\x00" in path:
+        raise OutputPathError(f"{path!r}: a path cannot contain a NUL byte")
     if os.path.isdir(path):
         raise IsADirectoryError(21, "is a directory", path)
     folder, name = os.path.split(os.path.abspath(path))
@@ -138,9 +140,7 @@ def check_output_path(path, extensions=None, what: str = "output") -> str:
 
     Checked: not empty, not a folder, its folder exists and is writable, and (when
     ``extensions`` is given, e.g. (".npz",)) its extension is one of them, lower case."""
-    text = os.fspath(path) if path is not None else ""
-    if not text:
-        raise OutputPathError(f"{what}: empty path")
+    text = _checked_text(path, what)
     if os.path.isdir(text) or text.endswith(("/", os.sep)):
         raise OutputPathError(f"{what} {text} is a folder; name a file in it")
     extension = os.path.splitext(text)[1].lower()
@@ -157,9 +157,7 @@ def check_output_path(path, extensions=None, what: str = "output") -> str:
 
 def check_output_folder(path, what: str = "output folder") -> str:
     """``path`` if it is a folder or can be created as one (its parent exists and is writable)."""
-    text = os.fspath(path) if path is not None else ""
-    if not text:
-        raise OutputPathError(f"{what}: empty path")
+    text = _checked_text(path, what)
     if os.path.exists(text):
         if not os.path.isdir(text):
             raise OutputPathError(f"{what} {text} exists and is not a folder")
@@ -171,6 +169,15 @@ def check_output_folder(path, what: str = "output folder") -> str:
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {text}: cannot create it in {parent} (not a writable folder)")
+    return text
+
+
+def _checked_text(path, what) -> str:
+    text = os.fspath(path) if path is not None else ""
+    if not text:
+        raise OutputPathError(f"{what}: empty path")
+    if "\x00" in text:
+        raise OutputPathError(f"{what} {text!r}: a path cannot contain a NUL byte")
     return text
 
 

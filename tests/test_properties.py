@@ -104,7 +104,7 @@ def install_stand_ins(monkeypatch):
 def odd_paths(folder):
     return st.sampled_from([os.path.join(folder, name) for name in (
         "out.npz", "out.png", "missing/x.npz", "x.txt", "noext", "a b.npz", "é.npz", "x.npz/", "dir", "",
-        "file/inside.npz")] + [folder, "/dev/null/x.npz"])
+        "file/inside.npz", "nul\x00.npz")] + [folder, "/dev/null/x.npz"])
 
 
 def option(flag, *valid):

@@ -479,3 +479,16 @@ def test_out_of_memory_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(langevin, "make_regression", too_large)
     code, err, _ = run(["langevin", "--samples", "2147483648"], capsys)
     assert code == 1 and len(err) == 1 and "out of memory" in err[0] and "64.0 GiB" in err[0], err
+
+
+@pytest.mark.parametrize("argv", [
+    ["solve", "quadratic", "--method", "analytic", "--out", "a\x00.npz"],
+    [*TRAIN, "--checkpoint", "c\x00.pt"],
+    ["langevin", "--plot", "plots\x00", "--steps", "10"],
+    ["validate", "quadratic", "--report", "report\x00"],
+])
+def test_a_nul_byte_in_an_output_path_is_one_line(argv, capsys, monkeypatch):
+    from lossnav.cli import langevin
+    monkeypatch.setattr(langevin, "make_regression", lambda *a, **k: pytest.fail("worked before checking --plot"))
+    code, err, _ = run(argv, capsys)
+    assert code == 1 and len(err) == 1 and "NUL byte" in err[0], err

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 import ocp
+from ocp import files
 
 from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate
 
@@ -70,6 +71,8 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    if args.plot:                            # before the simulation (ocp.OutputPathError: exit 1)
+        files.check_output_folder(args.plot, what="--plot")
     data = make_regression(args.dim, args.samples, args.noise, spectrum=args.spectrum, seed=args.seed)
     hyper = {"lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay, "batch": args.batch}
     scenario = scenario_for(data, replacement=not args.without_replacement, **hyper)
