@@ -174,19 +174,24 @@ class DaskCluster:
     def run(self, function, tasks, seconds=None):
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
-        submitted = {}
-        for task in tasks:
-            future = self.client.submit(execute, function, task, seconds, pure=False,
-                                        key=f"lossnav-task-{task.index}-{task.key}-{uuid.uuid4().hex[:8]}")
-            submitted[future] = task
-        for future in as_completed(submitted):
-            task = submitted.pop(future)
-            try:
-                outcome = future.result()
-            except KilledWorker:
+        if not tasks:
+            return
+        tag = uuid.uuid4().hex[:8]
+        # one map call and results gathered with their futures: a round trip per batch, not per task
+        futures = self.client.map(execute, [function] * len(tasks), tasks, [seconds] * len(tasks), pure=False,
+                                  key=[f"lossnav-task-{task.index}-{task.key}-{tag}" for task in tasks])
+        task_of = dict(zip(futures, tasks))
+        for future, result in as_completed(futures, with_results=True, raise_errors=False):
+            task = task_of.pop(future)
+            if future.status == "error" and isinstance(result, tuple):   # (type, exception, traceback)
+                result = result[1]
+            if isinstance(result, Outcome):
+                outcome = result
+            elif isinstance(result, KilledWorker):
                 outcome = _lost(task, self.allowed_failures + 1)
-            except Exception as exc:      # the result did not come back (deserialisation, cancelled)
-                outcome = Outcome(task.index, "failed", None, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            else:                          # the result did not come back (deserialisation, cancelled)
+                text = " ".join(str(result).split())
+                outcome = Outcome(task.index, "failed", None, f"{type(result).__name__}: {text}")
             future.release()
             yield outcome
 
