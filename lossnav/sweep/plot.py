@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 
+from ocp.files import atomic_savefig
+
 
 class PlotError(ValueError):
     """The chosen figure or parameter is not a numeric column of the table."""
@@ -65,14 +67,10 @@ def summary_plot(table, figure: str, against: str, path: str, title: str = "") -
         axis.legend(fontsize=7, loc="best")
     axes_figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp.png"
     try:
-        axes_figure.savefig(temporary, dpi=120)
-        os.replace(temporary, path)
+        atomic_savefig(axes_figure, path, dpi=120)
     finally:
         plt.close(axes_figure)
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 

@@ -15,6 +15,8 @@ import os
 import sys
 import time
 
+from ocp.files import atomic_write
+
 from . import table as tables
 
 WRITE_EVERY = 2.0
@@ -91,7 +93,5 @@ def _bar(total, initial, progress, stream):
 
 
 def _write_json(path, value) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with atomic_write(path, "w") as handle:
         json.dump(value, handle, indent=1, default=str)
-    os.replace(temporary, path)

@@ -5,16 +5,16 @@ then ``status`` (ok | failed | timeout | lost), ``wall_time`` (seconds inside th
 ``error`` (one line, empty when ok), ``attempts``, ``worker``, ``key`` (what ``--resume``
 matches) and ``argv`` (the command line that re-runs the row alone), then the task's figures:
 its JSON flattened (:func:`flatten`). Both files are written atomically (a temporary file in
-the same folder, then ``os.replace``): a reader, or a sweep resumed after a crash, sees the
+the same folder, fsync, then ``os.replace``: :func:`ocp.files.atomic_write`): a reader, or a sweep resumed after a crash, sees the
 previous complete table or the new one, never half of one.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
+
+from ocp.files import atomic_write
 
 META = ("status", "wall_time", "error", "attempts", "worker", "key", "argv")
 FINISHED = ("ok", "failed")        # outcomes that --resume keeps; timeout and lost run again
@@ -77,28 +77,15 @@ def frame(rows: list):
 
 
 def write(directory: str, rows: list):
-    """``directory/results.csv`` and ``results.parquet``, atomically; returns the DataFrame."""
+    """``directory/results.csv`` and ``results.parquet``, atomically (:func:`ocp.files.atomic_write`);
+    returns the DataFrame."""
     table = frame(rows)
     os.makedirs(directory, exist_ok=True)
-    _atomic(os.path.join(directory, PARQUET), lambda path: table.to_parquet(path, index=False))
-    _atomic(os.path.join(directory, CSV), lambda path: table.to_csv(path, index=False))
+    with atomic_write(os.path.join(directory, PARQUET), "wb") as handle:
+        table.to_parquet(handle, index=False)
+    with atomic_write(os.path.join(directory, CSV), "w") as handle:
+        table.to_csv(handle, index=False)
     return table
-
-
-def _atomic(target: str, write_to) -> None:
-    folder, name = os.path.split(os.path.abspath(target))
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(descriptor)
-    try:
-        write_to(temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def read(directory: str) -> list:
