@@ -161,8 +161,9 @@ def solve_lq(A=None, H=None, mu=None, G=None, gamma=0.0, eta=1.0, k=1.0, b=None,
     linear = np.linalg.solve(closed_loop.T - gamma * np.eye(n), weight @ mu - P @ b)
     offset = b - eta * np.linalg.solve(G, linear)
     constant = 0.0
-    if gamma > 0:
-        constant = (0.5 * mu @ weight @ mu + linear @ b - 0.5 * eta * linear @ np.linalg.solve(G, linear)) / gamma
+    if gamma > 0:       # c = (running cost at the stationary control)/γ: huge, or ∞, as γ → 0
+        with np.errstate(over="ignore"):
+            constant = (0.5 * mu @ weight @ mu + linear @ b - 0.5 * eta * linear @ np.linalg.solve(G, linear)) / gamma
     fixed = None
     if np.linalg.cond(closed_loop) < 1e12:
         fixed = np.linalg.solve(closed_loop, -offset)
