@@ -25,8 +25,8 @@ directions and a large γ the optimal path may grow (slower than e^{γt/2}). The
 and the constant γc = kμᵀHμ/2 + pᵀb − (η/2)pᵀG⁻¹p (γ > 0). The path is
 θ(t) = e^{A_cl t}θ0 + ∫_0^t e^{A_cl s}ds·c_cl, computed as one exponential of the augmented
 matrix [[A_cl, c_cl], [0, 0]] (no inverse of A_cl: it may be singular); when A_cl is
-invertible the fixed point θ* = −A_cl⁻¹c_cl satisfies (ηkH + AᵀGA − γGA)θ* = ηkHμ − (…)b
-(App. G's biased fixed point for b = 0).
+invertible the fixed point is θ* = −A_cl⁻¹c_cl; for b = 0 it solves App. G's
+(ηkH + AᵀGA − γGA)θ* = ηkHμ (the biased fixed point).
 
 This module is a reference: it uses numpy and scipy only, independently of the Euler–Lagrange
 / Schur form of ``problems.linear_quadratic`` (the tests cross-check the two and the

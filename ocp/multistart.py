@@ -89,7 +89,8 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
     samples, radius, seed : the numerical search for the loss minima (:func:`loss_minima`).
     search  : False uses only ``starts`` and the default guess.
     workers : processes solving candidates (1: in this process).
-    options : passed to every :func:`ocp.solve` (terminal, mesh, ipopt, t0, time_limit, ...).
+    options : passed to every :func:`ocp.solve` (terminal, mesh, ipopt, t0, ...); a
+              ``time_limit`` applies to each candidate, and one that runs out stops the search.
 
     Raises ProblemError for bad input, SolveError when no candidate converges (the first
     candidate's error, its ``last_iterate`` the best iterate).
