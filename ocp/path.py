@@ -79,6 +79,35 @@ def _assemble(problem, elements, horizon, method) -> Trajectory:
                       stats=stats)
 
 
+def from_samples(problem, t, theta, samples_per_element, objective=None, velocity=None,
+                 stats=None) -> Trajectory:
+    """A Trajectory from samples of a path that is one polynomial per element: elements of
+    ``samples_per_element`` consecutive samples, each sharing its end sample with the next
+    (an integrator's dense output, a closed loop's control intervals, a rule's steps).
+
+    velocity  : None: the derivative of each element's interpolating polynomial (at a shared
+                sample, the later element's); or given (e.g. differences of a discrete rule).
+    objective : None: the trapezoid rule on e^{−γ(t − t_0)}(kinetic + potential).
+    """
+    t, theta = np.asarray(t, float), np.asarray(theta, float)
+    per = int(samples_per_element)
+    if per < 2 or (len(t) - 1) % (per - 1):
+        raise OCPError(f"{len(t)} samples do not form elements of {per} samples sharing their ends")
+    elements = np.array([(i, i + per - 1, 0.0, 0.0) for i in range(0, len(t) - 1, per - 1)], float)
+    if velocity is None:
+        velocity = np.empty_like(theta)
+        for i0, i1, _, _ in elements.astype(int):
+            nodes = t[i0:i1 + 1]
+            velocity[i0:i1 + 1] = lagrange_derivative(nodes, nodes).T @ theta[i0:i1 + 1]
+    kinetic, potential, dl_du = running_cost(problem, t, theta, velocity)
+    if objective is None:
+        energy = np.exp(-problem.gamma * (t - t[0])) * (kinetic + potential)
+        objective = float(np.sum(0.5 * np.diff(t) * (energy[1:] + energy[:-1])))
+    return Trajectory(t=t, theta=theta, velocity=np.asarray(velocity, float), kinetic=kinetic,
+                      potential=potential, costate=-dl_du, objective=objective,
+                      elements=elements.reshape(-1, 4), stats=dict(stats or {}))
+
+
 def running_cost(problem, t, theta, velocity):
     """Kinetic, potential (undiscounted) and ∂ℓ/∂θ̇ at samples (t (m,), θ and θ̇ (m, n))."""
     return _running_cost_function(problem)(np.asarray(t, float), np.asarray(theta, float),

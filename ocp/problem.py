@@ -20,13 +20,13 @@ use ``casadi.if_else`` or a smooth formula.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import casadi
 import numpy as np
 
+from .checks import count, number
 from .errors import ProblemError
 
 
@@ -40,6 +40,15 @@ class ParameterLayout:
     def size(self) -> int:
         return sum(r * c for _, (r, c) in self.shapes)
 
+    def slice(self, name: str) -> slice:
+        """Where the entries of ``name`` lie in the vector (KeyError for an unknown name)."""
+        offset = 0
+        for key, (rows, cols) in self.shapes:
+            if key == name:
+                return slice(offset, offset + rows * cols)
+            offset += rows * cols
+        raise KeyError(name)
+
     def unpack(self, vector) -> dict:
         """Split a parameter vector (numeric or symbolic) into named matrices (column-major)."""
         out, offset = {}, 0
@@ -48,6 +57,15 @@ class ParameterLayout:
             out[name] = casadi.reshape(vector[offset:offset + n], rows, cols)
             offset += n
         return out
+
+    def read(self, vector, name: str):
+        """The entries of ``name`` in a numeric vector: a float for a scalar, else an array
+        of its (rows, cols) shape (column-major, as :meth:`pack` writes it)."""
+        rows, cols = dict(self.shapes)[name]
+        values = np.asarray(vector, dtype=float)[self.slice(name)]
+        if rows * cols == 1:
+            return float(values[0])
+        return values.reshape((rows, cols), order="F") if cols > 1 else values
 
     def pack(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
         parts = []
@@ -84,14 +102,7 @@ def check_spd(matrix, dim: int, name: str = "metric") -> np.ndarray:
 
 
 def _check_rate(name: str, value, allow_zero: bool) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ProblemError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "≥ 0" if allow_zero else "> 0"
-        raise ProblemError(f"{name} must be finite and {bound}, got {value}")
-    return value
+    return number(name, value, positive=not allow_zero, non_negative=allow_zero)
 
 
 @dataclass
@@ -121,8 +132,7 @@ class DiscountedOCP:
 
     def __init__(self, dim, loss, gamma=0.0, eta=1.0, k=1.0, metric=None, drift=None,
                  constants=None, name="problem"):
-        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
-            raise ProblemError(f"dim must be a positive integer, got {dim!r}")
+        dim = count("dim", dim)
         if not callable(loss):
             raise ProblemError("loss must be callable: loss(theta, **constants) -> scalar")
         if drift is not None and not callable(drift):

@@ -41,3 +41,20 @@ ALGEBRAIC = TimeMap(
     rate=lambda s, c: c / (1 - s) ** 2,
     inverse=lambda t, c: np.asarray(t, dtype=float) / (c + np.asarray(t, dtype=float)),
 )
+
+
+def element_coordinate(t, t_a, scale):
+    """The local coordinate of a Trajectory element and its rate d(local)/dt (ocp.trajectory):
+    s = (t − t_a)/(scale + t − t_a), the algebraic map started at t_a, when ``scale`` > 0;
+    t itself when ``scale`` == 0 (finite-horizon elements, integrator steps)."""
+    t = np.asarray(t, dtype=float)
+    if scale > 0:
+        s = ALGEBRAIC.inverse(t - t_a, scale)
+        return s, 1.0 / ALGEBRAIC.rate(s, scale)
+    return t, np.ones_like(t)
+
+
+def element_time(local, t_a, scale):
+    """The inverse of :func:`element_coordinate`: t from an element's local coordinate."""
+    local = np.asarray(local, dtype=float)
+    return t_a + ALGEBRAIC.time(local, scale) if scale > 0 else local

@@ -1,0 +1,48 @@
+"""The collocation mesh and the IPOPT settings every transcription starts from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .checks import count
+from .collocation import element_scheme
+from .errors import ProblemError
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """Collocation mesh: ``intervals`` elements of ``degree`` on a ``scheme``.
+
+    With an infinite horizon the last element always uses Legendre points, which avoid
+    the singular end s = 1.
+    """
+
+    intervals: int = 40
+    degree: int = 5
+    scheme: str = "legendre"
+
+    def __post_init__(self):
+        if not isinstance(self.scheme, str):          # (element_scheme's cache needs a hashable name)
+            raise ProblemError(f"scheme must be 'legendre' or 'radau', got {self.scheme!r}")
+        count("degree", self.degree)
+        try:
+            element_scheme(self.scheme, self.degree)  # validates scheme and degree
+        except ValueError as exc:                     # the engine's family, as documented
+            raise ProblemError(str(exc)) from None
+        count("intervals", self.intervals)
+
+
+IPOPT_DEFAULTS = {
+    "tol": 1e-12,
+    "acceptable_iter": 0,          # never stop at a merely "acceptable" point
+    "max_iter": 500,
+    "print_level": 0,
+    "sb": "yes",
+    "nlp_scaling_method": "none",  # keep the discount weights as they are
+    # Iterative refinement only when the residual test asks for it (residual_ratio_max
+    # still guards the accuracy): saves a back-solve per step on large systems.
+    "min_refinement_steps": 0,
+}
+COUPLED_ORDERING = {"mumps_pivot_order": 0}
+"""MUMPS ordering AMD when the Hessian has dense coupled blocks (a loss or metric coupling
+the coordinates): MUMPS's automatic choice was ~20× slower there at D = 100
+(benchmarks/bench_scaling.py), and no faster on separable problems."""

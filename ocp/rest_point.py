@@ -1,0 +1,152 @@
+"""The rest point of the optimal dynamics and the linear-quadratic tail that ends every approach.
+
+Rest point. With ẋ = u and an autonomous running cost ℓ(x, u), a path at rest (u ≡ 0)
+satisfies the Euler–Lagrange equation d/dt ℓ_u − γℓ_u − ℓ_x = 0 (ocp.verification) iff
+
+    r(x*) = ℓ_x(x*, 0) + γ ℓ_u(x*, 0) = 0,
+
+the biased fixed point of a drift included (Vastola et al. 2025, App. G). Solved by Newton's
+method with the exact Jacobian from CasADi.
+
+Tail. Near x* the problem is, to second order, the discounted LQ problem of the expansion
+ℓ ≈ ℓ* + ½[δx; u]ᵀ[[Q, N], [Nᵀ, R]][δx; u] (the linear terms integrate to a boundary term
+because r(x*) = 0). Its current-value value function ½δxᵀPδx solves the HJB equation
+γP = Q − (N + P)R⁻¹(N + P)ᵀ, a continuous algebraic Riccati equation with A = −(γ/2)I,
+B = I, cross term N (scipy.linalg.solve_continuous_are, stabilising solution), and the
+optimal feedback is u = K δx, K = −R⁻¹(Nᵀ + P). The nonlinear policy differs from K δx by
+O(|δx|²), so a path continued by the LQ solution from a state at distance d from x* is
+exact to O(d²) (Anderson & Moore, *Optimal Control: Linear Quadratic Methods*, 1990, Ch. 3;
+the discounted form by the substitution x̃ = e^{−γt/2}x). For quadratic problems it is exact.
+"""
+from __future__ import annotations
+
+import casadi
+import numpy as np
+import scipy.linalg
+
+NEWTON_STEPS = 50
+
+
+def _functions(problem):
+    """r(x, P), ∂r/∂x and the blocks Q, N, R at u = 0 (built once per problem structure)."""
+    cache = problem._structure.cache
+    if "rest_point" not in cache:
+        n = problem.state_dim
+        x, u = casadi.SX.sym("x", n), casadi.SX.sym("u", n)
+        P = casadi.SX.sym("P", problem.layout.size)
+        params = problem.layout.unpack(P)
+        kinetic, potential = problem.running_cost(params["t0"], x, u, params)
+        cost = casadi.SX(kinetic) + casadi.SX(potential)
+        l_x, l_u = casadi.gradient(cost, x), casadi.gradient(cost, u)
+        residual = casadi.substitute(l_x + params["gamma"] * l_u, u, casadi.DM.zeros(n))
+        blocks = [casadi.substitute(block, u, casadi.DM.zeros(n)) for block in
+                  (casadi.jacobian(l_x, x), casadi.jacobian(l_x, u), casadi.jacobian(l_u, u))]
+        cache["rest_point"] = (casadi.Function("rest_residual", [x, P], [residual, casadi.jacobian(residual, x)]),
+                               casadi.Function("rest_blocks", [x, P], blocks),
+                               casadi.Function("cost_gradient", [x, u, P], [casadi.vertcat(l_x, l_u)]))
+    return cache["rest_point"]
+
+
+def rest_point(problem, start, params):
+    """x* with r(x*) = 0 by Newton's method from ``start``, or None when Newton does not
+    converge (no rest point nearby, a singular Jacobian)."""
+    residual = _functions(problem)[0]
+    x = np.asarray(start, float).copy()
+    for _ in range(NEWTON_STEPS):
+        r, J = (np.asarray(value) for value in residual(x, params))
+        try:
+            step = np.linalg.solve(J, r.ravel())
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(step)):
+            return None
+        x = x - step
+        if np.abs(step).max() <= 1e-15 * (1 + np.abs(x).max()):
+            return x
+    return None
+
+
+class LinearTail:
+    """The LQ solution at a rest point: δx(τ) = e^{Kτ} δx(0), with e^{Kτ} by the eigen-
+    decomposition of K when it is well conditioned, else scipy's expm per time."""
+
+    def __init__(self, rest, feedback):
+        self.rest, self.feedback = rest, feedback
+        values, vectors = scipy.linalg.eig(feedback)
+        self.rates = values
+        well_conditioned = np.linalg.cond(vectors) < 1e8
+        self._eigen = (values, vectors, np.linalg.inv(vectors)) if well_conditioned else None
+
+    @property
+    def slowest_rate(self) -> float:
+        """min |Re λ(K)|: the slowest decay of the tail."""
+        return float(np.abs(self.rates.real).min())
+
+    def velocity(self, state):
+        return self.feedback @ (np.asarray(state) - self.rest)
+
+    def path(self, start):
+        """τ (m,) → states (m, n) of the tail from ``start``."""
+        offset = np.asarray(start, float) - self.rest
+        if self._eigen is not None:
+            values, vectors, inverse = self._eigen
+            coefficients = inverse @ offset
+
+            def states(tau):
+                tau = np.atleast_1d(np.asarray(tau, float))
+                modes = np.exp(np.outer(tau, values)) * coefficients
+                return self.rest + (modes @ vectors.T).real
+            return states
+
+        def states_by_expm(tau):
+            tau = np.atleast_1d(np.asarray(tau, float))
+            return self.rest + np.array([scipy.linalg.expm(self.feedback * s) @ offset for s in tau])
+        return states_by_expm
+
+    def duration_to(self, start, speed):
+        """τ at which |δẋ| falls to ``speed`` (doubling, then bisection on the tail's speed)."""
+        states = self.path(start)
+        moving = lambda tau: np.linalg.norm(self.velocity(states(tau)[0])) > speed  # noqa: E731
+        high = 1.0 / max(np.abs(self.rates).max(), 1e-300)
+        while moving(high):
+            high *= 2
+            if high > 1e300:
+                return high
+        low = 0.0
+        for _ in range(60):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if moving(middle) else (low, middle)
+        return high
+
+
+def linear_tail(problem, rest, params):
+    """The stable LQ feedback at ``rest`` (a :class:`LinearTail`), or None when the Riccati
+    equation has no stabilising solution (R not positive definite, imaginary-axis Hamiltonian
+    eigenvalues, or a closed loop that does not decay)."""
+    _, blocks, gradient = _functions(problem)
+    Q, N, R = (np.asarray(block) for block in blocks(rest, params))
+    n = len(rest)
+    Q, R = 0.5 * (Q + Q.T), 0.5 * (R + R.T)
+    try:
+        np.linalg.cholesky(R)
+        P = scipy.linalg.solve_continuous_are(-0.5 * problem.gamma * np.eye(n), np.eye(n), Q, R, s=N)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    feedback = -np.linalg.solve(R, N.T + P)
+    if not np.all(np.isfinite(feedback)) or np.linalg.eigvals(feedback).real.max() >= 0:
+        return None
+    tail = LinearTail(rest, feedback)
+    zero = np.zeros(n)
+    at_rest = np.asarray(gradient(rest, zero, params)).ravel()
+    hessian = np.block([[Q, N], [N.T, R]])
+
+    def nonlinearity(state):
+        """|∇ℓ − its quadratic model| / |the model's linear part| at (x, K(x − x*)): zero for a
+        quadratic running cost, O(|x − x*|) for a smooth one."""
+        offset = np.concatenate([state - rest, feedback @ (state - rest)])
+        linear = hessian @ offset
+        actual = np.asarray(gradient(state, offset[n:], params)).ravel() - at_rest
+        return float(np.abs(actual - linear).max() / max(np.abs(linear).max(), 1e-300))
+
+    tail.nonlinearity = nonlinearity
+    return tail
