@@ -28,7 +28,8 @@ import math
 
 import numpy as np
 
-from .errors import OCPError, ProblemError
+from .budget import TIME_LIMIT
+from .errors import OCPError, ProblemError, SolveError
 from .guesses import shifted_guess
 from .lq import from_problem, solve_lq
 from .path import from_path
@@ -61,8 +62,13 @@ def continue_growing(problem, tr, trajectory, scale, model, deadline, window_dis
     t_window = -math.log(window_discount) / net
     s_end = t_window / (scale + t_window)
     guess = shifted_guess(tr, trajectory, t0, scale, s_end)
-    raw = checked_solve(tr, trajectory.theta[0], problem.parameter_values(t0=t0), scale, None, guess,
-                        s_end, deadline)
+    try:
+        raw = checked_solve(tr, trajectory.theta[0], problem.parameter_values(t0=t0), scale, None, guess,
+                            s_end, deadline)
+    except SolveError as exc:
+        if exc.status == TIME_LIMIT:
+            raise
+        return None             # the caller carries on as for any other tail
     window = from_solution(tr, raw, scale, t_offset=t0)
     ends = window.t[window.elements[:, 1].astype(int)]
     t_keep = t0 - math.log(keep_discount) / net

@@ -180,13 +180,15 @@ def test_lq_data_read_from_a_problem():
 
 @settings(max_examples=3, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
-@given(st.tuples(st.integers(0, 10 ** 6), st.sampled_from(KINDS[:3]), st.floats(0.2, 100.0)))
+@given(st.tuples(st.integers(0, 10 ** 6), st.sampled_from(KINDS[:3]), st.floats(0.2, 10.0)))
 def test_collocation_matches_the_closed_form(drawn):
     """The engine's infinite-horizon path on convex LQ problems with non-normal, rotational and
     defective drifts and a metric, against the closed form: to 1e-9 relative to |θ0 − θ*| (for a
     path that grows, relative to max(|θ(t) − θ*|, |θ0 − θ*|)), and its objective to 1e-9.
     On 80 × degree 8: the default 40 × 5 is mesh-limited at ~2e-9 on the strongest
-    non-normal draws (seed 0, γ = 1: 1.6e-9; 80 × 5: 3e-11; 40 × 8: 4e-14)."""
+    non-normal draws (seed 0, γ = 1: 1.6e-9; 80 × 5: 3e-11; 40 × 8: 4e-14). γ ≤ 10 here to
+    keep the suite fast (a growing Jordan draw at γ = 25 spends 14 s in the first window's
+    IPOPT on this mesh, right to 5e-12); larger γ: the growing test below and docs/engine.md."""
     seed, kind, gamma = drawn
     data = case(seed, kind, gamma)
     solution = solve_lq(**data)
