@@ -33,8 +33,10 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.linalg import expm
 
+from .budget import NO_DEADLINE, TIME_LIMIT
 from .errors import SolveError
 from .postprocess import checked_solve, velocity_from_costate
+from .sensitivity import kkt_matrix, parameter_sensitivity
 
 MAX_POLICY_SOLVES = 50_000
 MAX_STAGE_FAILURES = 10   # consecutive failed stage solves (each quarters the step) before giving up
@@ -45,8 +47,9 @@ class Policy:
     """π(t, θ): a warm-started solve of the infinite-horizon NLP from θ with its clock at t
     (``t0``); stationary (``autonomous``) unless the running cost depends on time."""
 
-    def __init__(self, problem, transcription, scale, s_end, raw):
+    def __init__(self, problem, transcription, scale, s_end, raw, deadline=NO_DEADLINE):
         self.problem, self.tr, self.scale, self.s_end, self.last = problem, transcription, scale, s_end, raw
+        self.deadline = deadline
         self._l_ut = _time_cross_derivative(problem)   # None when ℓ does not depend on t
         self.autonomous = self._l_ut is None
         self.solves = self.iterations = 0
@@ -59,7 +62,7 @@ class Policy:
             raise SolveError("too many policy solves on the infinite horizon", "policy_budget", self.solves)
         theta = np.array(theta, dtype=float)
         params = self.problem.parameter_values(t0=t)   # the NLP's clock starts at t
-        raw = checked_solve(self.tr, theta, params, self.scale, None, self.last, self.s_end)
+        raw = checked_solve(self.tr, theta, params, self.scale, None, self.last, self.s_end, self.deadline)
         self.last = raw   # warm start for the next evaluation
         self.solves += 1
         self.iterations += raw["iterations"]
@@ -90,7 +93,7 @@ class Policy:
         tr = self.tr
         dp = np.zeros(len(self.last["p"]))
         dp[tr.parameter_index("t0")] = 1.0
-        d_value_gradient = -tr.parameter_sensitivity(self.last, dp, self._kkt())[tr.n_var + tr.initial_constraint_rows]
+        d_value_gradient = -parameter_sensitivity(tr, self.last, dp, self._kkt())[tr.n_var + tr.initial_constraint_rows]
         _, _, _, l_uu, _ = tr._post(t, theta, u, params)
         l_ut = np.asarray(self._l_ut(t, theta, u, params)).ravel()
         return -np.linalg.solve(np.asarray(l_uu), l_ut + d_value_gradient)
@@ -106,7 +109,7 @@ class Policy:
         """splu of the KKT matrix at the last solution (cached per solution)."""
         if self._lu is None or self._lu[0] is not self.last:
             try:
-                self._lu = (self.last, scipy.sparse.linalg.splu(self.tr.kkt_matrix(self.last)))
+                self._lu = (self.last, scipy.sparse.linalg.splu(kkt_matrix(self.tr, self.last)))
             except RuntimeError as exc:   # singular KKT matrix: not a strict local minimum
                 raise SolveError(f"policy Jacobian: singular KKT matrix ({exc})", "singular_kkt", 0) from None
         return self._lu[1]
@@ -172,7 +175,7 @@ class _Step:
         return self.t + taus, np.array(states)
 
 
-def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=np.inf):
+def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=np.inf, deadline=NO_DEADLINE):
     """Integrate θ̇ = π(t, θ) from (t0, θ0) until |π| ≤ rest_speed.
 
     Returns (t, theta, reached_rest): ``SAMPLES_PER_STEP`` Chebyshev–Lobatto samples of each
@@ -181,6 +184,8 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
     against atol + rtol·|θ|, step factor 0.9·err^{−1/4} within [0.2, 5]. A policy that
     depends on time (``policy.autonomous`` false) is integrated as the autonomous system
     (θ, t)' = (π(t, θ), 1), whose Jacobian has the column ∂π/∂t (Hochbruck et al. 2009, Sec. 2).
+    ``deadline`` (:class:`ocp.budget.Deadline`) is checked before every step: SolveError
+    with status TIME_LIMIT when it has expired.
     """
     timed = not getattr(policy, "autonomous", True)
     n = len(theta0)
@@ -206,6 +211,7 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
             return np.concatenate(times), np.vstack(states), True
         if t - t0 >= max_time:
             return np.concatenate(times), np.vstack(states), False
+        deadline.check("the policy integration", getattr(policy, "solves", 0))
         J = jacobian(t, z)
         if h is None:
             h = 0.5 / max(np.abs(np.linalg.eigvals(J)).max(), 1e-300)
@@ -213,7 +219,9 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
         while True:
             try:
                 step = _Step(field, t, z, velocity, J, h)
-            except SolveError:   # a stage left the domain (e.g. a variance ≤ 0): a shorter step
+            except SolveError as exc:   # a stage left the domain (e.g. a variance ≤ 0): a shorter step
+                if exc.status == TIME_LIMIT:
+                    raise
                 failures += 1
                 if failures > MAX_STAGE_FAILURES:
                     raise

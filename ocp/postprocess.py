@@ -5,6 +5,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .budget import NO_DEADLINE, TIME_LIMIT
 from .collocation import element_scheme, lagrange_basis, lagrange_derivative
 from .errors import SolveError
 from .trajectory import Trajectory
@@ -34,9 +35,9 @@ def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
     """
     tr, n = transcription, transcription.n
     p = raw["p"]
-    params = p[2 * n + 2:]
+    params = tr.read(p, "problem")
     X, U, _ = tr.unpack(raw["x"], p)
-    gamma, s_end = p[2 * n + 2], p[2 * n + 1]
+    s_end = tr.read(p, "s_end")
     s0, h = tr.element_geometry(s_end)
     N, d = X.shape[0], X.shape[2] - 1
 
@@ -84,19 +85,18 @@ def _columns(params, m):
     return np.broadcast_to(np.asarray(params, float)[:, None], (len(params), m))
 
 
-def pointwise(tr, t, theta, velocity, raw):
-    """kinetic, potential and ∂ℓ/∂u at the samples (t, θ, θ̇), parameters from raw["p"]."""
-    params = raw["p"][2 * tr.n + 2:]
-    return tr.pointwise(t, theta, velocity, _columns(params, len(t)))
-
-
-def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0):
-    raw = tr.solve(theta0, params, scale, thetaT, guess, s_end)
+def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0, deadline=NO_DEADLINE):
+    """A raw solution that IPOPT reports as converged, else SolveError with the last iterate
+    (status TIME_LIMIT when ``deadline`` stopped it)."""
+    raw = tr.solve(theta0, params, scale, thetaT, guess, s_end, deadline=deadline)
     if not raw["success"]:
         try:
             last = from_solution(tr, raw, scale)
         except Exception:  # a diverged iterate may not even post-process
             last = None
+        if raw.get("time_limit"):
+            raise SolveError(f"time limit of {deadline.seconds:g} s reached in an NLP solve", TIME_LIMIT,
+                             raw["iterations"], last)
         raise SolveError("IPOPT did not converge", raw["status"], raw["iterations"], last)
     return raw
 

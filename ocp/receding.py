@@ -14,6 +14,10 @@ along the last successful plan while it covers t + Δt, else one explicit step o
 discounted gradient rule θ̇ = f − ηk G⁻¹∇L / c, c = max(γ, √(ηkλ), ηkλΔt), λ the largest
 curvature of G⁻¹∇²L (the γ ≫ √(ηkλ) and γ → 0 limits of the quadratic solution, with the
 last term keeping the explicit step stable). Fallbacks are counted, never raised.
+
+:func:`receding_windows` uses the same time consistency open loop: the infinite-horizon
+optimal path over a finite duration as a chain of finite free-end windows, each solved from
+the previous window's kept end (a reference for time-dependent losses and task switches).
 """
 from __future__ import annotations
 
@@ -23,12 +27,14 @@ import time
 import casadi
 import numpy as np
 
-from .collocation import lagrange_derivative
-from .errors import ProblemError
-from .path import running_cost
+from .checks import count, number
+from .errors import ProblemError, SolveError
+from .path import from_samples
 from .postprocess import from_solution
-from .solver import _guess_list, _initial_guess, default_time_scale, transcription_for, window_end
-from .trajectory import Trajectory
+from .guesses import guess_list, initial_guess, shifted_guess
+from .solver import default_time_scale, solve, transcription_for, window_end
+from .trajectory import Trajectory, concatenate
+from .trajectory_algebra import cut, discounted_integral
 from .transcription import Mesh
 
 SAMPLES_PER_STEP = 6     # closed-loop samples per control interval (one polynomial element)
@@ -48,21 +54,19 @@ class RecedingHorizonController:
     def __init__(self, problem, plan_horizon=math.inf, dt=0.1, mesh=None, max_iter=200,
                  max_time=None, time_scale=None, guess=None):
         self.problem = problem
-        self.plan_horizon = _positive("plan_horizon", plan_horizon, allow_inf=True)
-        self.dt = _positive("dt", dt)
+        self.plan_horizon = number("plan_horizon", plan_horizon, positive=True, allow_inf=True)
+        self.dt = number("dt", dt, positive=True)
         if self.dt > self.plan_horizon:
             raise ProblemError(f"dt ({self.dt}) must not exceed plan_horizon ({self.plan_horizon})")
-        if not isinstance(max_iter, (int, np.integer)) or isinstance(max_iter, bool) or max_iter < 1:
-            raise ProblemError(f"max_iter must be a positive integer, got {max_iter!r}")
-        ipopt = {"max_iter": int(max_iter)}
+        ipopt = {"max_iter": count("max_iter", max_iter)}
         if max_time is not None:
-            ipopt["max_cpu_time"] = _positive("max_time", max_time)
+            ipopt["max_cpu_time"] = number("max_time", max_time, positive=True)
         self.infinite = math.isinf(self.plan_horizon)
         # finite horizons: elements of width Δt by default, so θ(t + Δt) is a mesh node
         self.mesh = mesh or (Mesh(20, 5) if self.infinite else
                              Mesh(min(max(math.ceil(self.plan_horizon / self.dt - 1e-9), 4), 400), 5))
         self.transcription = transcription_for(problem, self.mesh, self.infinite, False, ipopt)
-        self.time_scale = None if time_scale is None else _positive("time_scale", time_scale)
+        self.time_scale = None if time_scale is None else number("time_scale", time_scale, positive=True)
         self.first_guess = guess
         self._fallback_rule = _fallback_function(problem)
         self.reset()
@@ -89,9 +93,9 @@ class RecedingHorizonController:
         self.stats["steps"] += 1
         try:
             warm = self._warm is not None and self._warm.t[0] <= t < self._warm.t[-1]
-            guesses = ([self._shifted_guess(t, scale, s_end)] if warm else
-                       [_initial_guess(tr, theta, None, scale, one, s_end, t)
-                        for one in _guess_list(self.first_guess, theta)])
+            guesses = ([shifted_guess(tr, self._warm, t, scale, s_end)] if warm else
+                       [initial_guess(tr, theta, None, scale, one, s_end, t)
+                        for one in guess_list(self.first_guess, theta)])
             raws = [tr.solve(theta, problem.parameter_values(t0=t), scale, None, guess, s_end)
                     for guess in guesses]
             self.stats["solves"] += len(raws)
@@ -114,21 +118,6 @@ class RecedingHorizonController:
         self.plan = self._warm = plan
         return theta_next, plan
 
-    def _shifted_guess(self, t, scale, s_end):
-        """The previous plan (or iterate) from t on, its end state held beyond its end."""
-        plan, tr = self._warm, self.transcription
-        end = plan.t[-1]
-
-        def times(s):
-            return t + np.asarray(tr.time_map.time(np.minimum(s, 1 - 1e-12), scale))
-
-        def velocity(s):
-            tt = times(s)
-            v = np.column_stack([np.interp(tt, plan.t, plan.velocity[:, i]) for i in range(tr.n)])
-            return np.where((tt <= end)[:, None], v, 0.0)
-
-        return tr.guess_from(s_end, lambda s: plan(np.minimum(times(s), end)), velocity)
-
     def _fallback(self, theta, t, exc):
         self.stats["fallbacks"] += 1
         self.stats["failures"].append({"t": float(t), "reason": str(exc)})
@@ -149,8 +138,7 @@ class RecedingHorizonController:
         """``steps`` control intervals from θ0; the closed-loop Trajectory (one polynomial
         element per interval, sampled from the applied plan) with ``stats``: solves,
         fallbacks, gradient_fallbacks, iterations, solve_time, wall_time, failures."""
-        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-            raise ProblemError(f"steps must be a positive integer, got {steps!r}")
+        steps = count("steps", steps)
         theta = self.problem.check_initial_state(theta0)
         self.reset()
         start = time.perf_counter()
@@ -168,25 +156,10 @@ class RecedingHorizonController:
             times.append(tt if k == 0 else tt[1:])
             samples.append(piece if k == 0 else piece[1:])
             theta, t = theta_next, t0 + (k + 1) * self.dt
-        trajectory = self._closed_loop(np.concatenate(times), np.vstack(samples), int(steps))
+        trajectory = from_samples(self.problem, np.concatenate(times), np.vstack(samples), SAMPLES_PER_STEP)
         trajectory.stats.update(self.stats, wall_time=time.perf_counter() - start, dt=self.dt,
                                 plan_horizon=self.plan_horizon, gamma=self.problem.gamma)
         return trajectory
-
-    def _closed_loop(self, t, theta, steps):
-        per = SAMPLES_PER_STEP
-        elements = [(k * (per - 1), (k + 1) * (per - 1), 0.0, 0.0) for k in range(steps)]
-        velocity = np.empty_like(theta)
-        for i0, i1, _, _ in elements:
-            nodes = t[i0:i1 + 1]
-            velocity[i0:i1 + 1] = lagrange_derivative(nodes, nodes).T @ theta[i0:i1 + 1]
-        kinetic, potential, dl_du = running_cost(self.problem, t, theta, velocity)
-        discount = np.exp(-self.problem.gamma * (t - t[0]))
-        energy = discount * (kinetic + potential)
-        objective = float(np.sum(0.5 * np.diff(t) * (energy[1:] + energy[:-1])))   # trapezoid
-        return Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
-                          costate=-dl_du, objective=objective, elements=np.array(elements, float))
-
 
 def _fallback_function(problem):
     """θ̇ = u0 − M⁻¹∇V / c: u0 minimises the kinetic term (the drift), M its Hessian in θ̇
@@ -212,13 +185,79 @@ def _fallback_function(problem):
     return rule
 
 
-def _positive(name, value, allow_inf=False):
-    if isinstance(value, str) and allow_inf and value.strip().lower() in ("inf", "infinity"):
-        return math.inf
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ProblemError(f"{name} must be a positive number, got {value!r}") from None
-    if not value > 0 or (math.isinf(value) and not allow_inf) or math.isnan(value):
-        raise ProblemError(f"{name} must be {'> 0 or inf' if allow_inf else 'finite and > 0'}, got {value}")
-    return value
+# -- the infinite-horizon path by receding windows ----------------------------------------
+KEEP_WINDOW = 5.0       # γ·(kept part of each receding window): discount weights ≥ e^{−5} there
+MARGIN = 20.0           # γ·(planned beyond it): the free end moves the kept part by ~e^{−20}
+
+
+def receding_windows(problem, theta0, duration, mesh=None, guess=None) -> Trajectory:
+    """The infinite-horizon optimal path on [0, duration] by time consistency: solve on a
+    finite horizon (KEEP_WINDOW + MARGIN)/γ with a free end, keep the first KEEP_WINDOW/γ,
+    re-solve from its end state with the problem's clock there (``solve(t0=...)``: a
+    loss or stream that depends on time continues), repeat. The horizon keeps
+    e^{−γT} ≥ e^{−25}, where the NLP is still determined (longer windows at large γ leave the
+    tail undetermined), and the kept part has discount weights ≥ e^{−5}: IPOPT's absolute
+    tolerance is a relative accuracy there (keeping 10/γ gave EL errors up to 2e-2 and mesh
+    changes of 1e-4 at γ = 64; 5/γ gives 2e-5 and 1e-8).
+    ``guess`` goes to :func:`ocp.solve` (e.g. the rest point). ``objective`` is the
+    discounted cost over [0, duration]. ``mesh`` None: each window's intervals double from
+    40 until the kept part changes by ≤ WINDOW_AGREEMENT (relative to its largest state),
+    at most MAX_WINDOW_INTERVALS (a window is (KEEP_WINDOW + MARGIN)/γ long: at small γ a
+    fixed mesh under-resolves a fast transient, e.g. the variance rise after a switch);
+    ``stats["window_meshes"]`` lists each window's intervals and ``stats["unconverged_windows"]``
+    the start times of windows still changing at the finest mesh, with their last change."""
+    if problem.gamma <= 0:
+        raise ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
+    keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
+    path, start, state = None, 0.0, np.asarray(theta0, float)
+    meshes, unconverged = [], []
+    while start < duration * (1 - 1e-12):
+        length = min(keep, duration - start)
+        window, change = _window(problem, state, start, length, margin, mesh, guess)
+        meshes.append(int(window.stats["mesh"]["intervals"]))
+        if change is not None and not change <= WINDOW_AGREEMENT:   # NaN counts as not converged
+            unconverged.append((start, change))
+        piece = cut(problem, window, start + length)
+        path = piece if path is None else concatenate(path, piece)
+        start, state = start + length, piece.theta[-1]
+    path.objective = discounted_integral(problem, path)
+    path.stats.update(receding_windows=True, gamma=problem.gamma, window_meshes=meshes,
+                      unconverged_windows=unconverged)
+    # the first window's own figures would pass for the whole path's
+    for key in ("policy_from", "t0", "cut_at", "mesh", "iterations", "solve_time", "success", "status",
+                "solves", "candidate_objectives", "failed_guesses"):
+        path.stats.pop(key, None)
+    return path
+
+
+WINDOW_AGREEMENT = 1e-8
+MAX_WINDOW_INTERVALS = 640
+
+
+def require_converged(path: Trajectory) -> Trajectory:
+    """``path`` (from :func:`receding_windows` or :func:`solve_switch`) if every window's mesh
+    converged, else SolveError naming how many did not."""
+    unconverged = path.stats.get("unconverged_windows", [])
+    if unconverged:
+        raise SolveError("a receding window of the reference did not converge", "mesh", len(unconverged))
+    return path
+
+
+def _window(problem, state, start, length, margin, mesh, guess):
+    """One receding window from the clock ``start``, on a given mesh (change None) or on a
+    mesh refined until its kept part converges; returns (window, last relative change)."""
+    if mesh is not None:
+        return solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess, t0=start), None
+    mesh = Mesh(40, 5)
+    coarse = solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess, t0=start)
+    change = math.inf
+    while mesh.intervals < MAX_WINDOW_INTERVALS:
+        mesh = Mesh(2 * mesh.intervals, mesh.degree, mesh.scheme)
+        fine = solve(problem, state, horizon=length + margin, mesh=mesh, guess=coarse, t0=start)
+        kept = coarse.t <= start + length
+        scale = max(np.abs(fine.theta).max(), 1e-300)
+        change = np.abs(fine(coarse.t[kept]) - coarse.theta[kept]).max() / scale
+        if change <= WINDOW_AGREEMENT:
+            return fine, change
+        coarse = fine
+    return coarse, change

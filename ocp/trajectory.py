@@ -18,6 +18,7 @@ import numpy as np
 
 from .collocation import lagrange_basis
 from . import files
+from .time_maps import element_coordinate
 from .errors import FileFormatError, OCPError
 
 ARRAY_KEYS = ("t", "theta", "velocity", "kinetic", "potential", "costate")
@@ -68,10 +69,8 @@ class Trajectory:
             i0, i1, t_a, scale = self.elements[e]
             idx = slice(int(i0), int(i1) + 1)
             mask = which == e
-            nodes, query = self.t[idx], t_query[mask]
-            if scale > 0:
-                nodes = (nodes - t_a) / (scale + nodes - t_a)
-                query = (query - t_a) / (scale + query - t_a)
+            nodes, _ = element_coordinate(self.t[idx], t_a, scale)
+            query, _ = element_coordinate(t_query[mask], t_a, scale)
             out[mask] = lagrange_basis(nodes, query).T @ self.theta[idx]
         return out[0] if np.ndim(t) == 0 else out
 

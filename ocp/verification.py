@@ -13,8 +13,8 @@ from __future__ import annotations
 import casadi
 import numpy as np
 
-from .collocation import lagrange_derivative
 from .solver import solve
+from .trajectory_algebra import acceleration
 from .transcription import Mesh
 
 
@@ -43,27 +43,14 @@ def _residual_and_size(problem, trajectory):
     residual = sum(terms[1:], terms[0])
     size = casadi.mmax(casadi.horzcat(*[casadi.fabs(term) for term in terms]))
     function = casadi.Function("el", [t, x, u, a, P], [residual, size]).map(len(trajectory.t))
-    acceleration = _acceleration(trajectory)
+    accelerations = acceleration(trajectory)
     params = np.tile(problem.parameter_values()[:, None], (1, len(trajectory.t)))
     out, size = function(trajectory.t[None, :], trajectory.theta.T, trajectory.velocity.T,
-                         acceleration.T, params)
+                         accelerations.T, params)
     return np.asarray(out).T, np.asarray(size).ravel()
 
 
-def _acceleration(trajectory) -> np.ndarray:
-    """θ̈ from the velocity samples, element by element (in the element's local coordinate)."""
-    acceleration = np.empty_like(trajectory.velocity)
-    for i0, i1, t_a, scale in trajectory.elements:
-        idx = slice(int(i0), int(i1) + 1)
-        nodes = trajectory.t[idx]
-        if scale > 0:   # polynomial in s = (t − t_a)/(scale + t − t_a); ds/dt = scale/(scale + t − t_a)²
-            local = (nodes - t_a) / (scale + nodes - t_a)
-            ds_dt = scale / (scale + nodes - t_a) ** 2
-        else:
-            local, ds_dt = nodes, np.ones_like(nodes)
-        derivative = lagrange_derivative(local, local).T @ trajectory.velocity[idx]
-        acceleration[idx] = derivative * ds_dt[:, None]
-    return acceleration
+_acceleration = acceleration   # the name problems.belief_adam imports
 
 
 def mesh_convergence(problem, theta0, meshes, reference_mesh=None, **solve_options) -> list:

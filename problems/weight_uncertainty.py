@@ -39,10 +39,11 @@ import math
 import numpy as np
 
 import ocp
+from ocp.receding import receding_windows
 
 from .quadratic import random_spd, symmetric_matrix
 from .scenario import Scenario, array, scalar
-from .task_switch import SwitchSolution, acceleration, receding, solve_switch  # noqa: F401 (re-exported)
+from .task_switch import SwitchSolution, solve_switch  # noqa: F401 (re-exported)
 from .weight_uncertainty_ocp import WeightUncertaintyOCP, expected_loss, fisher_metric, hand_residual  # noqa: F401
 
 CURVATURE = ("symmetric positive definite matrix, or a list (its diagonal, > 0); draws: 1–3 weights, "
@@ -218,9 +219,10 @@ def anticipated_switch(scenario: WeightUncertaintyScenario, theta0=None, until=N
     with an element boundary exactly at t_s (T = t_s·N/j), kept on [0, t_s]; by time
     consistency the rest is the second task's optimal path from x(t_s), by receding windows
     up to ``until`` (default t_s + 10/γ). Needs γ > 0 and t_s ≤ KEEP_WINDOW/γ = 5/γ (one
-    window of :func:`problems.task_switch.receding`). Returns a :class:`SwitchSolution`.
+    window of :func:`ocp.receding.receding_windows`). Returns a :class:`SwitchSolution`.
     """
-    from .task_switch import KEEP_WINDOW, MARGIN, cut, discounted_integral, shifted
+    from ocp.receding import KEEP_WINDOW, MARGIN
+    from ocp.trajectory_algebra import cut, discounted_integral, shifted
     p = scenario.params
     t_s, gamma = p["t_switch"], p["gamma"]
     if t_s is None or gamma <= 0:
@@ -240,7 +242,7 @@ def anticipated_switch(scenario: WeightUncertaintyScenario, theta0=None, until=N
                       guess=scenario.rest_point(after=True))
     before = cut(knowing, whole, t_s)
     second = scenario.task(after=True).problem
-    later = receding(second, before.theta[-1], until - t_s, guess=scenario.task(after=True).guesses())
+    later = receding_windows(second, before.theta[-1], until - t_s, guess=scenario.task(after=True).guesses())
     after = shifted(later, t_s)
     objective = discounted_integral(knowing, before) + math.exp(-gamma * t_s) * later.objective
     path = ocp.trajectory.concatenate(before, after)

@@ -13,7 +13,7 @@ import ocp
 
 from . import ops
 from .quadratic import symmetric_matrix
-from .task_switch import acceleration
+from ocp.trajectory_algebra import acceleration
 
 
 def _diagonal(H):

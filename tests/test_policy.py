@@ -98,14 +98,16 @@ def test_exprb43_is_exact_on_a_stiff_linear_policy():
 
 
 def test_policy_continuation_agrees_with_collocation_from_a_later_state():
-    """Time consistency: at γ = 10 the collocated window ends at t ≈ 0.46 and the rest is
-    the integrated policy; a fresh collocation solve from θ(t1) must continue the same path."""
+    """Time consistency: at γ = 10 the first collocated window ends at t ≈ 0.46 and the rest
+    comes from later windows and the LQ tail (``ocp.infinite``); a fresh collocation solve
+    from θ(t1) must continue the same path."""
     problem = ocp.DiscountedOCP(2, lambda th: (th[0] ** 2 - 1) ** 2 + th[1] ** 2 - 0.5 * th[0], gamma=10.0)
     traj = ocp.solve(problem, [-0.6, 0.55], horizon=math.inf, mesh=ocp.Mesh(20, 5), rest_tol=1e-6)
     t1 = 3.0
-    assert traj.stats["reached_rest"] and traj.stats["policy_from"] < 1.0 < t1
+    assert traj.stats["reached_rest"] and traj.stats["nlp_solves"]["first_window"] == 1
+    assert traj.stats["tail"] in ("lq", "policy")      # the path at t1 is past the first window
     later = ocp.solve(problem, traj(t1), horizon=math.inf, mesh=ocp.Mesh(20, 5), rest_tol=1e-6)
-    window = later.t[later.t <= later.stats["policy_from"]]
+    window = later.t[later.t <= later.stats.get("policy_from", later.t[-1])]
     assert np.abs(traj(t1 + window) - later(window)).max() <= 1e-9
 
 
@@ -165,14 +167,14 @@ def test_solve_refuses_a_bad_start_clock(bad):
 
 
 def test_receding_windows_follow_the_clock_of_a_time_dependent_loss():
-    """problems.task_switch.receding re-solves each window from the problem's clock there
+    """ocp.receding.receding_windows re-solves each window from the problem's clock there
     (ocp.solve t0): on the moving target it reproduces the infinite-horizon closed form over
     several windows, and records each window's mesh, all converged."""
-    from problems.task_switch import receding
+    from ocp.receding import receding_windows
     gamma, eta, k, a, b = 5.0, 1.0, 1.0, 1.0, 0.3
     problem = _MovingTarget(1, lambda th, a, b: 0.5 * th[0] ** 2, gamma=gamma, eta=eta, k=k,
                             constants={"a": a, "b": b})
-    path = receding(problem, [2.0], 3.5)
+    path = receding_windows(problem, [2.0], 3.5)
     A = eta * k * a / (eta * k - b ** 2 - gamma * b)
     r = gamma / 2 - math.sqrt(gamma ** 2 / 4 + eta * k)
     t = np.linspace(0.0, 3.5, 71)

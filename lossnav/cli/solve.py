@@ -4,7 +4,7 @@
                           [--theta0 a,b,...] [--horizon inf|T] [--terminal a,b,...]
                           [--intervals N] [--degree d] [--scheme legendre|radau]
                           [--dt DT] [--steps N] [--plan-horizon TH] [--t0 T0] [--global]
-                          [--out FILE.npz] [--plot FILE.png] [--json]
+                          [--time-limit SECONDS] [--out FILE.npz] [--plot FILE.png] [--json]
 
 ``--t0`` starts the problem's clock at T0 (collocation and mpc; for scenarios whose loss or
 data depend on time, e.g. belief_adam's stream): times run from T0.
@@ -65,6 +65,8 @@ def add_parser(commands):
         help="mpc planning horizon T_h (default: inf)")
     add("--t0", type=arguments.finite_float, default=0.0, metavar="T0",
         help="the problem's clock at the start, for time-dependent scenarios (collocation, mpc; default: 0)")
+    add("--time-limit", type=arguments.positive_float, metavar="SECONDS",
+        help="wall-clock budget of a collocation solve; when spent: one line naming the stage, exit 1")
     add("--global", dest="global_search", action="store_true",
         help="collocation from every basin of the loss (its local minima, found numerically), "
              "keeping the lowest objective (ocp.solve_global); --json lists the candidates")
@@ -129,7 +131,8 @@ def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
                                 time_limit=getattr(args, "time_limit", None))
     if args.method == "collocation":
         return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
-                         mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0)
+                         mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0,
+                         time_limit=getattr(args, "time_limit", None))
     if args.method == "analytic":
         return analytic_trajectory(scenario, theta0, args)
     if args.dt is None:
@@ -178,14 +181,9 @@ def sampled_trajectory(problem, t, theta, method) -> ocp.Trajectory:
     """Samples of a discrete rule (velocity by differences) in the Trajectory format."""
     t, theta = np.asarray(t, float), np.asarray(theta, float)
     velocity = np.gradient(theta, t, axis=0) if len(t) > 1 else np.zeros_like(theta)
-    kinetic, potential, dl_du = ocp.path.running_cost(problem, t, theta, velocity)
-    discounted = np.exp(-problem.gamma * t) * (kinetic + potential)
-    objective = float(np.sum((discounted[1:] + discounted[:-1]) / 2 * np.diff(t)))
-    elements = np.array([[i, i + 1, 0.0, 0.0] for i in range(len(t) - 1)], float).reshape(-1, 4)
-    return ocp.Trajectory(t=t, theta=theta, velocity=velocity, kinetic=kinetic, potential=potential,
-                          costate=-dl_du, objective=objective, elements=elements,
-                          stats={"success": True, "method": method, "gamma": problem.gamma,
-                                 "note": "velocity by differences, objective by the trapezoid rule"})
+    return ocp.path.from_samples(problem, t, theta, 2, velocity=velocity,
+                                 stats={"success": True, "method": method, "gamma": problem.gamma,
+                                        "note": "velocity by differences, objective by the trapezoid rule"})
 
 
 def write_plot(args, scenario, theta0, mesh, trajectory):

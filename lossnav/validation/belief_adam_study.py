@@ -89,12 +89,12 @@ def run_optimizer(scenario, dt, t_end, start):
 
 def reference_path(scenario, start, mesh=None) -> ocp.Trajectory:
     """The infinite-horizon optimal path on [0, STUDY_WINDOW] by receding windows
-    (:func:`problems.task_switch.receding`: windows of 25/γ keeping 5/γ, each on the stream's
+    (:func:`ocp.receding.receding_windows`: windows of 25/γ keeping 5/γ, each on the stream's
     clock; ``mesh`` None refines each window until it converges, SolveError if one did not;
     a given ``mesh`` is used as it is, without a convergence check)."""
-    from problems.task_switch import receding, require_converged
+    from ocp.receding import receding_windows, require_converged
 
-    return require_converged(receding(scenario.problem, start, STUDY_WINDOW, mesh=mesh))
+    return require_converged(receding_windows(scenario.problem, start, STUDY_WINDOW, mesh=mesh))
 
 
 def optimizer_study(scenario=None, start=None, dts=(0.01, 0.005, 0.0025), mesh=None) -> dict:

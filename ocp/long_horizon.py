@@ -1,0 +1,67 @@
+"""Finite horizons whose discount falls below round-off: the infinite path, then a final window.
+
+On [0, T] with γT ≫ 1 the weight e^{−γt} of the late part is below round-off: one NLP over
+[0, T] cannot see it, and a path that wanders there reports success (design notes §2; the
+reviewer's `--horizon 100` climbed back to θ0). But the problem is time-consistent: from any
+state θ(t1) the rest of the optimal path is the optimal path of the same problem on
+[t1, T]. And the free end at T moves the path at t by a relative e^{−γ(T − t)} at most
+(the end's influence decays backwards at least at rate γ; for a quadratic loss the EL
+solutions e^{r±t} give exactly e^{−(r₊ − r₋)(T − t)}, r₊ − r₋ ≥ γ). So with
+W = FINAL_WINDOW/γ (e^{−γW} = 1e-12):
+
+    θ on [0, T − W]   = the infinite-horizon optimal path (``ocp.solve(horizon=inf)``),
+    θ on [T − W, T]   = the finite optimal path from θ(T − W) over W, the clock at T − W,
+
+each part solved where its discount is visible. The objective is
+∫_0^{T−W} e^{−γt}ℓ dt + e^{−γ(T−W)} J_W. A horizon so long that times near T cannot be told
+apart in floating point (the spacing of floats at T above 1e-9·W) is refused with a
+ProblemError that says so: there the path is the infinite-horizon one to round-off.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ProblemError
+from .trajectory import concatenate
+from .trajectory_algebra import cut, discounted_integral
+
+FINAL_WINDOW = -math.log(1e-12)      # γW of the final window: e^{−γW} = 1e-12
+TIME_RESOLUTION = 1e-9               # float spacing at T allowed, relative to W
+
+
+def needs_composite(problem, horizon, terminal) -> bool:
+    """Whether a finite ``horizon`` reaches discounts below round-off (γT > FINAL_WINDOW + 1)."""
+    return problem.gamma > 0 and problem.gamma * horizon > FINAL_WINDOW + 1
+
+
+def solve_long(solve, problem, theta0, horizon, terminal=None, mesh=None, guess=None, ipopt=None,
+               rest_tol=1e-10, t0=0.0, deadline=None):
+    """The optimal path on [t0, t0 + T] for γT > FINAL_WINDOW + 1 (module docstring).
+    ``solve`` is :func:`ocp.solve` (passed in: this module sits below the solver)."""
+    window = FINAL_WINDOW / problem.gamma
+    end = t0 + horizon
+    if np.spacing(end) > TIME_RESOLUTION * window:
+        raise ProblemError(
+            f"horizon {horizon:g} is too long to resolve its end: floats near t = {end:g} are "
+            f"{np.spacing(end):.3g} apart, against a final window of {window:.3g} (γ = {problem.gamma:g}); "
+            f"the path up to there is the infinite-horizon one to round-off: use horizon=inf")
+    split = end - window
+    head = solve(problem, theta0, math.inf, mesh=mesh, guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0,
+                 time_limit=deadline)
+    head_part = cut(problem, head, split)
+    final = solve(problem, head_part.theta[-1], horizon=window, terminal=terminal, mesh=mesh, ipopt=ipopt,
+                  t0=split, time_limit=deadline)
+    path = concatenate(head_part, final)
+    path.objective = (discounted_integral(problem, head_part, origin=t0)
+                      + math.exp(-problem.gamma * (split - t0)) * final.objective)
+    path.stats = {**head.stats, "horizon": horizon, "t0": t0, "success": True,
+                  "solves": head.stats.get("solves", 1) + final.stats.get("solves", 1),
+                  "iterations": head.stats.get("iterations", 0) + final.stats.get("iterations", 0),
+                  "solve_time": head.stats.get("solve_time", 0.0) + final.stats.get("solve_time", 0.0),
+                  "long_horizon": {"infinite_until": float(split), "final_window": float(window),
+                                   "final_mesh": final.stats.get("mesh")}}
+    if path.stats.get("policy_from", -math.inf) > split:   # the collocated windows end inside the cut
+        path.stats.pop("policy_from")
+    return path
