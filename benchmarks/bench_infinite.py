@@ -1,0 +1,93 @@
+"""Benchmark: the infinite horizon on non-quadratic problems (issue 15, item 1).
+
+Cases (the issue's measurements): a 2-D logistic regression, 8 points, ridge 0.05,
+η = k = 1, γ = 0.3 and 2; the same with the metric G = [[2, .5], [.5, 1]] and 5 points,
+γ = 0.5 and 1. Data: x_i ~ N(0, I) (seed 0), labels y_i = 1 if x_i·(1, −0.5) + 0.3 z_i > 0
+(z ~ N(0, 1)); L(θ) = mean_i log(1 + e^{−s_i x_i·θ}) + (0.05/2)|θ|², s_i = 2y_i − 1;
+θ0 = (3, −3).
+
+Per case, side by side in one run:
+
+* ``ocp.solve(problem, θ0)`` (infinite horizon): wall time, NLP solves (``stats['solves']``
+  and ``stats['nlp_solves']``, by reason), how the tail was closed (``stats['tail']``);
+* its path error against an independent reference: receding finite windows
+  (``ocp.receding.receding_windows``: linear map, each window's mesh doubled until it agrees
+  to 1e-8) over the span [0, T_move] in which the path moves (|θ − θ*| ≥ 1e-6 |θ0 − θ*|),
+  max over the samples of |θ − θ_ref| / |θ0 − θ*| (target ≤ 1e-7);
+* one fine finite-horizon NLP over [0, T_move] (``Mesh(80, 5)``, free end): its wall time,
+  and the ratio infinite / finite (target ≤ ~3).
+
+``--quick``: the two logistic cases only. Reports; never fails.
+Usage: ``python benchmarks/bench_infinite.py [--quick]``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import casadi  # noqa: E402
+import numpy as np  # noqa: E402
+
+import ocp  # noqa: E402
+from ocp.receding import receding_windows  # noqa: E402
+
+THETA0 = np.array([3.0, -3.0])
+RIDGE = 0.05
+
+
+def logistic(points, gamma, metric=None):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((points, 2))
+    y = (X @ np.array([1.0, -0.5]) + 0.3 * rng.standard_normal(points) > 0).astype(float)
+    signs = 2 * y - 1
+
+    def loss(theta, X, signs):
+        margins = casadi.mtimes(X, theta) * signs
+        return casadi.sum1(casadi.log(1 + casadi.exp(-margins))) / X.shape[0] + RIDGE / 2 * casadi.sumsqr(theta)
+
+    return ocp.DiscountedOCP(2, loss, gamma=gamma, eta=1.0, k=1.0, metric=metric,
+                             constants={"X": X, "signs": signs}, name=f"logistic_{points}")
+
+
+CASES = [("logistic, 8 points", 8, 0.3, None), ("logistic, 8 points", 8, 2.0, None),
+         ("logistic + metric, 5 points", 5, 0.5, [[2.0, 0.5], [0.5, 1.0]]),
+         ("logistic + metric, 5 points", 5, 1.0, [[2.0, 0.5], [0.5, 1.0]])]
+
+
+def run_case(name, points, gamma, metric):
+    problem = logistic(points, gamma, metric)
+    start = time.perf_counter()
+    path = ocp.solve(problem, THETA0)
+    seconds = time.perf_counter() - start
+    rest = path.theta[-1]
+    distance = np.abs(THETA0 - rest).max()
+    moving = np.abs(path.theta - rest).max(axis=1) >= 1e-6 * distance
+    t_move = float(path.t[np.nonzero(moving)[0][-1]])
+    reference = receding_windows(problem, THETA0, t_move)
+    inside = path.t <= t_move
+    error = np.abs(path.theta[inside] - reference(path.t[inside])).max() / distance
+    fresh = logistic(points, gamma, metric)       # nothing cached: build + solve, like the above
+    start = time.perf_counter()
+    finite = ocp.solve(fresh, THETA0, horizon=t_move, mesh=ocp.Mesh(80, 5))
+    finite_seconds = time.perf_counter() - start
+    finite_error = np.abs(finite.theta - reference(finite.t)).max() / distance
+    print(f"{name:28s} γ={gamma:<4g} {seconds:7.2f} s  solves {path.stats['solves']:4d} "
+          f"{path.stats.get('nlp_solves')} tail={path.stats.get('tail')}  error {error:.1e}  | "
+          f"finite NLP over T_move={t_move:.1f}: {finite_seconds:.2f} s (error {finite_error:.1e})  "
+          f"ratio {seconds / finite_seconds:.1f}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    for case in CASES[:2] if args.quick else CASES:
+        run_case(*case)
+
+
+if __name__ == "__main__":
+    main()
