@@ -59,6 +59,8 @@ def _rules_table(results) -> list:
              "|---|---|---|---|---|---|---|---|"]
     for result, rule in rows:
         verdict = {True: "pass", False: "FAIL", None: "—"}[rule["passed"]]
+        if "diverged" in rule:
+            verdict += " (diverged)"
         lines.append(f"| {result.case.name} | {result.case.label} | {rule['rule']} | "
                      f"{_fmt(rule['dt'], '.3g')} | {_fmt(rule['vs_collocation'])} | "
                      f"{_fmt(rule.get('vs_analytic'))} | {_fmt(rule.get('order'), '.2f')} | {verdict} |")

@@ -185,3 +185,17 @@ def test_optimizer_studies_judge_the_order_and_reach_report_and_exit_code(tmp_pa
         assert "### quadratic: FAIL" in (tmp_path / "report.md").read_text(encoding="utf-8")
     # scenarios without a study run none
     assert optimizer_studies.run(["rotation"]) == []
+
+
+def test_a_rule_that_diverges_is_a_row_not_a_crash():
+    """First-order rules on the double well at γ = 0.1 take steps ηkΔt/γ too large for the
+    well: the run leaves the finite numbers. validate records it (rule, step, reason; error
+    inf), reports it without a criterion on this non-quadratic landscape, and goes on."""
+    case = next(case for case in validate.cases("double_well", draws=0) if case.params["gamma"] == 0.1)
+    result = validate.check(case)
+    rows = {row["rule"]: row for row in result.rules}
+    diverged = rows["gradient_descent"]
+    assert "gradient_descent diverged at step" in diverged["diverged"]
+    assert diverged["vs_collocation"] == float("inf") and diverged["passed"] is None
+    assert "diverged" not in rows["optimal_quadratic"] and np.isfinite(rows["optimal_quadratic"]["vs_collocation"])
+    assert result.passed

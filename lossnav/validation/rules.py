@@ -26,7 +26,12 @@ STEPS = 40
 
 
 def check_rules(scenario, theta0, trajectory, tolerance) -> list:
-    """One row per applicable rule: errors, order, pass/fail (None: no criterion)."""
+    """One row per applicable rule: errors, order, pass/fail (None: no criterion).
+
+    A run that leaves the finite numbers (:class:`rule_runner.DivergenceError`) is a row with
+    ``diverged`` (the message: rule, step, reason) and an infinite error against collocation;
+    it fails where the rule has a criterion and is reported where it has none (first-order
+    rules at small γ on a double well: their step ηkΔt/γ is too large there)."""
     from . import rule_runner as runner   # torch is imported only when rules are validated
     rows = []
     base_dt = _step(scenario, trajectory)
@@ -34,27 +39,39 @@ def check_rules(scenario, theta0, trajectory, tolerance) -> list:
     for name in runner.RULES:
         if runner.applicability(name, scenario):
             continue
-        row, study, dt = {"rule": name}, None, base_dt
         exact = name in EXACT_RULES and scenario.name in LINEAR_QUADRATIC and scenario.has_analytic()
-        if exact:
-            study = runner.convergence_order(name, scenario, dt, STEPS,
-                                             lambda t: scenario.analytic(t, theta0), theta0=theta0)
-            row["vs_analytic"] = max(study["errors"])
-        elif name not in EXACT_RULES and scenario.name in LINEAR_QUADRATIC:
-            study = _first_order_study(runner, name, scenario, theta0, dt)
-            dt, order = study["dt"][0], study["order"]   # the step explicit Euler is stable at
-            row["passed"] = (math.isnan(order) and max(study["errors"]) <= 1e-12) or \
-                ORDER_RANGE[0] <= order <= ORDER_RANGE[1]
-        else:   # non-quadratic landscapes: a local model or a limit flow, reported only
-            row["passed"] = None
-        row["dt"] = dt
-        row["vs_collocation"] = _against_collocation(runner, name, scenario, theta0, dt, trajectory) / distance
-        if exact:
-            row["passed"] = row["vs_analytic"] <= EXACT_TOLERANCE and row["vs_collocation"] <= tolerance
-        if study is not None:
-            row.update(errors=study["errors"], order=study["order"])
+        first_order = name not in EXACT_RULES and scenario.name in LINEAR_QUADRATIC
+        row = {"rule": name, "dt": base_dt}
+        try:
+            _rule_row(runner, row, scenario, theta0, trajectory, tolerance, distance, exact, first_order)
+        except runner.DivergenceError as error:
+            row.update(vs_collocation=math.inf, passed=False if exact or first_order else None,
+                       diverged=" ".join(str(error).split()))
         rows.append(row)
     return rows
+
+
+def _rule_row(runner, row, scenario, theta0, trajectory, tolerance, distance, exact, first_order):
+    """Fill ``row`` for one rule: against the closed form (exact rules on linear–quadratic
+    scenarios), the order to its limit flow (first-order rules there), against collocation."""
+    name, study, dt = row["rule"], None, row["dt"]
+    if exact:
+        study = runner.convergence_order(name, scenario, dt, STEPS,
+                                         lambda t: scenario.analytic(t, theta0), theta0=theta0)
+        row["vs_analytic"] = max(study["errors"])
+    elif first_order:
+        study = _first_order_study(runner, name, scenario, theta0, dt)
+        dt, order = study["dt"][0], study["order"]   # the step explicit Euler is stable at
+        row["passed"] = (math.isnan(order) and max(study["errors"]) <= 1e-12) or \
+            ORDER_RANGE[0] <= order <= ORDER_RANGE[1]
+    else:   # non-quadratic landscapes: a local model or a limit flow, reported only
+        row["passed"] = None
+    row["dt"] = dt
+    row["vs_collocation"] = _against_collocation(runner, name, scenario, theta0, dt, trajectory) / distance
+    if exact:
+        row["passed"] = row["vs_analytic"] <= EXACT_TOLERANCE and row["vs_collocation"] <= tolerance
+    if study is not None:
+        row.update(errors=study["errors"], order=study["order"])
 
 
 def _against_collocation(runner, name, scenario, theta0, dt, trajectory) -> float:
