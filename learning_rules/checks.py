@@ -72,10 +72,17 @@ def all_finite(tensors) -> bool:
     return all(bool(t.isfinite().all()) for t in tensors)
 
 
+# keys torch's learning-rate schedulers (and SWA) add to a param group; a group carrying them
+# is still this optimizer's
+SCHEDULER_KEYS = frozenset({"initial_lr", "base_lr", "max_lr", "min_lr", "base_momentum", "max_momentum",
+                            "swa_lr"})
+
+
 def check_group_keys(name, expected, state_dict) -> None:
     """The loaded ``state_dict`` has one group per group of the optimizer ``name``, each with
-    exactly its hyperparameter keys ``expected[i]`` (a state of Adam or of another rule has
-    others); else a ValueError listing the missing and unexpected keys."""
+    exactly its hyperparameter keys ``expected[i]`` besides the keys schedulers add
+    (:data:`SCHEDULER_KEYS`; a state of Adam or of another rule has others); else a
+    ValueError listing the missing and unexpected keys."""
     if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
         raise ValueError(f"{name}.load_state_dict expects a state_dict with 'state' and 'param_groups', "
                          f"got {type(state_dict).__name__}")
@@ -86,7 +93,7 @@ def check_group_keys(name, expected, state_dict) -> None:
         raise ValueError(f"{name}.load_state_dict: the state has {count} parameter groups, "
                          f"this optimizer {len(expected)}")
     for index, (group, keys) in enumerate(zip(loaded, expected)):
-        have = set(group) - {"params"}
+        have = set(group) - {"params"} - (SCHEDULER_KEYS - keys)
         if have != keys:
             missing, extra = sorted(keys - have), sorted(have - keys)
             raise ValueError(f"{name}.load_state_dict: group {index} is not a {name} group (state of "

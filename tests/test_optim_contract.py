@@ -137,6 +137,28 @@ def test_lr_scheduler_drives_lr(factory):
     assert optimizer.param_groups[0]["lr"] == pytest.approx(base / 8)
 
 
+@pytest.mark.parametrize("make_scheduler", [
+    lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5),
+    lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.param_groups[0]["lr"], total_steps=10,
+                                                  cycle_momentum=False),
+], ids=["step", "one_cycle"])
+def test_state_under_a_scheduler_loads_into_a_fresh_optimizer(factory, make_scheduler):
+    """Schedulers add keys (initial_lr, max_lr, ...) to the param groups: the state is still this
+    rule's, so load_state_dict accepts it and keeps the scheduled lr (the group-key check of
+    the hardening refused 'initial_lr' at first)."""
+    model, inputs, targets = make_model()
+    optimizer = factory(model.parameters())
+    scheduler = make_scheduler(optimizer)
+    closure = closure_for(model, inputs, targets, optimizer)
+    for _ in range(2):
+        optimizer.step(closure)
+        scheduler.step()
+    fresh = factory(make_model()[0].parameters())
+    fresh.load_state_dict(optimizer.state_dict())
+    assert fresh.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+    assert fresh.param_groups[0]["initial_lr"] == optimizer.param_groups[0]["initial_lr"]
+
+
 def test_lr_scales_the_step_exactly():
     """lr is ηkΔt/γ for NaturalGradient: halving it halves the displacement."""
     displacements = []
