@@ -25,8 +25,13 @@ Mesh (printed above each table): the separable family runs on ``Mesh(intervals=2
 degree=4)`` and on the engine's default mesh (40 × 5); the dense family on Mesh(20, 4)
 only. ``--quick`` uses Mesh(20, 4) only; ``--mesh small|default|both`` overrides.
 
-Target (issue 2, "Benchmarks" (b)): D = 1000 separable built and solved in under 10 s on
-this 2-core machine, growth near-linear in D. This script reports; it never
+The same separable family on the **infinite horizon** (γ = 0.5, ``ocp.solve`` default:
+first mapped window, receding windows, LQ tail), vectorised (``casadi.sum1``) and written as
+a plain Python sum over the coordinates, D ∈ {10, 100, 1000} ({10, 100} with ``--quick``):
+the case issue 15 measured (plain sum: D = 100 16 s, D = 1000 1,043 s before).
+
+Target (issue 2, "Benchmarks" (b); issue 15 item 2 on the infinite horizon): D = 1000
+separable built and solved in under 10 s on this 2-core machine, growth near-linear in D. This script reports; it never
 fails (benchmarks do not gate CI).
 
 Usage: ``python benchmarks/bench_scaling.py [--quick] [--mesh small|default|both]
@@ -50,6 +55,7 @@ import numpy as np  # noqa: E402
 import ocp  # noqa: E402
 
 GAMMA, HORIZON, TILT = 0.1, 4.0, 0.3
+INFINITE_GAMMA = 0.5
 SMALL_MESH = ocp.Mesh(intervals=20, degree=4)
 
 
@@ -58,6 +64,24 @@ def separable(D, rng):
                                 gamma=GAMMA, name=f"double_wells_{D}")
     theta0 = 0.5 + 0.05 * rng.standard_normal(D)
     return problem, theta0
+
+
+def separable_plain_sum(D, rng):
+    """The same separable loss written as a user would first write it: a Python sum over the
+    coordinates (an SX expression with D terms per collocation point)."""
+    problem = ocp.DiscountedOCP(dim=D, loss=lambda th: sum((th[i] ** 2 - 1) ** 2 - TILT * th[i] for i in range(D)),
+                                gamma=GAMMA, name=f"double_wells_sum_{D}")
+    theta0 = 0.5 + 0.05 * rng.standard_normal(D)
+    return problem, theta0
+
+
+def infinite(family, gamma=INFINITE_GAMMA):
+    """``family`` on the infinite horizon at discount ``gamma`` (issue 15: the case users meet)."""
+    def build(D, rng):
+        problem, theta0 = family(D, rng)
+        return problem.replace(gamma=gamma), theta0
+    build.horizon = math.inf
+    return build
 
 
 def dense(D, rng):
@@ -83,10 +107,10 @@ def measure(family, D, mesh, ipopt):
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     problem, theta0 = family(D, rng)
-    traj = ocp.solve(problem, theta0, horizon=HORIZON, mesh=mesh, ipopt=ipopt)
+    traj = ocp.solve(problem, theta0, horizon=getattr(family, "horizon", HORIZON), mesh=mesh, ipopt=ipopt)
     wall = time.perf_counter() - t0
     n_var = mesh.intervals * D * (2 * mesh.degree + 1) + D
-    return {"D": D, "n_var": n_var, "iterations": traj.stats["iterations"],
+    return {"D": D, "n_var": n_var, "iterations": traj.stats["iterations"], "solves": traj.stats.get("solves", 1),
             "build": traj.stats["build_time"], "solve": traj.stats["solve_time"], "wall": wall,
             "objective": traj.objective, "end": traj.theta[-1]}
 
@@ -110,6 +134,7 @@ def table(title, family, dims, mesh, ipopt, check=None):
             grow = " / ".join(f"{slope(prev, row, k):4.2f}" for k in ("build", "solve", "wall"))
         other = row["wall"] - row["build"] - row["solve"]
         note = check(row) if check else f"J = {row['objective']:.6g}"
+        note += f"; NLP solves {row['solves']}"
         print(f"{D:6d} {row['n_var']:9d} {row['iterations']:5d} {row['build']:10.3f} "
               f"{row['solve']:10.3f} {row['wall']:9.3f} {other:9.3f}  {grow:>24s}  {note}", flush=True)
         rows.append(row)
@@ -162,6 +187,10 @@ def main(argv=None):
         rows = table("separable double wells, sum_i (theta_i^2-1)^2 - 0.3 theta_i", separable,
                      (10, 100, 1000), mesh, ipopt, in_global_well)
         separable_rows = separable_rows or rows
+    infinite_dims = (10, 100) if args.quick else (10, 100, 1000)
+    for label, family in (("vectorised", separable), ("plain Python sum", separable_plain_sum)):
+        table(f"infinite horizon, gamma = {INFINITE_GAMMA}, separable double wells, {label}", infinite(family),
+              infinite_dims, meshes[0], ipopt, in_global_well)
     dense_dims = (10, 25, 50) if args.quick else (10, 50, 100)
     table("dense coupling, theta^T A theta / 2 + 0.1 sum theta_i^4 (A dense SPD, a constant)", dense,
           dense_dims, meshes[0], ipopt)
