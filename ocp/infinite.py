@@ -42,7 +42,7 @@ from .trajectory_algebra import shifted, truncated
 WINDOW_DISCOUNT = 1e-12      # the mapped domain ends where e^{−γt} reaches this
 KEEP_DISCOUNT = 1e-2         # collocation samples are kept while e^{−γt} ≥ this
 TAIL_TOLERANCE = 1e-9        # LQ tail error bound, relative to |θ0 − x*|, to stop the windows
-MAX_WINDOWS = 60
+MAX_WINDOWS = 300          # windows (one NLP each) before the policy integration takes over
 
 
 def window_end(scale, gamma) -> float:
