@@ -50,9 +50,6 @@ def _residual_and_size(problem, trajectory):
     return np.asarray(out).T, np.asarray(size).ravel()
 
 
-_acceleration = acceleration   # the name problems.belief_adam imports
-
-
 def mesh_convergence(problem, theta0, meshes, reference_mesh=None, **solve_options) -> list:
     """Objective error and trajectory error against a fine reference, for each mesh.
 

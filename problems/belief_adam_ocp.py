@@ -13,6 +13,7 @@ import numpy as np
 from scipy.optimize import root
 
 import ocp
+from ocp.trajectory_algebra import acceleration
 
 from . import ops
 
@@ -140,10 +141,9 @@ def rest_point(params):
 def euler_lagrange_by_hand(scenario, trajectory) -> dict:
     """The hand-derived EL equations (module docstring) on a trajectory: residuals of the θ, m
     and v equations, each (n, dim), and their error relative to the largest term."""
-    from ocp.verification import _acceleration   # θ̈ from the element polynomials, as the engine's check
     p, n = scenario.params, scenario.coordinates
     gamma, eta, k = p["gamma"], p["eta"], p["k"]
-    x, u, a = trajectory.theta, trajectory.velocity, _acceleration(trajectory)
+    x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)   # θ̈ from the element polynomials
     split = lambda z: (z[:, :n], z[:, n:2 * n], z[:, 2 * n:])
     (theta, m, v), (dtheta, dm, dv), (atheta, am, av) = split(x), split(u), split(a)
     g = scenario.observations(trajectory.t)
