@@ -42,6 +42,7 @@ import problems
 from . import cases, limit_flows
 from .limit_flows import LimitFlowError
 from .orders import ROUND_OFF, order
+from .rule_runner import iterate
 
 MIN_ORDER = 0.5        # a first-order method shows ≈ 1; below 0.5 the error is not falling like Δt^p
 LIMITS = ("gradient_flow", "optimal")
@@ -150,19 +151,10 @@ def run_optimizer(factory, scenario, dt: float, steps: int, theta0) -> tuple:
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise OptimizerCheckError(f"factory(params, dt) must return a torch.optim.Optimizer, got {optimizer!r}")
 
-    def closure():
-        optimizer.zero_grad()
-        loss = scenario.torch_loss(theta)
-        loss.backward()
-        return loss
-
-    path = np.empty((steps + 1, scenario.dim))
-    path[0] = theta0
-    for index in range(1, steps + 1):
-        optimizer.step(closure)
-        path[index] = theta.detach().numpy()
-        if not np.all(np.isfinite(path[index])):
-            return path[:index + 1], f"θ not finite at step {index} (t = {index * dt:g})"
+    path, failure = iterate(optimizer, theta, scenario.torch_loss, steps)
+    if failure:
+        step, reason = failure
+        return path, f"{reason} at step {step} (t = {step * dt:g})"
     return path, None
 
 

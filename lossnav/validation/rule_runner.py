@@ -135,21 +135,33 @@ def run_rule(name: str, scenario, dt: float, steps: int, theta0=None, **options)
     except TypeError as error:
         raise ValueError(f"invalid option for {name}: {error}") from None
 
+    path, failure = iterate(optimizer, theta, scenario.torch_loss, steps)
+    if failure:
+        step, reason = failure
+        raise DivergenceError(name, step, steps, dt, reason)
+    return dt * np.arange(steps + 1), path
+
+
+def iterate(optimizer, theta, loss_fn, steps: int) -> tuple:
+    """``steps`` steps of ``optimizer`` on ``loss_fn(theta)`` (a closure that zeroes, evaluates
+    and back-propagates), θ a 1-D float64 tensor. Returns (path, failure): the iterates from
+    θ(0), shape (steps + 1, dim), or up to the first untrustworthy one
+    (:func:`_untrustworthy`), and failure None or (that step, 1-based; why)."""
     def closure():
         optimizer.zero_grad()
-        loss = scenario.torch_loss(theta)
+        loss = loss_fn(theta)
         loss.backward()
         return loss
 
-    path = np.empty((steps + 1, scenario.dim))
-    path[0] = start
+    path = np.empty((steps + 1, theta.numel()))
+    path[0] = theta.detach().numpy()
     for index in range(1, steps + 1):
         loss = optimizer.step(closure)
         path[index] = theta.detach().numpy()
         reason = _untrustworthy(path[index], loss, optimizer)
         if reason:
-            raise DivergenceError(name, index, steps, dt, reason)
-    return dt * np.arange(steps + 1), path
+            return path[:index + 1], (index, reason)
+    return path, None
 
 
 class DivergenceError(ArithmeticError):
