@@ -69,13 +69,7 @@ class Scenario:
 
     def _subtract_loss_minimum(self) -> None:
         """Make the OCP's loss L − ``loss_minimum`` (before any transcription is built)."""
-        minimum = self.loss_minimum
-        try:
-            minimum = float(minimum)
-        except (TypeError, ValueError):
-            raise ocp.ProblemError(f"{self.name}: loss_minimum must be a number, got {minimum!r}") from None
-        if not np.isfinite(minimum):
-            raise ocp.ProblemError(f"{self.name}: loss_minimum must be finite, got {minimum}")
+        minimum = scalar(f"{self.name}.loss_minimum", self.loss_minimum)
         if minimum == 0.0:
             return
         loss = self.problem.loss
