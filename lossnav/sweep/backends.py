@@ -32,7 +32,7 @@ import sys
 import uuid
 from collections import deque
 
-from .task import Outcome, execute, limit_threads
+from .task import Outcome, execute, setup_worker
 
 DEFAULT_RETRIES = 2
 
@@ -83,7 +83,7 @@ class LocalPool:
 
     def _pool(self, workers):
         return futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(self.preload),
-                                           initializer=limit_threads)
+                                           initializer=setup_worker)
 
     def run(self, function, tasks, seconds=None):
         pending, suspects = deque(tasks), deque()     # suspects: in flight when a worker died

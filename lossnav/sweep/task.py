@@ -117,6 +117,20 @@ def limit_threads() -> None:
     _limited = True
 
 
+def setup_worker() -> None:
+    """A local pool's worker process: one thread (:func:`limit_threads`) and warnings as one
+    ``lossnav: warning:`` line each, as the command line prints them in its own process (a
+    worker does not inherit the CLI's format: without this a rule's skip warning came out as
+    the raw warnings module text with a file path and source line)."""
+    import warnings
+
+    limit_threads()
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        print(f"lossnav: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    warnings.showwarning = one_line
+
+
 @contextlib.contextmanager
 def one_thread():
     """One thread for OpenMP, BLAS and torch while the block runs, restored after (a task run
