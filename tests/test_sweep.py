@@ -163,7 +163,10 @@ def test_a_killed_local_worker_is_retried_then_lost(tmp_path):
         outcomes = {o.index: o for o in pool.run(sweep_tasks.dispatch, [*tasks, make_task(4, None, "die always")])}
     assert os.path.exists(marker)
     assert [outcomes[i].status for i in range(5)] == ["ok", "ok", "ok", "ok", "lost"]
-    assert outcomes[0].value == {"survived": True} and outcomes[0].attempts == 2
+    # retried after its death and then survived; it may be started once more when the pool
+    # breaks under it again (the other task's death while it is queued: seen once in 941-test
+    # runs), which charges a start but no death
+    assert outcomes[0].value == {"survived": True} and outcomes[0].attempts >= 2
     assert all(outcomes[i].value == {"y": i * i} for i in (1, 2, 3))
     assert outcomes[4].error == "its worker died 2 times running it"   # one run + one retry
 
