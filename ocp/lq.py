@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from .checks import number
 from .errors import ProblemError
 
 DETECTABILITY_TOL = 1e-10
@@ -146,7 +147,8 @@ def solve_lq(A=None, H=None, mu=None, G=None, gamma=0.0, eta=1.0, k=1.0, b=None,
     G = np.eye(n) if G is None else _matrix(G, n, "G")
     mu = np.zeros(n) if mu is None else _vector(mu, n, "mu")
     b = np.zeros(n) if b is None else _vector(b, n, "b")
-    gamma, eta, k = _rate("gamma", gamma, True), _rate("eta", eta, False), _rate("k", k, True)
+    gamma = number("gamma", gamma, non_negative=True)
+    eta, k = number("eta", eta, positive=True), number("k", k, non_negative=True)
     _check_symmetric(H, "H", definite=False)
     _check_symmetric(G, "G", definite=True)
     shifted = A - 0.5 * gamma * np.eye(n)
@@ -246,14 +248,4 @@ def _vector(value, n, name):
         raise ProblemError(f"{name} must have length {n}, got {value.shape[0]}")
     if not np.all(np.isfinite(value)):
         raise ProblemError(f"{name} must be finite")
-    return value
-
-
-def _rate(name, value, allow_zero):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ProblemError(f"{name} must be a real number, got {value!r}") from None
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ProblemError(f"{name} must be finite and {'≥' if allow_zero else '>'} 0, got {value}")
     return value

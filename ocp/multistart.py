@@ -39,6 +39,7 @@ import casadi
 import numpy as np
 import scipy.optimize
 
+from .checks import count, number
 from .errors import OCPError, ProblemError, SolveError
 from .solver import solve
 from .trajectory import Trajectory
@@ -53,8 +54,8 @@ def loss_minima(problem, theta0, samples=None, radius=None, seed=0) -> np.ndarra
     loss value (lowest first): an array (m, dim)."""
     theta0 = problem.check_initial_state(theta0)[: problem.dim]
     n = problem.dim
-    samples = min(16 * n, MAX_SAMPLES) if samples is None else _count("samples", samples)
-    radius = 2.0 * max(1.0, np.abs(theta0).max()) if radius is None else _positive("radius", radius)
+    samples = min(16 * n, MAX_SAMPLES) if samples is None else count("samples", samples)
+    radius = 2.0 * max(1.0, np.abs(theta0).max()) if radius is None else number("radius", radius, positive=True)
     value, gradient, hessian = _loss_functions(problem)
     rng = np.random.default_rng(seed)
     points = np.vstack([theta0[None, :], theta0 + radius * rng.uniform(-1, 1, size=(samples, n))])
@@ -98,7 +99,7 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
     theta0 = problem.check_initial_state(theta0)
     if "guess" in options:
         raise ProblemError("solve_global takes starts=, not guess=")
-    workers = _count("workers", workers)
+    workers = count("workers", workers)
     candidates = [None] + _check_starts(problem, starts)
     if search:
         if problem.state_dim != problem.dim:
@@ -208,19 +209,3 @@ def _loss_functions(problem):
     function = casadi.Function("loss_derivatives", [theta], [loss, gradient, hessian])
     return (lambda x: float(function(x)[0]), lambda x: np.asarray(function(x)[1], float).ravel(),
             lambda x: np.asarray(function(x)[2], float))
-
-
-def _count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ProblemError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive(name, value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ProblemError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ProblemError(f"{name} must be finite and > 0, got {value}")
-    return value
