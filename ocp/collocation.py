@@ -35,20 +35,20 @@ def lagrange_basis(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def lagrange_derivative(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Derivatives ℓ_k'(x_j) of the Lagrange basis on ``nodes``: (len(nodes), len(x))."""
+    """Derivatives ℓ_k'(x_j) of the Lagrange basis on ``nodes``: (len(nodes), len(x)).
+
+    ℓ_k' has degree < len(nodes), so it is its own interpolant on the nodes:
+    ℓ_k'(x) = Σ_i ℓ_i(x) D[i, k] with the differentiation matrix D[i, k] = ℓ_k'(x_i) in
+    barycentric form, D[i, k] = (w_k / w_i)/(x_i − x_k), D[i, i] = −Σ_{k≠i} D[i, k]
+    (Berrut & Trefethen, SIAM Review 46, 2004, §9)."""
     nodes = np.asarray(nodes, dtype=float)
-    x = np.atleast_1d(np.asarray(x, dtype=float))
-    out = np.zeros((len(nodes), len(x)))
-    for k, node_k in enumerate(nodes):
-        for j, node_j in enumerate(nodes):
-            if j == k:
-                continue
-            term = np.full(len(x), 1.0 / (node_k - node_j))
-            for m, node_m in enumerate(nodes):
-                if m not in (k, j):
-                    term *= (x - node_m) / (node_k - node_m)
-            out[k] += term
-    return out
+    gaps = nodes[:, None] - nodes[None, :]
+    np.fill_diagonal(gaps, 1.0)
+    weights = 1.0 / gaps.prod(axis=1)
+    D = (weights[None, :] / weights[:, None]) / gaps
+    np.fill_diagonal(D, 0.0)
+    np.fill_diagonal(D, -D.sum(axis=1))
+    return D.T @ lagrange_basis(nodes, x)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The infinite horizon beyond the first mapped window: receding windows, then the LQ tail.
+"""The infinite horizon beyond the first mapped window: the current-value bridge or receding windows, then the LQ tail.
 
 The first NLP covers [0, T_w] on the algebraic map, cut where e^{−γt} = WINDOW_DISCOUNT, and
 is kept while e^{−γt} ≥ KEEP_DISCOUNT (``ocp.solver``). If the path is not at rest there:
@@ -9,15 +9,20 @@ is kept while e^{−γt} ≥ KEEP_DISCOUNT (``ocp.solver``). If the path is not 
    of the running cost's gradient against its quadratic model at x* bounds the tail's error
    by about ν|x1 − x*|; once that is ≤ TAIL_TOLERANCE·|θ0 − x*| the rest of the path is the
    LQ solution, in closed form, with no further NLP.
-2. Until then, receding windows: the same NLP from x1 with the clock at t1 (time
+2. The current-value bridge (``ocp.current_value``): the optimality conditions in current
+   value carry no discount factor, so the whole nonlinear stretch after x1 is one collocated
+   boundary-value problem ending on the LQ problem's stable manifold, solved by Newton's
+   method on any span (one NLP in all, at any γ). If it does not converge:
+3. Receding windows: the same NLP from x1 with the clock at t1 (time
    consistency: the optimal path from a later state continues the same path), warm started
    from the previous window read from t1 on; each window keeps its first −ln(KEEP_DISCOUNT)/γ.
    Each is one NLP; a nonlinear stretch costs a few windows.
-3. A time-dependent running cost (no rest point), no stabilising LQ solution, or
+4. A time-dependent running cost (no rest point), no stabilising LQ solution, or
    MAX_WINDOWS windows without meeting the bound: the stationary policy is integrated as
    before (``ocp.policy``), each evaluation one warm-started NLP.
 
 ``stats``: ``solves`` in all, ``nlp_solves`` by reason (first window, windows, policy),
+``current_value`` (the bridge's spans, meshes, Newton iterations, error estimate),
 ``tail`` ("rest", "lq" or "policy"), ``tail_bound`` (the LQ tail's error bound relative to
 |θ0 − x*|), ``policy_from`` (where the collocated windows end), ``junction_mismatch``.
 """
@@ -28,6 +33,7 @@ import math
 import numpy as np
 
 from .budget import NO_DEADLINE, TIME_LIMIT
+from .current_value import bridge
 from .errors import OCPError, SolveError
 from .growing import continue_growing, growing_model
 from .guesses import shifted_guess
@@ -68,15 +74,15 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     size = max(np.abs(trajectory.theta).max(), 1e-300)
     first_solves = kept.stats["solves"]
     counts = {"first_window": first_solves, "windows": 0, "policy": 0}
-    if speed[len(kept) - 1] <= rest_tol * peak or peak * scale <= 1e-13 * size:
-        # at rest, or θ0 itself is a rest point (the path moves by round-off only)
+    params = problem.parameter_values()
+    autonomous = _time_cross_derivative(problem) is None
+    rest = rest_point(problem, trajectory.theta[-1], params) if autonomous else None
+    if _at_rest(kept, rest, speed[len(kept) - 1], peak, peak * scale <= 1e-13 * size, rest_tol):
         kept.stats.update(reached_rest=True, tail="rest", nlp_solves=counts)
         return kept
     stats = dict(kept.stats)
     path, window, junctions, tail, bound = kept, trajectory, [], None, None
-    params = problem.parameter_values()
-    if _time_cross_derivative(problem) is None:
-        rest = rest_point(problem, trajectory.theta[-1], params)
+    if autonomous:
         tail = linear_tail(problem, rest, params) if rest is not None else None
         # an optimum that grows (unstable drift, large γ) never comes to rest: ocp/growing.py
         model = growing_model(problem, rest) if rest is not None and tail is None else None
@@ -86,6 +92,16 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
                 grown.stats.update(nlp_solves={**counts, "first_window": first_solves + 1},
                                    solves=first_solves + 1)
                 return grown
+    if tail is not None and _tail_bound(path, tail) > TAIL_TOLERANCE:
+        try:
+            piece, stats["current_value"] = bridge(problem, path, trajectory, tail, deadline, TAIL_TOLERANCE)
+        except SolveError as exc:
+            if exc.status == TIME_LIMIT:
+                raise SolveError(str(exc), TIME_LIMIT, exc.iterations, _partial(path, stats)) from None
+            raise
+        if piece is not None:
+            junctions.append(np.abs(path.velocity[-1] - piece.velocity[0]).max() / peak)
+            path = concatenate(path, piece)
     while tail is not None:
         bound = _tail_bound(path, tail)
         if bound <= TAIL_TOLERANCE:
@@ -132,6 +148,22 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     stats.setdefault("reached_rest", True)
     joined.objective, joined.stats = kept.objective, stats
     return joined
+
+
+def _at_rest(kept, rest, end_speed, peak, round_off, rest_tol):
+    """Whether the kept window ends at rest. Its speed alone can mislead when the path moves by
+    round-off within the window (η or k near the float range: the motion is too slow to
+    resolve): then, and whenever the end lies visibly away from the rest point x* of an
+    autonomous cost, the path is not at rest and the tail follows it to x*."""
+    if rest is not None:
+        end, start = kept.theta[-1], kept.theta[0]
+        noise = 1e3 * np.finfo(float).eps * max(np.abs(end).max(), np.abs(rest).max(), 1e-300)
+        offset = np.abs(rest - end).max()
+        if offset > max(1e-6 * np.abs(rest - start).max(), noise):
+            return False
+        if round_off:
+            return True
+    return round_off or end_speed <= rest_tol * peak
 
 
 def _tail_bound(path, tail):

@@ -27,16 +27,22 @@ import scipy.linalg
 NEWTON_STEPS = 50
 
 
+def cost_symbols(problem):
+    """x, u, the parameter vector P, its named parts and ℓ(x, u) (the clock at t0) as SX."""
+    n = problem.state_dim
+    x, u = casadi.SX.sym("x", n), casadi.SX.sym("u", n)
+    P = casadi.SX.sym("P", problem.layout.size)
+    params = problem.layout.unpack(P)
+    kinetic, potential = problem.running_cost(params["t0"], x, u, params)
+    return x, u, P, params, casadi.SX(kinetic) + casadi.SX(potential)
+
+
 def _functions(problem):
     """r(x, P), ∂r/∂x and the blocks Q, N, R at u = 0 (built once per problem structure)."""
     cache = problem._structure.cache
     if "rest_point" not in cache:
         n = problem.state_dim
-        x, u = casadi.SX.sym("x", n), casadi.SX.sym("u", n)
-        P = casadi.SX.sym("P", problem.layout.size)
-        params = problem.layout.unpack(P)
-        kinetic, potential = problem.running_cost(params["t0"], x, u, params)
-        cost = casadi.SX(kinetic) + casadi.SX(potential)
+        x, u, P, params, cost = cost_symbols(problem)
         l_x, l_u = casadi.gradient(cost, x), casadi.gradient(cost, u)
         residual = casadi.substitute(l_x + params["gamma"] * l_u, u, casadi.DM.zeros(n))
         blocks = [casadi.substitute(block, u, casadi.DM.zeros(n)) for block in
@@ -138,6 +144,8 @@ def linear_tail(problem, rest, params):
     tail = LinearTail(rest, feedback)
     zero = np.zeros(n)
     at_rest = np.asarray(gradient(rest, zero, params)).ravel()
+    # the value function's expansion V ≈ V* − q*ᵀδx + ½δxᵀPδx (ocp.current_value's end condition)
+    tail.riccati, tail.q_star = P, at_rest[n:]
     hessian = np.block([[Q, N], [N.T, R]])
 
     def nonlinearity(state):

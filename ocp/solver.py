@@ -8,9 +8,11 @@ free end: the transversality condition holds there), and only the part with
 e^{−γt} ≥ KEEP_DISCOUNT is kept; the free end perturbs it by about e^{−γ(T_w − t)} ≤ 1e-10.
 Exponential discounting is time-consistent, so the optimal path from any later state
 continues the same path, and the optimal policy θ̇ = π(θ) is stationary. If the path has
-not come to rest in the kept part, the path is continued by receding windows of the same
-NLP until the LQ problem linearised at the rest point describes the rest to the tolerance,
-and then by its closed-form solution (``ocp.infinite``, ``ocp.rest_point``); a
+not come to rest in the kept part, the path is continued by one collocated boundary-value
+problem of the optimality conditions in current value (no discount factor, any span;
+``ocp.current_value``) or, failing that, by receding windows of the same NLP, until the LQ
+problem linearised at the rest point describes the rest to the tolerance, and then by its
+closed-form solution (``ocp.infinite``, ``ocp.rest_point``); a
 time-dependent cost is continued by integrating the stationary policy θ̇ = π(θ)
 (``ocp.policy``), each evaluation one warm-started solve of the same NLP.
 ``stats["junction_mismatch"]`` compares θ̇ at the end of each collocated window with the

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ocp
+import ocp.current_value_collocation
 import ocp.infinite
 from ocp.receding import receding_windows
 from conftest import random_spd
@@ -46,18 +47,25 @@ def test_lq_tail_closes_a_quadratic_in_one_nlp():
     assert path.stats["tail"] == "lq" and path.stats["tail_bound"] <= 1e-8 and path.stats["reached_rest"]
 
 
-def test_nonquadratic_path_matches_receding_windows_with_few_nlps():
+@pytest.mark.parametrize("bridge", [True, False])
+def test_nonquadratic_path_matches_receding_windows_with_few_nlps(bridge, monkeypatch):
     """A convex quartic at γ = 2 moves far beyond the first window (the path's rate ≈ 0.3 against
-    a kept window of 4.6/γ ≈ 2.3): receding windows of the same NLP until the LQ tail's bound
-    holds, then the closed form; against an independent reference (finite windows, refined)."""
+    a kept window of 4.6/γ ≈ 2.3): the current-value bridge (one NLP in all) or, with the bridge
+    off, receding windows of the same NLP until the LQ tail's bound holds, then the closed
+    form; against an independent reference (finite windows, refined)."""
     def loss(th):
         return 0.5 * casadi.sumsqr(th) + 0.25 * casadi.sum1(th ** 4) + 0.3 * th[0] * th[1]
+    if not bridge:
+        monkeypatch.setattr(ocp.current_value_collocation, "NEWTON_STEPS", 0)
     problem = ocp.DiscountedOCP(2, loss, gamma=2.0)
     theta0 = np.array([2.0, -1.5])
     path = ocp.solve(problem, theta0)
     counts = path.stats["nlp_solves"]
-    assert path.stats["tail"] == "lq" and counts["policy"] == 0
-    assert 1 <= counts["windows"] < ocp.infinite.MAX_WINDOWS and path.stats["tail_bound"] <= 1e-8
+    assert path.stats["tail"] == "lq" and counts["policy"] == 0 and path.stats["tail_bound"] <= 1e-8
+    if bridge:
+        assert counts["windows"] == 0 and path.stats["solves"] == 1
+    else:
+        assert 1 <= counts["windows"] < ocp.infinite.MAX_WINDOWS
     span = path.t[np.nonzero(np.abs(path.theta).max(axis=1) >= 1e-5)[0][-1]]
     reference = receding_windows(problem, theta0, span, mesh=ocp.Mesh(60, 6))
     inside = path.t <= span

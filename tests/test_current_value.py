@@ -1,0 +1,122 @@
+"""The current-value bridge of the infinite horizon (ocp/current_value.py) on problems nobody wrote.
+
+References are independent of the engine: scipy's solve_bvp on the EL equations
+(lossnav.validation.bvp_reference) for constant metrics without drift, and for the other
+cases the engine's receding windows with the bridge switched off (a different method: one
+discounted NLP per window, no Newton on the optimality conditions).
+"""
+from __future__ import annotations
+
+import casadi
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ocp
+from ocp import current_value, current_value_collocation
+from ocp.budget import TIME_LIMIT, Deadline
+from lossnav.validation.bvp_reference import reference_path
+
+
+def convex_problem(seed, dim, gamma, eta, k):
+    """A random strictly convex, non-quadratic loss: logistic regression on random data plus a
+    ridge and a quartic term, with a random SPD metric."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((6, dim))
+    signs = np.where(rng.random(6) < 0.5, -1.0, 1.0)
+    ridge, quartic = rng.uniform(0.05, 0.5), rng.uniform(0.0, 0.1)
+    A = rng.standard_normal((dim, dim))
+    metric = A @ A.T / dim + np.eye(dim)
+
+    def loss(theta, X, signs):
+        margins = casadi.mtimes(X, theta) * signs
+        return (casadi.sum1(casadi.log(1 + casadi.exp(-margins))) / 6 + ridge / 2 * casadi.sumsqr(theta)
+                + quartic * casadi.sum1(theta ** 4))
+
+    problem = ocp.DiscountedOCP(dim, loss, gamma=gamma, eta=eta, k=k, metric=metric,
+                                constants={"X": X, "signs": signs}, name=f"convex_{seed}")
+    return problem, rng.uniform(-3, 3, dim)
+
+
+def path_error(path, reference, rest, theta0, span):
+    inside = path.t <= span
+    return np.abs(path.theta[inside] - reference(path.t[inside])).max() / np.abs(theta0 - rest).max()
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), dim=st.integers(1, 3),
+       log_gamma=st.floats(np.log(0.05), np.log(100.0)), eta=st.floats(0.3, 3.0), k=st.floats(0.3, 3.0))
+def test_infinite_horizon_matches_an_independent_bvp_reference(seed, dim, log_gamma, eta, k):
+    problem, theta0 = convex_problem(seed, dim, float(np.exp(log_gamma)), eta, k)
+    path = ocp.solve(problem, theta0)
+    reference, rest, span = reference_path(problem, theta0)
+    assert path.stats["success"] and path.stats["reached_rest"]
+    assert np.abs(path.theta[-1] - rest).max() <= 1e-9 * max(1.0, np.abs(rest).max())
+    assert path_error(path, reference, rest, theta0, span) <= 1e-7
+    # the cost of a few NLPs: at most a handful of windows, never the policy integration
+    assert path.stats["nlp_solves"].get("policy", 0) == 0
+    assert path.stats["solves"] <= 4
+
+
+@pytest.mark.parametrize("gamma", [2.0, 100.0])
+def test_large_discount_needs_one_nlp_and_records_the_bridge(gamma):
+    problem, theta0 = convex_problem(3, 2, gamma, 1.0, 1.0)
+    path = ocp.solve(problem, theta0)
+    reference, rest, span = reference_path(problem, theta0)
+    assert path_error(path, reference, rest, theta0, span) <= 1e-7
+    bridge = path.stats["current_value"]
+    assert path.stats["solves"] == 1 and path.stats["tail"] == "lq"
+    assert bridge["error_estimate"] <= current_value.MESH_TOLERANCE
+    assert bridge["tail_bound"] <= ocp.infinite.TAIL_TOLERANCE
+    assert bridge["spans"][-1] > 10 / gamma      # far beyond what one discounted window keeps
+
+
+def test_a_bridge_that_does_not_converge_leaves_the_windows_to_carry_on(monkeypatch):
+    problem, theta0 = convex_problem(5, 2, 0.7, 1.0, 1.0)
+    monkeypatch.setattr(current_value_collocation, "NEWTON_STEPS", 0)      # Newton gives up at once
+    path = ocp.solve(problem, theta0)
+    reference, rest, span = reference_path(problem, theta0)
+    assert path.stats["nlp_solves"]["windows"] > 0
+    assert path_error(path, reference, rest, theta0, span) <= 1e-7
+
+
+def test_bridge_agrees_with_the_windows_on_a_state_dependent_metric_and_a_drift(monkeypatch):
+    """Beyond the BVP reference's reach: G(θ) depends on θ and a drift pulls towards a point."""
+    def loss(theta):
+        return casadi.log(1 + casadi.exp(theta[0] - theta[1])) + 0.2 * casadi.sumsqr(theta) + 0.05 * theta[0] ** 4
+
+    def metric(theta):
+        return casadi.diag(casadi.vertcat(1 + 0.3 * theta[0] ** 2, 2 + casadi.sin(theta[1]) ** 2))
+
+    def drift(theta):
+        return -0.1 * (theta - casadi.DM([0.5, -0.5]))
+
+    problem = ocp.DiscountedOCP(2, loss, gamma=1.5, eta=0.8, k=1.2, metric=metric, drift=drift)
+    theta0 = np.array([2.5, -2.0])
+    bridged = ocp.solve(problem, theta0)
+    assert "current_value" in bridged.stats and bridged.stats["current_value"]["tail_bound"] is not None
+    monkeypatch.setattr(current_value_collocation, "NEWTON_STEPS", 0)
+    windows = ocp.solve(problem.replace(), theta0)
+    assert windows.stats["nlp_solves"]["windows"] > bridged.stats["nlp_solves"]["windows"]
+    span = min(bridged.t[-1], windows.t[-1])
+    times = np.linspace(0, span, 400)
+    scale = np.abs(theta0 - bridged.theta[-1]).max()
+    assert np.abs(bridged(times) - windows(times)).max() <= 1e-7 * scale
+
+
+class _ExpiresInTheBridge(Deadline):
+    def check(self, stage, iterations=0, best=None):
+        if "current-value" in stage:
+            self.end = 0.0
+        super().check(stage, iterations, best)
+
+
+def test_time_limit_inside_the_bridge_raises_with_the_path_so_far():
+    problem, theta0 = convex_problem(7, 2, 5.0, 1.0, 1.0)
+    with pytest.raises(ocp.SolveError) as caught:
+        ocp.solve(problem, theta0, time_limit=_ExpiresInTheBridge(None))
+    assert caught.value.status == TIME_LIMIT
+    partial = caught.value.last_iterate
+    assert partial is not None and partial.stats["success"] is False
+    np.testing.assert_allclose(partial.theta[0], theta0)
