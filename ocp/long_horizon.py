@@ -12,7 +12,10 @@ W = FINAL_WINDOW/γ (e^{−γW} = 1e-12):
     θ on [0, T − W]   = the infinite-horizon optimal path (``ocp.solve(horizon=inf)``),
     θ on [T − W, T]   = the finite optimal path from θ(T − W) over W, the clock at T − W,
 
-each part solved where its discount is visible. The objective is
+each part solved where its discount is visible. The same split serves a horizon long against
+the path's own time scales (γ small or 0, T ≫ 1/r, where one NLP's elements cannot resolve
+the decay; ``ocp.mesh_refinement``): there W = FINAL_WINDOW/ν with ν = √(γ² + 4ηkλ_min) the
+decay of the end's influence near the rest point (``end_effect_window``). The objective is
 ∫_0^{T−W} e^{−γt}ℓ dt + e^{−γ(T−W)} J_W. A horizon so long that times near T cannot be told
 apart in floating point (the spacing of floats at T above 1e-9·W) is refused with a
 ProblemError that says so: there the path is the infinite-horizon one to round-off.
@@ -36,23 +39,43 @@ def needs_composite(problem, horizon, terminal) -> bool:
     return problem.gamma > 0 and problem.gamma * horizon > FINAL_WINDOW + 1
 
 
-def solve_long(solve, problem, theta0, horizon, terminal=None, mesh=None, guess=None, ipopt=None,
-               rest_tol=1e-10, t0=0.0, deadline=None):
-    """The optimal path on [t0, t0 + T] for γT > FINAL_WINDOW + 1 (module docstring).
-    ``solve`` is :func:`ocp.solve` (passed in: this module sits below the solver)."""
-    window = FINAL_WINDOW / problem.gamma
-    end = t0 + horizon
+def refuse_unresolvable_end(problem, horizon, end, window):
+    """ProblemError when floats near the end ``end`` are coarser than TIME_RESOLUTION·window."""
     if np.spacing(end) > TIME_RESOLUTION * window:
         raise ProblemError(
             f"horizon {horizon:g} is too long to resolve its end: floats near t = {end:g} are "
             f"{np.spacing(end):.3g} apart, against a final window of {window:.3g} (γ = {problem.gamma:g}); "
             f"the path up to there is the infinite-horizon one to round-off: use horizon=inf")
+
+
+def end_effect_window(problem, rest, curvatures) -> float:
+    """W with e^{−νW} = 1e-12 for the decay ν = √(γ² + 4ηkλ_min) of the free end's influence
+    near the rest point (the EL exponents r± = γ/2 ± √(γ²/4 + ηkλ) differ by ν; ``curvatures``:
+    ηkλ of the local quadratic model there, ``ocp.solver.local_curvatures``). ν ≥ γ, so W is
+    at most FINAL_WINDOW/γ; with γ = 0 it is finite when the loss is curved at the rest point."""
+    nu = math.sqrt(problem.gamma ** 2 + 4 * float(np.min(curvatures)))
+    return FINAL_WINDOW / nu if nu > 0 else math.inf
+
+
+def solve_long(solve, problem, theta0, horizon, terminal=None, mesh=None, guess=None, ipopt=None,
+               rest_tol=1e-10, t0=0.0, deadline=None, mesh_tol=None, window=None, head=None):
+    """The optimal path on [t0, t0 + T] for γT > FINAL_WINDOW + 1 (module docstring), or for
+    T > ``window`` (``end_effect_window``) given the infinite-horizon path ``head``.
+    ``solve`` is :func:`ocp.solve` (passed in: this module sits below the solver)."""
+    window = window or FINAL_WINDOW / problem.gamma
+    end = t0 + horizon
+    refuse_unresolvable_end(problem, horizon, end, window)
     split = end - window
-    head = solve(problem, theta0, math.inf, mesh=mesh, guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0,
-                 time_limit=deadline)
+    if head is None:
+        head = solve(problem, theta0, math.inf, mesh=mesh, guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0,
+                     time_limit=deadline)
     head_part = cut(problem, head, split)
-    final = solve(problem, head_part.theta[-1], horizon=window, terminal=terminal, mesh=mesh, ipopt=ipopt,
-                  t0=split, time_limit=deadline)
+    # a final window that starts where the head has settled moves by a tiny part of the whole
+    # path's range: its mesh is then checked only when asked (its own range is round-off)
+    start = head_part.theta[-1]
+    settled = np.abs(start - head.theta[-1]).max() <= 1e-6 * max(np.abs(theta0 - head.theta[-1]).max(), 1e-300)
+    final = solve(problem, start, horizon=window, terminal=terminal, mesh=mesh, ipopt=ipopt, t0=split,
+                  time_limit=deadline, mesh_tol=math.inf if mesh_tol is None and settled else mesh_tol)
     path = concatenate(head_part, final)
     path.objective = (discounted_integral(problem, head_part, origin=t0)
                       + math.exp(-problem.gamma * (split - t0)) * final.objective)
@@ -61,7 +84,8 @@ def solve_long(solve, problem, theta0, horizon, terminal=None, mesh=None, guess=
                   "iterations": head.stats.get("iterations", 0) + final.stats.get("iterations", 0),
                   "solve_time": head.stats.get("solve_time", 0.0) + final.stats.get("solve_time", 0.0),
                   "long_horizon": {"infinite_until": float(split), "final_window": float(window),
-                                   "final_mesh": final.stats.get("mesh")}}
+                                   "final_mesh": final.stats.get("mesh"),
+                                   "final_refinement": final.stats.get("mesh_refinement")}}
     if path.stats.get("policy_from", -math.inf) > split:   # the collocated windows end inside the cut
         path.stats.pop("policy_from")
     return path

@@ -28,16 +28,17 @@ import numpy as np
 from .checks import number
 from .errors import ProblemError, SolveError, TerminalConstraintError
 from .guesses import guess_list, initial_guess
-from . import long_horizon
+from . import long_horizon, mesh_refinement
 from .budget import TIME_LIMIT, Deadline
 from .infinite import continue_infinite, window_end  # noqa: F401 (window_end: the solver's map window)
+from .policy import _time_cross_derivative
 from .postprocess import checked_solve, from_solution
 from .trajectory import Trajectory
 from .transcription import Mesh, Transcription
 
 
 def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scale=None,
-          guess=None, ipopt=None, rest_tol=1e-10, t0=0.0, time_limit=None) -> Trajectory:
+          guess=None, ipopt=None, rest_tol=1e-10, t0=0.0, time_limit=None, mesh_tol=None) -> Trajectory:
     """Solve ``problem`` from ``theta0``; return the optimal :class:`Trajectory`.
 
     horizon    : ``math.inf`` (default) or a finite T > 0 (any T up to the float range: a
@@ -59,8 +60,14 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     time_limit : wall-clock seconds for the whole solve (None: no limit); when spent, a
                  SolveError with status ``"time_limit"`` whose ``last_iterate`` is the best
                  path so far. Ctrl-C raises KeyboardInterrupt from any stage.
+    mesh_tol   : the mesh is doubled until two successive solutions agree to this, relative to
+                 the path's range (``ocp.mesh_refinement``; recorded in
+                 ``stats["mesh_refinement"]``); on the infinite horizon the first window's mesh.
+                 None (default): finite horizons are checked to 1e-8 only when the mesh is coarse
+                 against the local time scales at θ0, the infinite horizon not; ``math.inf``: never.
 
-    Raises ProblemError for bad input and SolveError when IPOPT does not converge.
+    Raises ProblemError for bad input and SolveError when IPOPT does not converge or the mesh
+    refinement does not meet its tolerance.
     """
     theta0 = problem.check_initial_state(theta0)
     horizon = _check_horizon(horizon)
@@ -68,9 +75,10 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     deadline = time_limit if isinstance(time_limit, Deadline) else Deadline(time_limit)
     infinite = math.isinf(horizon)
     thetaT = _check_terminal(problem, terminal, infinite)
+    mesh_tol = None if mesh_tol is None else number("mesh_tol", mesh_tol, positive=True, allow_inf=True)
     if not infinite and long_horizon.needs_composite(problem, horizon, thetaT):
         return long_horizon.solve_long(solve, problem, theta0, horizon, terminal=thetaT, mesh=mesh, guess=guess, ipopt=ipopt,
-                                       rest_tol=rest_tol, t0=t0, deadline=deadline)
+                                       rest_tol=rest_tol, t0=t0, deadline=deadline, mesh_tol=mesh_tol)
     mesh = mesh or Mesh()
     transcription = transcription_for(problem, mesh, infinite, thetaT is not None, ipopt)
     scale = time_scale or (default_time_scale(problem, theta0) if infinite else horizon)
@@ -94,12 +102,66 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
                             candidate_objectives=[c["f"] for c in candidates],
                             failed_guesses=len(failures))
     if not infinite:
-        return trajectory
+        return _checked_mesh(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline, mesh_tol, trajectory)
     if problem.gamma == 0:
         _check_limit_cost(problem, trajectory)
         trajectory.stats["reached_rest"] = True
+        path = trajectory
+    else:
+        path = continue_infinite(problem, transcription, trajectory, raw, scale, s_end, rest_tol, deadline)
+    if mesh_tol is None or mesh_tol == math.inf:
+        return path
+
+    def solve_on(finer, coarse):      # the whole infinite path again, the first window on ``finer``
+        return solve(problem, theta0, horizon, mesh=finer, time_scale=time_scale, guess=coarse, ipopt=ipopt,
+                     rest_tol=rest_tol, t0=t0, time_limit=deadline, mesh_tol=math.inf)
+    return mesh_refinement.refine(solve_on, path, mesh, mesh_tol, horizon)
+
+
+def _checked_mesh(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline, mesh_tol, trajectory):
+    """``trajectory`` (a finite-horizon solution on ``mesh``), refined when asked or suspect."""
+    if mesh_tol == math.inf:
         return trajectory
-    return continue_infinite(problem, transcription, trajectory, raw, scale, s_end, rest_tol, deadline)
+    if mesh_tol is None:
+        # the default check needs the local quadratic model's time scales: an autonomous cost
+        # (a loss or data that change with time have their own, e.g. a switch or a stream)
+        if _time_cross_derivative(problem) is not None or not mesh_refinement.suspect(
+                problem, theta0, horizon, mesh, local_curvatures(problem, theta0)):
+            return trajectory
+        composite = _split_at_the_end_effect(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline)
+        if composite is not None:
+            return composite
+        mesh_tol = mesh_refinement.DEFAULT_TOL
+
+    def solve_on(finer, guess):
+        return solve(problem, theta0, horizon, terminal=thetaT, mesh=finer, guess=guess, ipopt=ipopt,
+                     t0=t0, time_limit=deadline, mesh_tol=math.inf)
+    return mesh_refinement.refine(solve_on, trajectory, mesh, mesh_tol, horizon)
+
+
+def _split_at_the_end_effect(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline):
+    """A horizon long against the path's time scales as the infinite path and a final window
+    (``ocp.long_horizon``), when the path comes to rest well before T; else None (also for a
+    running cost that depends on time: its infinite path has no rest point to settle at)."""
+    if _time_cross_derivative(problem) is not None:
+        return None
+    try:
+        head = solve(problem, theta0, math.inf, mesh=mesh, ipopt=ipopt, t0=t0, time_limit=deadline)
+    except (ProblemError, SolveError) as exc:     # no infinite-horizon path (γ = 0, cost at the limit)
+        if isinstance(exc, SolveError) and exc.status == TIME_LIMIT:
+            raise
+        return None
+    rest = head.theta[-1]
+    window = long_horizon.end_effect_window(problem, rest, local_curvatures(problem, rest))
+    # the end's decay ν holds near the rest point: the head must be there (1e-6 of the way
+    # left) before the final window starts
+    offsets = np.abs(head.theta - rest).max(axis=1)
+    moving = np.nonzero(offsets > 1e-6 * max(offsets[0], 1e-300))[0]
+    settled = head.t[moving[-1] + 1] if len(moving) and moving[-1] + 1 < len(head.t) else head.t[0]
+    if not (head.stats.get("reached_rest") and np.isfinite(window) and settled - t0 < horizon - window):
+        return None
+    return long_horizon.solve_long(solve, problem, theta0, horizon, terminal=thetaT, mesh=mesh, ipopt=ipopt, t0=t0,
+                                   deadline=deadline, window=window, head=head)
 
 
 def transcription_for(problem, mesh, infinite, terminal, ipopt=None) -> Transcription:
@@ -111,20 +173,25 @@ def transcription_for(problem, mesh, infinite, terminal, ipopt=None) -> Transcri
     return cache[key]
 
 
+def local_curvatures(problem, theta0) -> np.ndarray:
+    """ηk·λ for the eigenvalues λ of G⁻¹∇²L at θ0 (absolute values, floored at 1e-3 of the
+    largest): the local quadratic model's curvatures, which set its EL exponents."""
+    cache = problem._structure.cache
+    if "local_model" not in cache:
+        import casadi
+        theta, P = casadi.SX.sym("theta", problem.dim), casadi.SX.sym("P", problem.layout.size)
+        params = problem.layout.unpack(P)
+        cache["local_model"] = casadi.Function("local_model", [theta, P], [
+            casadi.hessian(problem.loss_value(theta, params), theta)[0], problem.metric_matrix(theta, params)])
+    H, G = (np.asarray(value) for value in cache["local_model"](theta0[: problem.dim], problem.parameter_values()))
+    curvatures = np.abs(np.linalg.eigvals(np.linalg.solve(G, H)).real)
+    return problem.eta * max(problem.k, 1e-12) * np.maximum(curvatures, 1e-3 * max(curvatures.max(), 1e-6))
+
+
 def default_time_scale(problem, theta0) -> float:
     """Time scale c of the infinite map: twice the decay time of the local quadratic model at θ0,
     capped at 5/γ so that most elements lie where the discount weight is visible."""
-    import casadi
-    theta = casadi.SX.sym("theta", problem.dim)
-    params = problem.layout.unpack(casadi.DM(problem.parameter_values()))
-    loss = problem.loss_value(theta, params)
-    hessian = casadi.Function("h", [theta], [casadi.hessian(loss, theta)[0]])
-    metric = casadi.Function("g", [theta], [problem.metric_matrix(theta, params)])
-    theta_point = theta0[: problem.dim]
-    H = np.asarray(hessian(theta_point))
-    G = np.asarray(metric(theta_point))
-    curvatures = np.abs(np.linalg.eigvals(np.linalg.solve(G, H)).real)
-    curvatures = problem.eta * max(problem.k, 1e-12) * np.maximum(curvatures, 1e-3 * max(curvatures.max(), 1e-6))
+    curvatures = local_curvatures(problem, theta0)
     gamma = problem.gamma
     rates = np.sqrt(gamma ** 2 / 4 + curvatures) - gamma / 2
     if rates.min() <= 1e-6 * gamma:   # cancellation (ηkλ ≪ γ² gave r = 0, then a division by 0)

@@ -114,7 +114,7 @@ class Trajectory:
     def summary(self) -> dict:
         """A JSON-friendly summary (used by the CLI's --json)."""
         keep = ("success", "iterations", "solves", "build_time", "solve_time", "mesh",
-                "horizon", "gamma", "reached_rest", "t0", "policy_from", "junction_mismatch")
+                "horizon", "gamma", "reached_rest", "t0", "policy_from", "junction_mismatch", "mesh_refinement")
         return {
             "objective": self.objective,
             "theta0": self.theta[0].tolist(),

@@ -220,3 +220,18 @@ def test_unstable_drift_with_a_large_discount_grows_and_solves():
     net = path.stats["net_decay"]
     assert net == pytest.approx(10.0 - 2 * solution.exponents.real.max(), rel=1e-9)
     assert math.exp(-net * path.t[-1]) <= 1e-15            # the rest of J is below round-off
+
+
+def test_default_mesh_with_mesh_tol_meets_1e_9_on_the_strongest_non_normal_draw():
+    """The default 40 × 5 is mesh-limited at 1.6e-9 on this draw; mesh_tol refines the first
+    window until two meshes agree (ocp.mesh_refinement) and the path meets 1e-9."""
+    data = case(0, "non-normal", 1.0)
+    solution = solve_lq(**data)
+    theta0 = np.random.default_rng(1).normal(size=DIM)
+    path = ocp.solve(lq_problem(data), theta0, mesh_tol=1e-10)
+    size = np.maximum(np.linalg.norm(path.theta - solution.fixed_point, axis=1),
+                      np.linalg.norm(theta0 - solution.fixed_point))
+    assert (np.abs(path.theta - solution.path(path.t, theta0)).max(axis=1) / size).max() <= 1e-9
+    record = path.stats["mesh_refinement"]
+    assert record["meshes"][0]["intervals"] == 40 and record["meshes"][-1]["estimate"] <= 1e-10
+    assert path.objective == pytest.approx(solution.value(theta0), rel=1e-9)

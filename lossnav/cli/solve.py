@@ -67,6 +67,9 @@ def add_parser(commands):
         help="the problem's clock at the start, for time-dependent scenarios (collocation, mpc; default: 0)")
     add("--time-limit", type=arguments.positive_float, metavar="SECONDS",
         help="wall-clock budget of a collocation solve; when spent: one line naming the stage, exit 1")
+    add("--mesh-tol", type=arguments.positive_float, metavar="TOL",
+        help="finite horizons: double the mesh until two solutions agree to TOL of the path's range "
+             "(default: checked to 1e-8 only where the mesh is coarse against the path's time scales)")
     add("--global", dest="global_search", action="store_true",
         help="collocation from every basin of the loss (its local minima, found numerically), "
              "keeping the lowest objective (ocp.solve_global); --json lists the candidates")
@@ -132,7 +135,7 @@ def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
     if args.method == "collocation":
         return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
                          mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0,
-                         time_limit=getattr(args, "time_limit", None))
+                         time_limit=getattr(args, "time_limit", None), mesh_tol=getattr(args, "mesh_tol", None))
     if args.method == "analytic":
         return analytic_trajectory(scenario, theta0, args)
     if args.dt is None:
