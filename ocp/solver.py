@@ -126,7 +126,7 @@ def _checked_mesh(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline, m
         # the default check needs the local quadratic model's time scales: an autonomous cost
         # (a loss or data that change with time have their own, e.g. a switch or a stream)
         if _time_cross_derivative(problem) is not None or not mesh_refinement.suspect(
-                problem, theta0, horizon, mesh, local_curvatures(problem, theta0)):
+                problem, theta0, horizon, mesh, _curvatures_or_nan(problem, theta0)):
             return trajectory
         composite = _split_at_the_end_effect(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline)
         if composite is not None:
@@ -171,6 +171,15 @@ def transcription_for(problem, mesh, infinite, terminal, ipopt=None) -> Transcri
     if key not in cache:
         cache[key] = Transcription(problem, mesh, infinite, terminal, ipopt)
     return cache[key]
+
+
+def _curvatures_or_nan(problem, theta0) -> np.ndarray:
+    """:func:`local_curvatures`, or NaN where the local model cannot be formed (a singular
+    metric or a loss whose Hessian is not finite at θ0): then nothing judges the mesh."""
+    try:
+        return local_curvatures(problem, theta0)
+    except (np.linalg.LinAlgError, ValueError, RuntimeError):
+        return np.array([np.nan])
 
 
 def local_curvatures(problem, theta0) -> np.ndarray:

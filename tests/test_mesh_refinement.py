@@ -71,3 +71,13 @@ def test_mesh_tol_inf_keeps_the_single_nlp_and_bad_values_are_refused():
     for bad in (0, -1e-8, float("nan"), "fine"):
         with pytest.raises(ocp.ProblemError, match="mesh_tol"):
             ocp.solve(problem, [1.0, 1.0], horizon=10.0, mesh_tol=bad)
+
+
+def test_a_local_model_that_cannot_be_formed_leaves_the_mesh_as_given(monkeypatch):
+    """A singular metric or a non-finite Hessian at θ0 must not turn into a LinAlgError."""
+    def singular(problem, theta0):
+        raise np.linalg.LinAlgError("Singular matrix")
+    monkeypatch.setattr(ocp.solver, "local_curvatures", singular)
+    path = ocp.solve(quadratic([1.0, 3.0], 0.0), [1.0, 1.0], horizon=100.0)
+    assert path.stats["success"] and "mesh_refinement" not in path.stats
+    assert not mesh_refinement.suspect(quadratic([1.0], 0.0), np.ones(1), 1e4, ocp.Mesh(), np.array([np.nan]))
