@@ -152,7 +152,7 @@ def _split_at_the_end_effect(problem, theta0, horizon, thetaT, mesh, ipopt, t0, 
             raise
         return None
     rest = head.theta[-1]
-    window = long_horizon.end_effect_window(problem, rest, local_curvatures(problem, rest))
+    window = long_horizon.end_effect_window(problem, rest, _curvatures_or_nan(problem, rest))
     # the end's decay ν holds near the rest point: the head must be there (1e-6 of the way
     # left) before the final window starts
     offsets = np.abs(head.theta - rest).max(axis=1)
