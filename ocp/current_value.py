@@ -31,6 +31,8 @@ not converge returns None, so the receding windows carry on as before.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .collocation import element_scheme, lagrange_basis, lagrange_derivative
@@ -66,7 +68,10 @@ def _guess(problem, system, mesh, path_of, gradients, params):
     slopes = lagrange_derivative(nodes, nodes).T          # (d + 1, d + 1): x'(τ_i) = Σ_k ℓ_k'(τ_i) x_k
     velocity = np.einsum("ik,ekn->ein", slopes, X) / mesh.widths[:, None, None]
     flat_x, flat_u = X.reshape(-1, n), velocity.reshape(-1, n)
-    Q = np.asarray(gradients.map(len(flat_x))(flat_x.T, flat_u.T, np.tile(params[:, None], (1, len(flat_x))))[1]).T
+    if getattr(path_of, "q_of", None) is not None:     # a guess that knows its costate
+        Q = path_of.q_of(mesh.node_times(nodes))
+    else:
+        Q = np.asarray(gradients.map(len(flat_x))(flat_x.T, flat_u.T, np.tile(params[:, None], (1, len(flat_x))))[1]).T
     return np.concatenate([X.reshape(N, -1), Q.reshape(N, -1), velocity[:, 1:, :].reshape(N, -1)], axis=1).ravel()
 
 
@@ -113,6 +118,18 @@ def bridge(problem, path, window, tail, deadline, tolerance_bound):
         out[inside] = window(t[inside])
         out[~inside] = lq_from_window(t[~inside] - window.t[-1])
         return out
+
+    window_q = dataclasses.replace(window, theta=-window.costate)     # q = −λ, the window's own
+    P_riccati = tail.riccati
+
+    def first_guess_q(t):
+        t = np.asarray(t, float)
+        out = np.empty((len(t), n))
+        inside = t <= window.t[-1]
+        out[inside] = window_q(t[inside])
+        out[~inside] = tail.q_star - (first_guess(t[~inside]) - x_star) @ P_riccati.T
+        return out
+    first_guess.q_of = first_guess_q
 
     guess_path, stats = first_guess, {"newton_iterations": 0, "spans": [], "elements": []}
     solution = None

@@ -125,7 +125,7 @@ def system(problem, elements, degree):
 def newton(system, z, fixed, deadline):
     """Damped Newton on F(z) = 0; (z, iterations) or None when it does not converge."""
     F, J = system.evaluate(z, *fixed)
-    norm = np.abs(F).max()
+    norm = np.linalg.norm(F)     # the 2-norm: the Newton direction descends ½|F|² (a max-norm merit stalls)
     for iteration in range(1, NEWTON_STEPS + 1):
         deadline.check("the current-value bridge", iteration)
         try:
@@ -138,7 +138,7 @@ def newton(system, z, fixed, deadline):
         while True:
             trial = z - alpha * step
             F_trial, J_trial = system.evaluate(trial, *fixed)
-            norm_trial = np.abs(F_trial).max() if np.all(np.isfinite(F_trial)) else np.inf
+            norm_trial = np.linalg.norm(F_trial) if np.all(np.isfinite(F_trial)) else np.inf
             if norm_trial <= (1 - 1e-4 * alpha) * norm or norm_trial <= NEWTON_TOLERANCE:
                 break
             alpha *= 0.5

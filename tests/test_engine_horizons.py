@@ -157,12 +157,17 @@ def test_cli_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", script, "solve", "quadratic", "--method", "mpc",
                                 "--dt", "0.1", "--steps", "100000000", "--out", str(out)],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "ready"     # imported: main is about to run
     try:
-        process.wait(timeout=5)      # still running: interrupt it in its solve loop
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+        assert process.stdout.readline().strip() == "ready"     # imported: main is about to run
+        try:
+            process.wait(timeout=5)      # still running: interrupt it in its solve loop
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:                             # never leave a 1e8-step run behind (a failed or killed test)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert process.returncode == 130
     assert len(stderr.strip().splitlines()) == 1
     assert not out.exists()
