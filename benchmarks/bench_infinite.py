@@ -1,7 +1,8 @@
 """Benchmark: the infinite horizon on non-quadratic problems (issue 15, item 1).
 
 Cases (the issue's measurements, and the top of its range γ ∈ [0, 100]): a 2-D logistic
-regression, 8 points, ridge 0.05, η = k = 1, γ = 0.3, 2, 10 and 100; the same with the metric G = [[2, .5], [.5, 1]] and 5 points,
+regression, 8 points, ridge 0.05, η = k = 1, γ = 0.3, 2, 10 and 100; 10 tilted double wells
+at γ = 20, η = 0.05 from the concave part of the right well (``crawl``); the same with the metric G = [[2, .5], [.5, 1]] and 5 points,
 γ = 0.5 and 1. Data: x_i ~ N(0, I) (seed 0), labels y_i = 1 if x_i·(1, −0.5) + 0.3 z_i > 0
 (z ~ N(0, 1)); L(θ) = mean_i log(1 + e^{−s_i x_i·θ}) + (0.05/2)|θ|², s_i = 2y_i − 1;
 θ0 = (3, −3).
@@ -57,27 +58,44 @@ def logistic(points, gamma, metric=None):
 CASES = [("logistic, 8 points", 8, 0.3, None), ("logistic, 8 points", 8, 2.0, None),
          ("logistic, 8 points", 8, 10.0, None), ("logistic, 8 points", 8, 100.0, None),
          ("logistic + metric, 5 points", 5, 0.5, [[2.0, 0.5], [0.5, 1.0]]),
-         ("logistic + metric, 5 points", 5, 1.0, [[2.0, 0.5], [0.5, 1.0]])]
+         ("logistic + metric, 5 points", 5, 1.0, [[2.0, 0.5], [0.5, 1.0]]),
+         ("double wells, concave start", 10, 20.0, None)]
+
+
+def crawl(dim, gamma):
+    """Tilted double wells Σ(θ² − 1)² − 0.3θ + 0.02|θ|², η = 0.05, from the concave part of the
+    right well (θ0_i ≈ 0.5): a slow overdamped crawl (≈ 300 time units) that Newton on the rest
+    condition used to send across the barrier."""
+    def loss(th):
+        return casadi.sum1((th ** 2 - 1) ** 2 - 0.3 * th) + 0.02 * casadi.sumsqr(th)
+    return ocp.DiscountedOCP(dim, loss, gamma=gamma, eta=0.05, k=1.0, name=f"crawl_{dim}")
+
+
+CRAWL_THETA0 = 0.5 + 0.05 * np.random.default_rng(0).standard_normal(10)
 
 
 def run_case(name, points, gamma, metric):
-    problem = logistic(points, gamma, metric)
+    if name.startswith("double wells"):
+        build, theta0 = (lambda: crawl(points, gamma)), CRAWL_THETA0[:points]
+    else:
+        build, theta0 = (lambda: logistic(points, gamma, metric)), THETA0
+    problem = build()
     start = time.perf_counter()
-    path = ocp.solve(problem, THETA0)
+    path = ocp.solve(problem, theta0)
     seconds = time.perf_counter() - start
     rest = path.theta[-1]
-    distance = np.abs(THETA0 - rest).max()
+    distance = np.abs(theta0 - rest).max()
     offsets = np.abs(path.theta - rest).max(axis=1)
     t_error = float(path.t[np.nonzero(offsets >= 1e-6 * distance)[0][-1]])     # the whole approach
     # the span in which the path visibly moves (1e-3 of the way left), within one NLP's
     # visible discount (longer finite horizons are solved in two parts, ocp.long_horizon)
     t_move = min(float(path.t[np.nonzero(offsets >= 1e-3 * distance)[0][-1]]), 27.0 / gamma)
-    reference, _, _ = reference_path(problem, THETA0)
+    reference, _, _ = reference_path(problem, theta0)
     inside = path.t <= t_error
     error = np.abs(path.theta[inside] - reference(path.t[inside])).max() / distance
-    fresh = logistic(points, gamma, metric)       # nothing cached: build + solve, like the above
+    fresh = build()                                 # nothing cached: build + solve, like the above
     start = time.perf_counter()
-    finite = ocp.solve(fresh, THETA0, horizon=t_move, mesh=ocp.Mesh(80, 5))
+    finite = ocp.solve(fresh, theta0, horizon=t_move, mesh=ocp.Mesh(80, 5))
     finite_seconds = time.perf_counter() - start
     early = finite.t <= 0.5 * t_move                # away from its free end
     finite_error = np.abs(finite.theta[early] - reference(finite.t[early])).max() / distance

@@ -41,7 +41,7 @@ from .path import from_path, from_samples
 from .policy import SAMPLES_PER_STEP, Policy, _time_cross_derivative
 from .policy import integrate as integrate_policy
 from .postprocess import checked_solve, from_solution
-from .rest_point import linear_tail, rest_point
+from .rest_point import linear_tail, rest_point, rest_point_ahead
 from .trajectory import concatenate
 from .trajectory_algebra import shifted, truncated
 
@@ -77,6 +77,14 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     params = problem.parameter_values()
     autonomous = _time_cross_derivative(problem) is None
     rest = rest_point(problem, trajectory.theta[-1], params) if autonomous else None
+    heading = kept.velocity[-1]
+    if rest is not None and np.dot(rest - kept.theta[-1], heading) < 0:
+        # Newton went behind the path (from the concave part of a well, across the barrier):
+        # the rest point it is heading for, along the quasi-static flow
+        # (an underdamped path may just be swinging back: then the flow finds the same point;
+        # if the flow fails, Newton's point stands)
+        ahead = rest_point_ahead(problem, kept.theta[-1], params, deadline)
+        rest = rest if ahead is None else ahead
     if _at_rest(kept, rest, speed[len(kept) - 1], peak, peak * scale <= 1e-13 * size, rest_tol):
         kept.stats.update(reached_rest=True, tail="rest", nlp_solves=counts)
         return kept

@@ -20,8 +20,11 @@ the discounted form by the substitution x̃ = e^{−γt/2}x). For quadratic prob
 """
 from __future__ import annotations
 
+import warnings
+
 import casadi
 import numpy as np
+import scipy.integrate
 import scipy.linalg
 
 NEWTON_STEPS = 50
@@ -51,6 +54,53 @@ def _functions(problem):
                                casadi.Function("rest_blocks", [x, P], blocks),
                                casadi.Function("cost_gradient", [x, u, P], [casadi.vertcat(l_x, l_u)]))
     return cache["rest_point"]
+
+
+def quasi_static_velocity(problem):
+    """(x, P) → u with ℓ_u(x, u) + ℓ_x(x, u)/γ = 0: the overdamped limit q̇ ≪ γq of the optimal
+    dynamics (for the DiscountedOCP u ≈ f − (ηk/γ)G⁻¹∇L, the gradient flow; Vastola et al. 2025,
+    App. C); five Newton steps in u from u = 0, exact in one for a cost quadratic in u."""
+    cache = problem._structure.cache
+    if "quasi_static" not in cache:
+        x, u, P, params, cost = cost_symbols(problem)
+        residual = casadi.gradient(cost, u) + casadi.gradient(cost, x) / params["gamma"]
+        step = casadi.Function("quasi_static_step", [x, u, P],
+                               [u - casadi.solve(casadi.jacobian(residual, u), residual)])
+        velocity = casadi.SX.zeros(problem.state_dim)
+        for _ in range(5):
+            velocity = step(x, velocity, P)
+        cache["quasi_static"] = casadi.Function("quasi_static_velocity", [x, P], [velocity])
+    return cache["quasi_static"]
+
+
+def rest_point_ahead(problem, start, params, deadline):
+    """The rest point the path from ``start`` is heading for, when Newton from ``start`` found
+    one behind it (a start in the concave part of a well: Newton's step points across the
+    barrier): the quasi-static flow ẋ = u(x) (:func:`quasi_static_velocity`) is followed from
+    ``start`` (scipy's LSODA, stiff or not) until it stops, then Newton polishes; None if
+    either fails. Needs γ > 0."""
+    velocity = quasi_static_velocity(problem)
+
+    def rhs(_, x):
+        deadline.check("the search for the rest point")
+        return np.asarray(velocity(x, params)).ravel()
+    first = np.abs(rhs(0.0, start)).max()
+    if not first > 0:
+        return None
+
+    def stopped(_, x):
+        return np.abs(rhs(0.0, x)).max() - 1e-10 * first
+    stopped.terminal = True
+    try:
+        with warnings.catch_warnings():     # LSODA's convergence chatter: the outcome is checked below
+            warnings.simplefilter("ignore")
+            flow = scipy.integrate.solve_ivp(rhs, (0.0, 1e300), np.asarray(start, float), method="LSODA",
+                                             rtol=1e-8, atol=1e-12 * max(np.abs(start).max(), 1.0), events=stopped)
+    except (ArithmeticError, ValueError, RuntimeError):
+        return None
+    if flow.status != 1:          # no stop: it ran off
+        return None
+    return rest_point(problem, flow.y[:, -1], params)
 
 
 def rest_point(problem, start, params):

@@ -120,3 +120,21 @@ def test_time_limit_inside_the_bridge_raises_with_the_path_so_far():
     partial = caught.value.last_iterate
     assert partial is not None and partial.stats["success"] is False
     np.testing.assert_allclose(partial.theta[0], theta0)
+
+
+def test_a_start_in_the_concave_part_of_a_well_heads_for_the_right_rest_point():
+    """Tilted double wells at γ = 20, η = 0.05 from θ = 0.5 (concave part): the path crawls to the
+    right well over ~300 time units. Newton on the rest condition from there stepped across the
+    barrier to the left well, so the LQ tail and the bridge aimed at the wrong point and the
+    engine fell back to 300 windows and ~800 policy solves (47 s at D = 10). The rest point is
+    now the one the quasi-static flow reaches."""
+    def loss(th):
+        return casadi.sum1((th ** 2 - 1) ** 2 - 0.3 * th) + 0.02 * casadi.sumsqr(th)
+    problem = ocp.DiscountedOCP(2, loss, gamma=20.0, eta=0.05, k=1.0)
+    theta0 = np.array([0.5, 0.55])
+    path = ocp.solve(problem, theta0, time_limit=60)
+    reference, rest, span = reference_path(problem, theta0)
+    assert rest.min() > 1.0                                        # the right well
+    assert path.stats["solves"] == 1 and path.stats["tail"] == "lq"
+    assert np.abs(path.theta[-1] - rest).max() <= 1e-9
+    assert path_error(path, reference, rest, theta0, span) <= 1e-7
