@@ -77,12 +77,10 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     params = problem.parameter_values()
     autonomous = _time_cross_derivative(problem) is None
     rest = rest_point(problem, trajectory.theta[-1], params) if autonomous else None
-    heading = kept.velocity[-1]
-    if rest is not None and np.dot(rest - kept.theta[-1], heading) < 0:
-        # Newton went behind the path (from the concave part of a well, across the barrier):
-        # the rest point it is heading for, along the quasi-static flow
-        # (an underdamped path may just be swinging back: then the flow finds the same point;
-        # if the flow fails, Newton's point stands)
+    if rest is not None and _heading_elsewhere(problem, kept, rest, params):
+        # Newton went where the path is not going (from the concave part of a well, across the
+        # barrier): the rest point it is heading for, along the quasi-static flow; if the flow
+        # fails, Newton's point stands
         ahead = rest_point_ahead(problem, kept.theta[-1], params, deadline)
         rest = rest if ahead is None else ahead
     if _at_rest(kept, rest, speed[len(kept) - 1], peak, peak * scale <= 1e-13 * size, rest_tol):
@@ -156,6 +154,18 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     stats.setdefault("reached_rest", True)
     joined.objective, joined.stats = kept.objective, stats
     return joined
+
+
+def _heading_elsewhere(problem, kept, rest, params):
+    """Whether the path, still far from ``rest`` (a tenth of its way or more), moves away from the
+    approach to it: against the LQ feedback K(x − x*) there (a spiral or a non-normal approach
+    still agrees with it), or, without a stabilising LQ solution, away from ``rest`` itself."""
+    end, heading = kept.theta[-1], kept.velocity[-1]
+    if np.abs(end - rest).max() < 0.1 * np.abs(kept.theta[0] - rest).max():
+        return False             # well into the approach: the direction is noise, the point is right
+    tail = linear_tail(problem, rest, params)
+    towards = tail.feedback @ (end - rest) if tail is not None else rest - end
+    return float(np.dot(towards, heading)) < 0
 
 
 def _at_rest(kept, rest, end_speed, peak, round_off, rest_tol):

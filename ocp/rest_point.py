@@ -56,6 +56,13 @@ def _functions(problem):
     return cache["rest_point"]
 
 
+MAX_FLOW_EVALUATIONS = 5_000     # quasi-static flow evaluations before rest_point_ahead gives up
+
+
+class _FlowBudget(Exception):
+    """The quasi-static flow used up MAX_FLOW_EVALUATIONS."""
+
+
 def quasi_static_velocity(problem):
     """(x, P) → u with ℓ_u(x, u) + ℓ_x(x, u)/γ = 0: the overdamped limit q̇ ≪ γq of the optimal
     dynamics (for the DiscountedOCP u ≈ f − (ηk/γ)G⁻¹∇L, the gradient flow; Vastola et al. 2025,
@@ -80,9 +87,13 @@ def rest_point_ahead(problem, start, params, deadline):
     ``start`` (scipy's LSODA, stiff or not) until it stops, then Newton polishes; None if
     either fails. Needs γ > 0."""
     velocity = quasi_static_velocity(problem)
+    calls = [0]
 
     def rhs(_, x):
         deadline.check("the search for the rest point")
+        calls[0] += 1
+        if calls[0] > MAX_FLOW_EVALUATIONS:      # a flow that spirals or crawls forever: give up
+            raise _FlowBudget
         return np.asarray(velocity(x, params)).ravel()
     first = np.abs(rhs(0.0, start)).max()
     if not first > 0:
@@ -96,7 +107,7 @@ def rest_point_ahead(problem, start, params, deadline):
             warnings.simplefilter("ignore")
             flow = scipy.integrate.solve_ivp(rhs, (0.0, 1e300), np.asarray(start, float), method="LSODA",
                                              rtol=1e-8, atol=1e-12 * max(np.abs(start).max(), 1.0), events=stopped)
-    except (ArithmeticError, ValueError, RuntimeError):
+    except (ArithmeticError, ValueError, RuntimeError, _FlowBudget):
         return None
     if flow.status != 1:          # no stop: it ran off
         return None

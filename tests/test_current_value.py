@@ -156,3 +156,24 @@ def test_long_finite_horizons_follow_the_infinite_path_on_random_problems(seed, 
     early = path.t <= min(0.5 * horizon, span)
     error = np.abs(path.theta[early] - reference(path.t[early])).max() / np.abs(theta0 - rest).max()
     assert error <= 1e-7
+
+
+def test_the_search_ahead_for_the_rest_point_is_bounded(monkeypatch):
+    """The quasi-static flow may spiral or crawl for ever: a budget of evaluations ends it (None:
+    Newton's point stands), and the solve's time limit reaches inside it."""
+    from ocp import rest_point as rp
+    from ocp.budget import NO_DEADLINE
+
+    def loss(th):
+        return casadi.sum1((th ** 2 - 1) ** 2 - 0.3 * th) + 0.02 * casadi.sumsqr(th)
+    problem = ocp.DiscountedOCP(1, loss, gamma=20.0, eta=0.05, k=1.0)
+    params = problem.parameter_values()
+    ahead = rp.rest_point_ahead(problem, np.array([0.5]), params, NO_DEADLINE)
+    assert ahead is not None and ahead[0] == pytest.approx(1.0309, abs=1e-4)
+    monkeypatch.setattr(rp, "MAX_FLOW_EVALUATIONS", 3)
+    assert rp.rest_point_ahead(problem, np.array([0.5]), params, NO_DEADLINE) is None
+    monkeypatch.undo()
+    spent = Deadline(None)
+    spent.end = 0.0
+    with pytest.raises(ocp.SolveError, match="rest point"):
+        rp.rest_point_ahead(problem, np.array([0.5]), params, spent)
