@@ -26,6 +26,8 @@ import casadi
 import numpy as np
 import scipy.integrate
 import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
 
 NEWTON_STEPS = 50
 
@@ -120,10 +122,14 @@ def rest_point(problem, start, params):
     residual = _functions(problem)[0]
     x = np.asarray(start, float).copy()
     for _ in range(NEWTON_STEPS):
-        r, J = (np.asarray(value) for value in residual(x, params))
+        r, J = residual(x, params)
+        rows, cols = J.sparsity().get_triplet()     # sparse: a separable loss in D = 1000 is diagonal
+        jacobian = scipy.sparse.csc_matrix((np.asarray(J.nonzeros()), (rows, cols)), shape=J.shape)
         try:
-            step = np.linalg.solve(J, r.ravel())
-        except np.linalg.LinAlgError:
+            with warnings.catch_warnings():         # a singular Jacobian: NaNs, caught below
+                warnings.simplefilter("ignore")
+                step = np.atleast_1d(scipy.sparse.linalg.spsolve(jacobian, np.asarray(r).ravel()))
+        except (RuntimeError, ValueError):
             return None
         if not np.all(np.isfinite(step)):
             return None
