@@ -178,7 +178,7 @@ class BeliefAdam(RuleOptimizer):
             self._skip(group, "gradient")
             return
         dt, eta_k, gamma = group["lr"], group["eta"] * group["k"], group["gamma"]
-        updates, beliefs = [], []
+        updates, beliefs, floors = [], [], []
         for param, grad in zip(params, grads):
             state = self._state(param)
             m, v = state["mean"], state["variance"]
@@ -194,9 +194,8 @@ class BeliefAdam(RuleOptimizer):
                 dv = dv - group["variance_feedback"] * d * d
             new_m, new_v = m + dt * dm, v + dt * dv
             floored = new_v < group["variance_floor"]
-            count = int(floored.sum())
-            if count:
-                new_v = torch.where(floored, torch.full_like(new_v, group["variance_floor"]), new_v)
+            floors.append(floored.sum())             # read once for all parameters, below
+            new_v = torch.where(floored, torch.full_like(new_v, group["variance_floor"]), new_v)
             mean_product = state["mean_decay_product"] * (1 - dt * (group["mean_rate"] + group["mean_decay"]))
             variance_product = state["variance_decay_product"] * (1 - dt * (group["variance_rate"] + group["variance_decay"]))
             m_hat, v_hat = new_m, new_v
@@ -206,11 +205,14 @@ class BeliefAdam(RuleOptimizer):
             gradient = m_hat if d is None else m_hat + v_hat * d
             denominator = torch.sqrt(gamma ** 2 / 4 + eta_k * v_hat) + (gamma / 2 + math.sqrt(eta_k) * group["eps"])
             updates.append(gradient.mul(-dt * eta_k).div_(denominator))
-            beliefs.append((state, new_m, new_v, mean_product, variance_product, count))
-        if not all_finite(updates) or not all(all_finite([b[1], b[2]]) for b in beliefs):
+            beliefs.append((state, new_m, new_v, mean_product, variance_product))
+        # one finiteness test for every update and belief, one read of the floor counts: two
+        # host reads per step whatever the number of parameters (it was two per parameter)
+        if not all_finite([*updates, *(b[1] for b in beliefs), *(b[2] for b in beliefs)]):
             self._skip(group, "step (zero variance with gamma = 0 and eps = 0?)")
             return
-        for state, new_m, new_v, mean_product, variance_product, count in beliefs:
+        counts = [int(count) for count in torch.stack(floors).tolist()]
+        for (state, new_m, new_v, mean_product, variance_product), count in zip(beliefs, counts):
             state["mean"], state["variance"] = new_m, new_v
             state["mean_decay_product"], state["variance_decay_product"] = mean_product, variance_product
             state["variance_floors"] += count

@@ -135,7 +135,7 @@ class WeightUncertainty(CurvatureOptimizer):
         sizes = [p.numel() for p in params]
         for param, variance, part in zip(params, variances, torch.split(new_v, sizes)):
             variance.copy_(part.view_as(param))
-        if bool(floored.any()) or bool(capped.any()):     # rare: count per parameter
+        if bool((floored | capped).any()):                 # rare (one host read): count per parameter
             for param, low_part, high_part in zip(params, torch.split(floored, sizes), torch.split(capped, sizes)):
                 state = self.state[param]
                 state["variance_floored"] += int(low_part.sum())

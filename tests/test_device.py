@@ -147,3 +147,28 @@ def test_cli_device_errors(capsys, device, message):
                  "--device", device]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["belief_adam", "weight_uncertainty"])
+def test_host_reads_per_step_do_not_grow_with_the_number_of_parameters(name):
+    """BeliefAdam tested each parameter's beliefs and read its variance-floor count on its own
+    (2 + 2P host reads per step, 10 for this 4-tensor model); now once for all of them."""
+    def reads(layers):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(*[torch.nn.Linear(6, 6) for _ in range(layers)]).to(torch.float64)
+        inputs = torch.randn(16, 6, dtype=torch.float64)
+        optimizer = OPTIMIZERS[name](model.parameters())
+
+        def closure():
+            optimizer.zero_grad()
+            loss = model(inputs).pow(2).mean()
+            loss.backward()
+            return loss
+        counts = []
+        with DeviceAudit() as audit:
+            for _ in range(4):
+                audit.mark()
+                optimizer.step(closure)
+                counts.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
+        return max(counts)
+    assert reads(1) == reads(6) <= 6
