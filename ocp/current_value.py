@@ -38,6 +38,7 @@ import numpy as np
 from .collocation import element_scheme, lagrange_basis, lagrange_derivative
 from . import current_value_collocation as collocated
 from .path import chebyshev_lobatto, from_samples
+from .rest_point import cost_gradients
 
 DEGREE = 5
 FIRST_ELEMENTS, MAX_ELEMENTS = 40, 640
@@ -105,7 +106,7 @@ def bridge(problem, path, window, tail, deadline, tolerance_bound):
     x1, t1 = path.theta[-1], float(path.t[-1])
     distance = max(np.abs(path.theta[0] - x_star).max(), 1e-300)
     fixed_tail = (x1, x_star, tail.q_star, tail.riccati)
-    gradients = collocated.cost_gradients(problem)
+    gradients = cost_gradients(problem)
     rates = np.abs(tail.rates)
     span = max(2 * (window.t[-1] - t1), 10.0 / rates.real.min() if np.all(rates.real > 0) else 0.0, 1e-3)
     scale = 2.0 / np.sqrt(rates.min() * rates.max())
@@ -120,19 +121,17 @@ def bridge(problem, path, window, tail, deadline, tolerance_bound):
         return out
 
     window_q = dataclasses.replace(window, theta=-window.costate)     # q = −λ, the window's own
-    P_riccati = tail.riccati
 
     def first_guess_q(t):
         t = np.asarray(t, float)
         out = np.empty((len(t), n))
         inside = t <= window.t[-1]
         out[inside] = window_q(t[inside])
-        out[~inside] = tail.q_star - (first_guess(t[~inside]) - x_star) @ P_riccati.T
+        out[~inside] = tail.q_star - (first_guess(t[~inside]) - x_star) @ tail.riccati.T
         return out
     first_guess.q_of = first_guess_q
 
     guess_path, stats = first_guess, {"newton_iterations": 0, "spans": [], "elements": []}
-    solution = None
     for _ in range(MAX_SPANS):
         solution = _refined(problem, t1, span, min(scale, span / 4), guess_path, fixed_tail, params,
                             gradients, distance, deadline, stats)

@@ -19,7 +19,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from .collocation import element_scheme
-from .rest_point import cost_symbols
+from .rest_point import cost_gradients
 
 NEWTON_STEPS, NEWTON_TOLERANCE = 60, 1e-13
 
@@ -148,13 +148,3 @@ def newton(system, z, fixed, deadline):
         if np.abs(alpha * step).max() <= NEWTON_TOLERANCE * (1 + np.abs(z).max()):
             return z, iteration
     return None
-
-
-def cost_gradients(problem):
-    """(x, u, P) → ℓ_x, ℓ_u; built once per problem structure."""
-    key = "current_value_gradients"
-    cache = problem._structure.cache
-    if key not in cache:
-        x, u, P, _, cost = cost_symbols(problem)
-        cache[key] = casadi.Function("l_xu", [x, u, P], [casadi.gradient(cost, x), casadi.gradient(cost, u)])
-    return cache[key]

@@ -77,7 +77,15 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     params = problem.parameter_values()
     autonomous = _time_cross_derivative(problem) is None
     rest = rest_point(problem, trajectory.theta[-1], params) if autonomous else None
-    if rest is not None and _heading_elsewhere(problem, kept, rest, params):
+    tails = {}
+
+    def tail_at(point):
+        """The LQ tail at ``point``, solved once (the heading test and the tail share it)."""
+        key = point.tobytes()
+        if key not in tails:
+            tails[key] = linear_tail(problem, point, params)
+        return tails[key]
+    if rest is not None and _heading_elsewhere(kept, rest, tail_at):
         # Newton went where the path is not going (from the concave part of a well, across the
         # barrier): the rest point it is heading for, along the quasi-static flow; if the flow
         # fails, Newton's point stands
@@ -89,7 +97,7 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     stats = dict(kept.stats)
     path, window, junctions, tail, bound = kept, trajectory, [], None, None
     if autonomous:
-        tail = linear_tail(problem, rest, params) if rest is not None else None
+        tail = tail_at(rest) if rest is not None else None
         # an optimum that grows (unstable drift, large γ) never comes to rest: ocp/growing.py
         model = growing_model(problem, rest) if rest is not None and tail is None else None
         if model is not None:
@@ -156,14 +164,14 @@ def continue_infinite(problem, tr, trajectory, raw, scale, s_end, rest_tol, dead
     return joined
 
 
-def _heading_elsewhere(problem, kept, rest, params):
+def _heading_elsewhere(kept, rest, tail_at):
     """Whether the path, still far from ``rest`` (a tenth of its way or more), moves away from the
     approach to it: against the LQ feedback K(x − x*) there (a spiral or a non-normal approach
     still agrees with it), or, without a stabilising LQ solution, away from ``rest`` itself."""
     end, heading = kept.theta[-1], kept.velocity[-1]
     if np.abs(end - rest).max() < 0.1 * np.abs(kept.theta[0] - rest).max():
         return False             # well into the approach: the direction is noise, the point is right
-    tail = linear_tail(problem, rest, params)
+    tail = tail_at(rest)
     towards = tail.feedback @ (end - rest) if tail is not None else rest - end
     return float(np.dot(towards, heading)) < 0
 

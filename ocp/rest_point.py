@@ -53,9 +53,18 @@ def _functions(problem):
         blocks = [casadi.substitute(block, u, casadi.DM.zeros(n)) for block in
                   (casadi.jacobian(l_x, x), casadi.jacobian(l_x, u), casadi.jacobian(l_u, u))]
         cache["rest_point"] = (casadi.Function("rest_residual", [x, P], [residual, casadi.jacobian(residual, x)]),
-                               casadi.Function("rest_blocks", [x, P], blocks),
-                               casadi.Function("cost_gradient", [x, u, P], [casadi.vertcat(l_x, l_u)]))
+                               casadi.Function("rest_blocks", [x, P], blocks))
     return cache["rest_point"]
+
+
+def cost_gradients(problem):
+    """(x, u, P) → ℓ_x, ℓ_u; built once per problem structure (the LQ tail's nonlinearity,
+    ``ocp.current_value_collocation``)."""
+    cache = problem._structure.cache
+    if "cost_gradients" not in cache:
+        x, u, P, _, cost = cost_symbols(problem)
+        cache["cost_gradients"] = casadi.Function("l_xu", [x, u, P], [casadi.gradient(cost, x), casadi.gradient(cost, u)])
+    return cache["cost_gradients"]
 
 
 MAX_FLOW_EVALUATIONS = 5_000     # quasi-static flow evaluations before rest_point_ahead gives up
@@ -196,7 +205,11 @@ def linear_tail(problem, rest, params):
     """The stable LQ feedback at ``rest`` (a :class:`LinearTail`), or None when the Riccati
     equation has no stabilising solution (R not positive definite, imaginary-axis Hamiltonian
     eigenvalues, or a closed loop that does not decay)."""
-    _, blocks, gradient = _functions(problem)
+    _, blocks = _functions(problem)
+    gradients = cost_gradients(problem)
+
+    def gradient(state, velocity):
+        return np.concatenate([np.asarray(part).ravel() for part in gradients(state, velocity, params)])
     Q, N, R = (np.asarray(block) for block in blocks(rest, params))
     n = len(rest)
     Q, R = 0.5 * (Q + Q.T), 0.5 * (R + R.T)
@@ -210,7 +223,7 @@ def linear_tail(problem, rest, params):
         return None
     tail = LinearTail(rest, feedback)
     zero = np.zeros(n)
-    at_rest = np.asarray(gradient(rest, zero, params)).ravel()
+    at_rest = gradient(rest, zero)
     # the value function's expansion V ≈ V* − q*ᵀδx + ½δxᵀPδx (ocp.current_value's end condition)
     tail.riccati, tail.q_star = P, at_rest[n:]
     hessian = np.block([[Q, N], [N.T, R]])
@@ -220,7 +233,7 @@ def linear_tail(problem, rest, params):
         quadratic running cost, O(|x − x*|) for a smooth one."""
         offset = np.concatenate([state - rest, feedback @ (state - rest)])
         linear = hessian @ offset
-        actual = np.asarray(gradient(state, offset[n:], params)).ravel() - at_rest
+        actual = gradient(state, offset[n:]) - at_rest
         return float(np.abs(actual - linear).max() / max(np.abs(linear).max(), 1e-300))
 
     tail.nonlinearity = nonlinearity

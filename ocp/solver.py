@@ -141,10 +141,8 @@ def _checked_mesh(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline, m
 
 def _split_at_the_end_effect(problem, theta0, horizon, thetaT, mesh, ipopt, t0, deadline):
     """A horizon long against the path's time scales as the infinite path and a final window
-    (``ocp.long_horizon``), when the path comes to rest well before T; else None (also for a
-    running cost that depends on time: its infinite path has no rest point to settle at)."""
-    if _time_cross_derivative(problem) is not None:
-        return None
+    (``ocp.long_horizon``), when the path comes to rest well before T; else None. The caller
+    asks only for an autonomous cost (a time-dependent one has no rest point to settle at)."""
     try:
         head = solve(problem, theta0, math.inf, mesh=mesh, ipopt=ipopt, t0=t0, time_limit=deadline)
     except (ProblemError, SolveError) as exc:     # no infinite-horizon path (γ = 0, cost at the limit)
