@@ -124,3 +124,17 @@ def test_solve_refuses_a_bad_or_inapplicable_t0(args, capsys):
     code = run(["solve", "quadratic", *args])
     err, _ = error_lines(capsys)
     assert code == 2 and len(err) == 1 and "t0" in err[0], err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "fine"])
+def test_bad_mesh_tol_exits_2_with_one_line(value, capsys):
+    assert run(["solve", "quadratic", "--horizon", "10", "--mesh-tol", value]) == 2
+    lines, out = error_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith("lossnav: error:") and "--mesh-tol" in lines[0]
+    assert out == ""
+
+
+def test_mesh_tol_refines_and_reports_it(capsys):
+    assert run(["solve", "quadratic", "--horizon", "6", "--mesh-tol", "1e-12", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)["mesh_refinement"]
+    assert record["tol"] == 1e-12 and record["meshes"][-1]["estimate"] <= 1e-12
