@@ -159,11 +159,11 @@ class RuleOptimizer(Optimizer):
         return int(state["step"]) if "step" in state else 0
 
     def _advance(self, params):
-        for param in params:
-            state = self.state[param]
+        states = [self.state[param] for param in params]
+        for state in states:
             if "step" not in state:
                 state["step"] = torch.tensor(0.0)
-            state["step"] += 1
+        torch._foreach_add_([state["step"] for state in states], 1)     # one operation for the group
 
 
 class CurvatureOptimizer(RuleOptimizer):

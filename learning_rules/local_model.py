@@ -81,15 +81,18 @@ def batched_hvp(graph_grads, params, directions, maximize=False):
     return out.neg_() if maximize else out
 
 
-def subspace_model(gradient, graph_grads, params, dimension, previous=None, maximize=False, scale=None):
-    """(Q (m, n), T (m, m), b (m,), hvps used = m) with m = ``dimension``, on the device.
+def subspace_model(gradient, graph_grads, params, dimension, previous=None, maximize=False, scale=None,
+                   probes=()):
+    """(Q (m, n), T (m, m), b (m,), hvps used = m, probe products) with m = ``dimension``, on the device.
 
     Basis: g, then ``previous`` (the last displacement), then block-Lanczos directions
     (H q residuals) until ``dimension`` rows; rows that broke down (an invariant subspace, a
     zero gradient) are zero (module docstring).
     ``scale`` s (flat, optional): everything in the whitened coordinates y = θ/s of a
     diagonal metric G = s⁻²: ``gradient`` and ``previous`` are given whitened (s ⊙ g, Δθ / s)
-    and H̃v = s ⊙ H(s ⊙ v)."""
+    and H̃v = s ⊙ H(s ⊙ v).
+    ``probes``: further flat directions z (e.g. Hutchinson's) whose plain products Hz are
+    wanted; they ride in the first batched call, returned as a (len(probes), n) tensor."""
     def products_of(directions):
         if scale is None:
             return batched_hvp(graph_grads, params, directions, maximize)
@@ -97,7 +100,11 @@ def subspace_model(gradient, graph_grads, params, dimension, previous=None, maxi
 
     basis = []
     orthonormal_append(basis, [gradient, previous][:dimension])
-    products = products_of(basis)
+    first = basis if scale is None else [scale * q for q in basis]
+    raw = batched_hvp(graph_grads, params, first + list(probes), maximize)
+    products, probe_products = raw[:len(basis)], raw[len(basis):]
+    if scale is not None:
+        products.mul_(scale)
     hvps = len(basis)
     block = products
     while len(basis) < dimension:
@@ -108,4 +115,4 @@ def subspace_model(gradient, graph_grads, params, dimension, previous=None, maxi
     Q = torch.stack(basis)
     T = Q @ products.mT
     T = 0.5 * (T + T.mT)
-    return Q, T, Q @ gradient, hvps
+    return Q, T, Q @ gradient, hvps, probe_products

@@ -12,27 +12,35 @@ projected radially into the ball is used (a fallback, reported by the caller).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
 from . import kernels
 
 
-def read_model(T, b, basis, pending, dimension):
+def read_model(T, b, basis, pending, dimension, check=None):
     """(T (m, m), b (m,), pending skips, finite) on the host from the device tensors, in one
     transfer (the re-plan's synchronisation). Rows of the basis that broke down (zero rows, see
     :mod:`learning_rules.local_model`) and the padding up to ``dimension`` get no force and unit
-    curvature, so they plan no motion."""
+    curvature, so they plan no motion. ``check``: an optional device scalar (e.g. the sum of a
+    new curvature average) that must be finite too, read in the same transfer."""
     size = basis.shape[0]
-    values = torch.cat([T.reshape(-1), b, basis.square().sum(1), pending.reshape(1).to(T.dtype)])
-    values = values.double().cpu().numpy()
+    parts = [T.reshape(-1), b, basis.square().sum(1), pending.reshape(1).to(T.dtype)]
+    if check is not None:
+        parts.append(check.reshape(1).to(T.dtype))
+    values = torch.cat(parts).double().cpu().numpy()
     T_read, b_read = values[:size * size].reshape(size, size), values[size * size:size * (size + 1)]
     live = values[size * (size + 1):size * (size + 2)] > 0.5
     finite = bool(np.all(np.isfinite(T_read)) and np.all(np.isfinite(b_read)))
+    if check is not None:
+        finite = finite and bool(np.isfinite(values[-1]))
     T_full, b_full = np.eye(dimension), np.zeros(dimension)
     T_full[:size, :size][np.ix_(live, live)] = T_read[np.ix_(live, live)]
     b_full[:size][live] = b_read[live]
-    return T_full, b_full, int(values[-1]) if np.isfinite(values[-1]) else 0, finite
+    skipped = values[size * (size + 2)]
+    return T_full, b_full, int(skipped) if np.isfinite(skipped) else 0, finite
 
 
 def model_loss(a, b, T, P, p):
@@ -58,10 +66,26 @@ def build_planner(dimension, intervals, degree, max_iter, max_time):
     return TrustRegionPlanner(problem, intervals, degree, model_value, ipopt), problem
 
 
+_SHARED: dict = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_planner(dimension, intervals, degree, max_iter, max_time):
+    """(planner, problem, lock): :func:`build_planner`'s result, built once per process for each
+    structure and shared by every optimizer (building the NLP costs tens of milliseconds, a
+    re-plan's worth; a new optimizer per run would pay it again). A solve holds ``lock``: the
+    solver keeps per-call statistics, so two threads must not solve on it at once."""
+    key = (dimension, intervals, degree, max_iter, max_time)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = (*build_planner(*key), threading.Lock())
+        return _SHARED[key]
+
+
 def plan_path(T, b, group, planner_for):
     """(a(jΔt) for j = 0..S as an (S + 1, m) array, outcome) for the model (T, b) with the
     group's Δt (lr), S (plan_steps), ρ, γ, η, k, damping, negative_curvature, skip_inactive,
-    plan_intervals. ``planner_for()`` returns the built planner. outcome: {"attempted": IPOPT
+    plan_intervals. ``planner_for()`` returns (planner, problem, lock) as :func:`shared_planner`. outcome: {"attempted": IPOPT
     was called, "iterations", "failure": the reason of a fallback or None}."""
     dt, steps, radius = group["lr"], group["plan_steps"], group["trust_radius"]
     gamma, eta, k = group["gamma"], group["eta"], group["k"]
@@ -76,14 +100,15 @@ def plan_path(T, b, group, planner_for):
     T_eff = (vectors * lam) @ vectors.T
     P = (vectors * (k * lam / (0.5 * gamma + root))) @ vectors.T   # ηP = root − γ/2, stable form
     p = vectors @ (k * (vectors.T @ b) / (0.5 * gamma + root))
-    planner, problem = planner_for()
+    planner, problem, lock = planner_for()
     width = steps * dt / group["plan_intervals"]
     guess = closed_path(vectors, lam, b, planner.node_times[1:] * width, eta, k, gamma)
     guess *= np.minimum(1.0, 0.999 * radius / np.maximum(np.linalg.norm(guess, axis=1), 1e-300))[:, None]
     outcome["attempted"] = True
     try:
         values = problem.replace(gamma=gamma, eta=eta, k=k, b=b, T=T_eff, P=P, p=p).parameter_values()
-        result = planner.solve(np.zeros(len(b)), width, radius, values, guess)
+        with lock:
+            result = planner.solve(np.zeros(len(b)), width, radius, values, guess)
         outcome["iterations"] = result["iterations"]
         if not result["success"]:
             raise RuntimeError(f"IPOPT status {result['status']}")

@@ -94,10 +94,8 @@ class TrustRegionPlanner:
         times = np.atleast_1d(np.asarray(times, float))
         if np.any(times < -1e-12) or np.any(times > self.intervals + 1e-12):
             raise ProblemError(f"times must lie in [0, {self.intervals}] (element widths)")
-        d, out = self.degree, np.empty((len(times), self.n))
-        element_nodes = np.concatenate([[0.0], self.scheme.points])
-        for j, t in enumerate(times):
-            e = min(int(np.floor(t)), self.intervals - 1)
-            block = nodes[e * d: e * d + d + 1]          # node 0 = previous element's end
-            out[j] = lagrange_basis(element_nodes, [t - e])[:, 0] @ block
-        return out
+        d = self.degree
+        element = np.minimum(np.floor(times).astype(int), self.intervals - 1)
+        weights = lagrange_basis(np.concatenate([[0.0], self.scheme.points]), times - element)   # (d + 1, J)
+        blocks = np.asarray(nodes)[element[:, None] * d + np.arange(d + 1)]    # node 0 = previous element's end
+        return np.einsum("ij,jin->jn", weights, blocks)

@@ -277,3 +277,73 @@ def test_bad_hyperparameters_raise(options, message):
     param = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
     with pytest.raises(ValueError, match=message):
         RecedingHorizon([param], **options)
+
+
+@pytest.mark.parametrize("metric", [None, "gradient_squares"])
+def test_step_between_replans_is_the_documented_formula(metric):
+    """Between re-plans the update is Q(a_{j+1} − a_j) (whitened by the re-plan's metric) plus the
+    complement step −s ⊙ (I − QᵀQ)(ψ ⊙ (I − QᵀQ)(s ⊙ g)) with the current metric s = G^{-1/2}
+    (module docstring): recomputed here from the optimizer's state and a fresh gradient, on a
+    network larger than the subspace so that the complement is not empty."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).double()
+    inputs, targets = torch.randn(20, 5, dtype=torch.float64), torch.randn(20, 2, dtype=torch.float64)
+    optimizer = RecedingHorizon(model.parameters(), lr=0.05, metric=metric, metric_beta=0.9, subspace_dim=2,
+                                replan_interval=4, trust_radius=0.05, curvature="hutchinson")
+    params = list(model.parameters())
+    closure = closure_for(model, inputs, targets, optimizer)
+    checked = 0
+    for step in range(9):
+        head = optimizer.state[params[0]]
+        plain = step % 4 != 0
+        if plain:
+            before = torch.cat([p.detach().reshape(-1) for p in params])
+            loss = torch.nn.functional.mse_loss(model(inputs), targets)
+            gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+            basis, plan, j = head["basis"], head["plan"], head["plan_index"]
+            planned = basis.mT @ (plan[j + 1] - plan[j])
+            if metric is None:
+                scale = torch.ones_like(gradient)
+            else:
+                moment = 0.9 * head["second_moment"] + 0.1 * gradient ** 2
+                corrected = moment / (1 - 0.9 ** (head["moment_updates"] + 1))
+                scale = 1 / torch.sqrt(torch.sqrt(corrected) + 1e-8)
+                planned = planned * head["scale"]
+            white = scale * gradient
+            residual = white - basis.mT @ (basis @ white)
+            complement = head["complement_factor"] * residual
+            complement = complement - basis.mT @ (basis @ complement)
+            expected = planned + scale * complement
+            assert float(complement.norm()) > 1e-3 * float(planned.norm())     # both parts matter
+        optimizer.step(closure)
+        if plain:
+            after = torch.cat([p.detach().reshape(-1) for p in params])
+            torch.testing.assert_close(after - before, expected, rtol=1e-12, atol=1e-15)
+            checked += 1
+    assert checked == 6 and optimizer.replans == 3
+
+
+def test_hutchinson_diagonal_is_measured_at_replans_in_the_subspace_call():
+    """The complement's diagonal comes from Rademacher probes batched with the subspace's HVPs:
+    for a diagonal Hessian z ⊙ Hz = diag(H) exactly, so the running average (β = 0.9, bias
+    corrected) is diag(H) after every re-plan, and the complement factor is −ηkψ(diag H)."""
+    curvatures = torch.linspace(0.5, 3.0, 12, dtype=torch.float64)
+    param = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 12, dtype=torch.float64))
+    optimizer = RecedingHorizon([param], lr=0.1, subspace_dim=2, replan_interval=2, curvature_beta=0.9,
+                                hutchinson_samples=3, trust_radius=100.0)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = 0.5 * (curvatures * param ** 2).sum()
+        loss.backward()
+        return loss
+    for step in range(4):
+        optimizer.step(closure)
+        state = optimizer.state[param]
+        assert state["hessian_updates"] == step // 2 + 1
+        torch.testing.assert_close(state["hessian_diag"] / (1 - 0.9 ** state["hessian_updates"]), curvatures,
+                                   rtol=1e-13, atol=0)
+    from learning_rules import kernels
+    factor = -kernels.step_factor(curvatures, 0.1, 1.0, 1.0)
+    torch.testing.assert_close(state["complement_factor"], factor, rtol=1e-12, atol=0)
+    assert optimizer.hvps == 4                       # the probes are not counted as subspace HVPs
