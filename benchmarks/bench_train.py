@@ -53,11 +53,10 @@ def register_ablations():
     """mpc variants: no trust region, and K = 10 (the registered mpc with one setting changed)."""
     from learning_rules import RecedingHorizon
     from lossnav.training import register_rule
+    from lossnav.training.rules import MPC_OPTIONS
 
     def variant(**change):
-        options = dict(gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4, replan_interval=40,
-                       trust_radius=0.1, curvature="hutchinson", curvature_beta=0.9)
-        options.update(change)
+        options = {**MPC_OPTIONS, **change}
         return lambda params, lr: RecedingHorizon(params, lr=lr, **options)
     register_rule("mpc_no_trust_region", variant(trust_radius=1e9), 5e-3)
     register_rule("mpc_K10", variant(replan_interval=10), 5e-3)

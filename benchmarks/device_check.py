@@ -1,4 +1,4 @@
-"""Device check (issue 18): mpc, adam and adamw on the three tasks for a few hundred steps on a GPU.
+"""Device check (issue 18): mpc, mpcw, adam and adamw on the three tasks for a few hundred steps on a GPU.
 
     python benchmarks/device_check.py [--device cuda] [--steps 300]
     python benchmarks/device_check.py --device cpu --steps 20      # the same checks on the CPU
@@ -33,7 +33,7 @@ from lossnav.training.devices import DeviceAudit, DeviceError, resolve_device, s
 TASKS = {"digits-mlp": ("digits", {}, "mlp", {}, 32),
          "mnist1d-cnn": ("mnist1d", {}, "cnn", {}, 64),
          "modular-transformer": ("modular", {"modulus": 97, "train_fraction": 0.3}, "transformer", {}, 512)}
-RULES = ("adam", "adamw", "mpc")          # adam first: the others' step times are relative to it
+RULES = ("adam", "adamw", "mpc", "mpcw")  # adam first: the others' step times are relative to it
 
 
 @contextlib.contextmanager
@@ -131,8 +131,8 @@ def main(argv=None) -> int:
                   f"{row['syncs_at_replans']:10d} {row['syncs_elsewhere']:10d}  {state}", flush=True)
             if row["off_device"]:
                 failures.append(f"{task} {rule}: optimizer state off the device: {row['off_device'][:3]}")
-            if rule == "mpc" and row["syncs_elsewhere"]:
-                failures.append(f"{task} mpc: {row['syncs_elsewhere']} host synchronisations outside re-plans")
+            if rule.startswith("mpc") and row["syncs_elsewhere"]:
+                failures.append(f"{task} {rule}: {row['syncs_elsewhere']} host synchronisations outside re-plans")
     print(f"total {time.perf_counter() - started:.0f} s")
     for failure in failures:
         print(f"FAIL {failure}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-COLOURS = {"mpc": "tab:green", "adam": "tab:red", "adamw": "tab:orange", "sgd": "black",
+COLOURS = {"mpc": "tab:green", "mpcw": "tab:olive", "adam": "tab:red", "adamw": "tab:orange", "sgd": "black",
            "ballistic": "tab:blue", "optimal_quadratic": "tab:purple", "natural_gradient": "tab:brown"}
 
 

@@ -83,7 +83,7 @@ def test_every_rule_trains_the_transformer(tiny, rule):
     assert not torch.equal(parameters(model), start)
 
 
-@pytest.mark.parametrize("rule", ["mpc", "adamw"])
+@pytest.mark.parametrize("rule", ["mpc", "mpcw", "adamw"])
 def test_resume_on_the_transformer_is_bit_identical(tiny, tmp_path, rule):
     def fresh():
         model = make_model("transformer", tiny, seed=2, **SMALL)

@@ -347,3 +347,34 @@ def test_hutchinson_diagonal_is_measured_at_replans_in_the_subspace_call():
     factor = -kernels.step_factor(curvatures, 0.1, 1.0, 1.0)
     torch.testing.assert_close(state["complement_factor"], factor, rtol=1e-12, atol=0)
     assert optimizer.hvps == 4                       # the probes are not counted as subspace HVPs
+
+
+def test_weight_decay_is_decoupled_and_skipped_with_the_step():
+    """weight_decay j: θ ← (1 − Δt·j)θ + (the step without decay), as AdamW; not on a skipped step;
+    a state saved without the key loads with j = 0."""
+    paths = {}
+    for decay in (0.0, 0.5):
+        model, inputs, targets = make_model()
+        optimizer = RecedingHorizon(model.parameters(), lr=0.1, replan_interval=3, weight_decay=decay)
+        before = [p.detach().clone() for p in model.parameters()]
+        optimizer.step(closure_for(model, inputs, targets, optimizer))
+        paths[decay] = ([p.detach().clone() for p in model.parameters()], before)
+    (plain, start), (decayed, _) = paths[0.0], paths[0.5]
+    for p0, p1, s in zip(plain, decayed, start):
+        torch.testing.assert_close(p1, p0 - 0.1 * 0.5 * s, rtol=1e-12, atol=1e-14)
+    model, inputs, targets = make_model()
+    optimizer = RecedingHorizon(model.parameters(), lr=0.1, replan_interval=3, weight_decay=0.5)
+    optimizer.step(closure_for(model, inputs, targets, optimizer))
+    before = [p.detach().clone() for p in model.parameters()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer.step(closure_for(model, inputs, targets, optimizer, sign=float("nan")))
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    saved = optimizer.state_dict()
+    for group in saved["param_groups"]:
+        del group["weight_decay"]
+    twin = RecedingHorizon(make_model()[0].parameters(), lr=0.1, replan_interval=3, weight_decay=0.5)
+    twin.load_state_dict(saved)
+    assert twin.param_groups[0]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="weight_decay"):
+        RecedingHorizon(model.parameters(), weight_decay=-1.0)
