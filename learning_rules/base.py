@@ -249,33 +249,20 @@ class CurvatureOptimizer(RuleOptimizer):
 
     def _hutchinson(self, group, params, graph):
         """Refresh the running diagonal when the closure produced a graph; bias-corrected flat diagonal."""
-        beta = group["curvature_beta"]
         if graph:
             estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
                                                       group["hutchinson_samples"], group["maximize"])
-            if not all_finite(estimate):
-                return None
             states = [self.state[param] for param in params]
-            for param, state in zip(params, states):
-                if "hessian_diag" not in state:
-                    state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["hessian_updates"] = 0
-                state["hessian_updates"] += 1      # a Python int: no tensor op per parameter
-            averages = [state["hessian_diag"] for state in states]
-            parts = [part.view_as(p) for part, p in zip(torch.split(estimate, [p.numel() for p in params]), params)]
-            if beta:
-                parts = torch._foreach_lerp(averages, parts, 1 - beta)
-                if not all_finite(parts):    # finite estimates can still overflow the average
-                    for state in states:
-                        state["hessian_updates"] -= 1
-                    return None
-            torch._foreach_copy_(averages, parts)
+            average, updates = _curvature.fold_diagonal(states, estimate, group["curvature_beta"])
+            if not all_finite(average):     # a non-finite estimate, or finite ones overflowing the average
+                return None
+            return "diagonal", _curvature.store_diagonal(states, params, average, updates, group["curvature_beta"])
         states = [self.state[param] for param in params]
         if any("hessian_diag" not in state for state in states):
             return None
         diagonal = flat([state["hessian_diag"] for state in states])
-        if beta:
-            diagonal.div_(1 - beta ** int(states[0]["hessian_updates"]))
+        if group["curvature_beta"]:
+            diagonal.div_(1 - group["curvature_beta"] ** int(states[0]["hessian_updates"]))
         return "diagonal", diagonal
 
 

@@ -131,3 +131,25 @@ def exact_hessian(grads, params, maximize=False):
                          else c.reshape(n, size) for c, size in zip(columns, sizes)], dim=1)
     hessian = 0.5 * (hessian + hessian.mT)
     return -hessian if maximize else hessian
+
+
+def fold_diagonal(states, estimate, beta):
+    """(the running diagonal β·avg + (1 − β)·estimate, its update count): flat, over the
+    parameters whose optimizer ``states`` are given (their ``hessian_diag``, zeros before the
+    first), not stored; :func:`store_diagonal` stores it once it is known to be finite."""
+    updates = int(states[0].get("hessian_updates", 0)) + 1
+    if not beta:
+        return estimate, updates
+    known = all("hessian_diag" in state for state in states)
+    previous = torch.cat([state["hessian_diag"].reshape(-1) for state in states]) if known \
+        else torch.zeros_like(estimate)
+    return previous.lerp_(estimate, 1 - beta), updates
+
+
+def store_diagonal(states, params, average, updates, beta):
+    """Store the flat ``average`` as each parameter's ``hessian_diag`` (and the update count);
+    return it bias corrected, average / (1 − β^updates)."""
+    for state, param, part in zip(states, params, torch.split(average, [p.numel() for p in params])):
+        state["hessian_diag"] = part.view_as(param).clone(memory_format=torch.preserve_format)
+        state["hessian_updates"] = updates
+    return average.div(1 - beta ** updates) if beta else average.clone()

@@ -53,7 +53,8 @@ size): ≈ 1 + (2m + 3)/K per step on average at two gradients per HVP (m = 4, K
 Module layout: the device side (step, re-plan measurement, counters) is here; the host side of
 a re-plan (reading the model, the closed-form path, the IPOPT planner) is
 :mod:`learning_rules.subspace_plan`. Long because this docstring carries the method's
-derivation and the class its hyperparameter checks; the code itself is under 300 lines.
+derivation and the class its hyperparameter checks and documented arguments (a hundred lines
+between them); the step and the re-plan fit on a screen each.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ import torch
 
 from . import kernels, subspace_plan
 from .base import CurvatureOptimizer, RuleOptimizer, check_choice, check_number, flat, unflatten_
-from .curvature import rademacher
+from .curvature import fold_diagonal, rademacher, store_diagonal
 from .local_model import subspace_model
 
 
@@ -283,7 +284,9 @@ class RecedingHorizon(CurvatureOptimizer):
         head["host_syncs"] = int(head.get("host_syncs", 0)) + 1   # this step synchronises (once counted)
         average = check = None
         if hutchinson:                                     # diag(H) ≈ mean z ⊙ Hz, into the running average
-            average, updates = self._curvature_average(group, params, probes, probe_products)
+            estimate = probe_products.mul_(torch.stack(probes)).mean(0)     # mean over probes of z ⊙ Hz
+            states = [self.state[param] for param in params]
+            average, updates = fold_diagonal(states, estimate, group["curvature_beta"])
             check = average.sum()
         # the re-plan's one read: T, b, which rows of Q live, the skips since the last, the average's sum
         pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
@@ -296,7 +299,7 @@ class RecedingHorizon(CurvatureOptimizer):
             return False
         diagonal = torch.zeros_like(gradient)
         if hutchinson:
-            diagonal = self._store_curvature_average(group, params, average, updates)
+            diagonal = store_diagonal(states, params, average, updates, group["curvature_beta"])
             if scale is not None:
                 diagonal.mul_(scale.square())               # diag(SHS) = s² diag(H)
         eta_k = group["eta"] * group["k"]
@@ -313,28 +316,6 @@ class RecedingHorizon(CurvatureOptimizer):
         if scale is not None:
             head["scale"] = scale
         return True
-
-    def _curvature_average(self, group, params, probes, products):
-        """(the running Hutchinson diagonal with this estimate folded in, its update count), flat,
-        not stored: the caller stores it once the re-plan's read shows it finite."""
-        estimate = products.mul_(torch.stack(probes)).mean(0)          # mean over probes of z ⊙ Hz
-        states = [self.state[param] for param in params]
-        beta = group["curvature_beta"]
-        updates = int(states[0].get("hessian_updates", 0)) + 1
-        if not beta:
-            return estimate, updates
-        known = all("hessian_diag" in state for state in states)
-        previous = flat([state["hessian_diag"] for state in states]) if known else torch.zeros_like(estimate)
-        return previous.lerp_(estimate, 1 - beta), updates
-
-    def _store_curvature_average(self, group, params, average, updates):
-        """Store the average in the parameters' ``hessian_diag``; return it bias corrected."""
-        parts = [part.view_as(p) for part, p in zip(torch.split(average, [p.numel() for p in params]), params)]
-        for param, part in zip(params, parts):
-            state = self.state[param]
-            state["hessian_diag"], state["hessian_updates"] = part.clone(memory_format=torch.preserve_format), updates
-        beta = group["curvature_beta"]
-        return average.div(1 - beta ** updates) if beta else average.clone()
 
     def _plan(self, group, head, T, b):
         """Subspace displacements a(jΔt), j = 0..S, from :func:`subspace_plan.plan_path`; counts
