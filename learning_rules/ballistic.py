@@ -72,11 +72,11 @@ class Ballistic(CurvatureOptimizer):
         check_choice("eps_placement", group["eps_placement"], ("outside", "inside"))
 
     def _group_step(self, group, params, grads, graph):
-        if not all_finite(grads):              # before the running average sees them
-            self._skip(group, "gradient")
+        if group["curvature"] == "gradient_squares":   # the average's one check covers g: a NaN or
+            self._squares_step(group, params, grads)   # ±inf g makes β·v + (1 − β)g² NaN or inf
             return
-        if group["curvature"] == "gradient_squares":
-            self._squares_step(group, params, grads)
+        if not all_finite(grads):
+            self._skip(group, "gradient")
             return
         curvature = self._curvature(group, params, grads, graph)
         if curvature is None:   # not finite: the step was skipped and counted
@@ -95,8 +95,8 @@ class Ballistic(CurvatureOptimizer):
     def _squares_step(self, group, params, grads):
         beta = group["beta"]
         averages = self._running_squares(params, grads, "exp_avg_sq", beta)
-        if averages is None:                   # g² overflowed: skip, keep the average finite
-            self._skip(group, "running average of squared gradients (overflow)")
+        if averages is None:                   # g not finite, or g² overflowed: skip, the average kept
+            self._skip(group, "gradient or running average of squared gradients (overflow)")
             return
         correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
         updates = self._scaled(group, grads, averages, correction)

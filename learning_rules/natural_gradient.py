@@ -63,7 +63,9 @@ class NaturalGradient(RuleOptimizer):
                                  f"got shape {tuple(group['metric'].shape)}")
 
     def _group_step(self, group, params, grads, graph):
-        if not all_finite(grads):              # before the Fisher average sees them
+        # the Fisher average's check covers g (a NaN or ±inf g makes β·F + (1 − β)g² NaN or inf);
+        # other metrics see g first
+        if not (isinstance(group["metric"], str) and group["metric"] == "fisher") and not all_finite(grads):
             self._skip(group, "gradient")
             return
         self._apply(group, params, self._updates(group, params, grads), "metric or step")
