@@ -27,7 +27,8 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from .base import CurvatureOptimizer, all_finite, check_choice, check_number, flat
+from .curvature_optimizer import CurvatureOptimizer
+from .base import all_finite, check_choice, check_number, flat
 
 
 class Ballistic(CurvatureOptimizer):

@@ -1,4 +1,5 @@
-"""What every rule shares: hyperparameter checks, skipping non-finite steps, curvature per group.
+"""What every rule shares: hyperparameter checks, skipping non-finite steps (curvature per group:
+:mod:`learning_rules.curvature_optimizer`).
 
 Non-finite input never reaches the parameters: when a group's gradient, curvature or
 computed displacement has a NaN or an infinity, that group's step is skipped, counted in
@@ -16,7 +17,6 @@ import warnings
 import torch
 from torch.optim import Optimizer
 
-from . import curvature as _curvature
 from .checks import (all_finite, check_choice, check_group_keys, check_metric,  # noqa: F401 (re-exported)
                      check_number, check_state)
 
@@ -166,113 +166,6 @@ class RuleOptimizer(Optimizer):
         torch._foreach_add_([state["step"] for state in states], 1)     # one operation for the group
 
 
-class CurvatureOptimizer(RuleOptimizer):
-    """Adds the curvature sources of the second-order rules to a group.
-
-    Group keys: ``curvature`` ("exact", "hutchinson" or a callable), ``refresh_interval``
-    (Hutchinson: steps between estimates), ``curvature_beta`` (Hutchinson: running average
-    of the estimates, bias corrected; 0 = latest estimate only), ``hutchinson_samples``.
-
-    A callable is called as ``curvature(param, grad)`` per parameter and returns a tensor
-    shaped like the parameter (a diagonal) or (numel, numel) (a dense block); the group's
-    curvature is their block diagonal.
-    """
-
-    curvature_sources: tuple = _curvature.CURVATURE_SOURCES
-    max_exact_size = 4096
-
-    def check_group(self, group):
-        super().check_group(group)
-        source = group["curvature"]
-        if not callable(source) and source not in self.curvature_sources:
-            raise ValueError(f"curvature must be one of {', '.join(map(repr, self.curvature_sources))} "
-                             f"or a callable (param, grad) -> tensor, got {source!r}")
-        group["refresh_interval"] = check_number("refresh_interval", group["refresh_interval"], 1, None,
-                                                 integer=True)
-        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1, high_open=True)
-        group["hutchinson_samples"] = check_number("hutchinson_samples", group["hutchinson_samples"], 1, None,
-                                                   integer=True)
-        if source == "exact":
-            size = sum(p.numel() for p in group["params"])
-            if size > self.max_exact_size:
-                raise ValueError(f"curvature='exact' builds a dense {size}×{size} Hessian; it is for "
-                                 f"groups of at most {self.max_exact_size} parameters (use 'hutchinson')")
-
-    def _needs_graph(self, group):
-        source = group["curvature"]
-        if source == "exact":
-            return True
-        if source == "hutchinson":
-            params = [p for p in group["params"] if p.requires_grad]
-            return self._step_count(params) % group["refresh_interval"] == 0
-        return False
-
-    def _evaluate(self, closure):
-        """Run the closure, with graph-carrying gradients when some group needs HVPs.
-
-        Returns (loss, {param: gradient with graph})."""
-        if any(self._needs_graph(group) for group in self.param_groups):
-            if closure is None:
-                raise RuntimeError(f"{type(self).__name__} with curvature 'exact' or 'hutchinson' needs "
-                                   "step(closure): the closure recomputes the loss (calling backward as usual)")
-            params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
-            loss, grads = _curvature.closure_with_graph(closure, params)
-            return loss, dict(zip(params, grads))
-        return super()._evaluate(closure)
-
-    def _curvature(self, group, params, grads, graph):
-        """The group's curvature over its flattened parameters: ('diagonal', (n,) tensor) or
-        ('dense', (n, n) tensor). When the estimate is not finite the group's step is skipped
-        (counted by :meth:`_skip`) and None is returned: the caller returns at once."""
-        curvature = self._estimate_curvature(group, params, grads, graph)
-        if curvature is None:
-            self._skip(group, "curvature")
-        return curvature
-
-    def _estimate_curvature(self, group, params, grads, graph):
-        source, maximize = group["curvature"], group["maximize"]
-        if source == "exact":
-            hessian = _curvature.exact_hessian([graph.get(p) for p in params], params, maximize)
-            return ("dense", hessian) if all_finite(hessian) else None
-        if source == "hutchinson":
-            return self._hutchinson(group, params, graph)
-        blocks = [source(p, g) for p, g in zip(params, grads)]
-        if maximize:
-            blocks = [-b for b in blocks]
-        if not all_finite(blocks):
-            return None
-        if all(b.shape == p.shape for b, p in zip(blocks, params)):
-            return "diagonal", flat(blocks)
-        dense = [b if b.ndim == 2 and b.shape[0] == p.numel() == b.shape[1] else _diag_block(b, p)
-                 for b, p in zip(blocks, params)]
-        return "dense", torch.block_diag(*dense)
-
-    def _hutchinson(self, group, params, graph):
-        """Refresh the running diagonal when the closure produced a graph; bias-corrected flat diagonal."""
-        if graph:
-            estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
-                                                      group["hutchinson_samples"], group["maximize"])
-            states = [self.state[param] for param in params]
-            average, updates = _curvature.fold_diagonal(states, estimate, group["curvature_beta"])
-            if not all_finite(average):     # a non-finite estimate, or finite ones overflowing the average
-                return None
-            return "diagonal", _curvature.store_diagonal(states, params, average, updates, group["curvature_beta"])
-        states = [self.state[param] for param in params]
-        if any("hessian_diag" not in state for state in states):
-            return None
-        diagonal = flat([state["hessian_diag"] for state in states])
-        if group["curvature_beta"]:
-            diagonal.div_(1 - group["curvature_beta"] ** int(states[0]["hessian_updates"]))
-        return "diagonal", diagonal
-
-
-def _diag_block(block, param):
-    if block.shape != param.shape:
-        raise ValueError(f"a curvature callable must return a tensor shaped like the parameter "
-                         f"{tuple(param.shape)} or ({param.numel()}, {param.numel()}), got {tuple(block.shape)}")
-    return torch.diag(block.reshape(-1))
-
-
 def flat(tensors):
     return torch.cat([t.reshape(-1) for t in tensors])
 
@@ -283,5 +176,4 @@ def unflatten_(updates, params):
     torch._foreach_add_(params, [part.view_as(p) for part, p in zip(parts, params)])
 
 
-__all__ = ["RuleOptimizer", "CurvatureOptimizer", "check_number", "check_choice", "check_metric",
-           "all_finite"]
+__all__ = ["RuleOptimizer", "check_number", "check_choice", "check_metric", "all_finite", "flat", "unflatten_"]

@@ -61,7 +61,8 @@ from __future__ import annotations
 import torch
 
 from . import kernels, subspace_plan
-from .base import CurvatureOptimizer, RuleOptimizer, check_choice, check_number, flat, unflatten_
+from .curvature_optimizer import CurvatureOptimizer
+from .base import RuleOptimizer, check_choice, check_number, flat, unflatten_
 from .curvature import fold_diagonal, rademacher, store_diagonal
 from .local_model import subspace_model
 

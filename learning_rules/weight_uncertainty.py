@@ -39,7 +39,8 @@ import math
 
 import torch
 
-from .base import CurvatureOptimizer, all_finite, check_number, flat
+from .curvature_optimizer import CurvatureOptimizer
+from .base import all_finite, check_number, flat
 
 
 class WeightUncertainty(CurvatureOptimizer):
@@ -56,7 +57,7 @@ class WeightUncertainty(CurvatureOptimizer):
         min_variance, max_variance: 0 < min ≤ max ≤ ∞ (default 1e-12, ∞).
         curvature: "hutchinson" (default), "exact" or a callable ``(param, grad) -> tensor``.
         refresh_interval, curvature_beta, hutchinson_samples: Hutchinson options (default
-            1, 0.9, 1); see :class:`learning_rules.base.CurvatureOptimizer`.
+            1, 0.9, 1); see :class:`learning_rules.curvature_optimizer.CurvatureOptimizer`.
         maximize: maximize the objective instead (default False).
     """
 
