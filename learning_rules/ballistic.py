@@ -95,6 +95,12 @@ class Ballistic(CurvatureOptimizer):
 
     def _squares_step(self, group, params, grads):
         beta = group["beta"]
+        if self._on_device_checks(params):                  # no host read (learning_rules.device_checks)
+            averages, ok = self._running_squares(params, grads, "exp_avg_sq", beta, on_device=True)
+            correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
+            self._apply_masked(group, params, self._scaled(group, grads, averages, correction), ok,
+                               check=group["eps"] == 0)       # ε > 0 bounds the step
+            return
         averages = self._running_squares(params, grads, "exp_avg_sq", beta)
         if averages is None:                   # g not finite, or g² overflowed: skip, the average kept
             self._skip(group, "gradient or running average of squared gradients (overflow)")

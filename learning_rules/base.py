@@ -9,6 +9,11 @@ by a skipped step, so one bad batch does not poison them; an average whose updat
 overflow (a finite gradient of 1e30 in float32 squares to inf) is not stored either, the
 step is skipped and counted. ``load_state_dict`` checks what it loads as the constructor
 checks its arguments (:mod:`learning_rules.checks`).
+
+Off the CPU (:attr:`RuleOptimizer.device_checks`) the running-average steps of Ballistic and
+NaturalGradient, and every RecedingHorizon step, make these decisions on the device instead
+(:mod:`learning_rules.device_checks`): the same skip, no host read, the count and the warning
+when ``skipped_steps`` is read.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from torch.optim import Optimizer
 
 from .checks import (all_finite, check_choice, check_group_keys, check_metric,  # noqa: F401 (re-exported)
                      check_number, check_state)
+from .device_checks import commit_, count_skip_, finite_flag, masked_add_
 
 
 class RuleOptimizer(Optimizer):
@@ -95,6 +101,38 @@ class RuleOptimizer(Optimizer):
                 loss = closure()
         return loss, {}
 
+    #: whether the finite-value checks stay on the device (:mod:`learning_rules.device_checks`;
+    #: Ballistic's and NaturalGradient's running-average paths, RecedingHorizon always): None
+    #: (default) decides by device, on it unless the parameters are on the CPU, where a read is
+    #: free and the warning comes at the step; True or False forces it (set it on an instance).
+    device_checks = None
+
+    def _on_device_checks(self, params) -> bool:
+        flag = self.device_checks
+        return params[0].device.type != "cpu" if flag is None else bool(flag)
+
+    def _apply_masked(self, group, params, updates, ok=None, check=True):
+        """The device-side :meth:`_apply`: add ``updates`` (a list) unless ``ok`` (a 0-dim bool
+        tensor) is false or, with ``check``, an update is not finite; a skip is counted on the
+        device and read when ``skipped_steps`` is (:mod:`learning_rules.device_checks`)."""
+        if check:
+            flag = finite_flag(updates)
+            ok = flag if ok is None else ok & flag
+        masked_add_(params, updates, ok)
+        count_skip_(self.state[group["params"][0]], ok)
+        self._advance(params)
+
+    def _fold_pending(self):
+        """Move the skips counted on the device into ``skipped_steps`` (one host read per group),
+        warning once as a host-side skip does."""
+        for group in self.param_groups:
+            head = self.state.get(group["params"][0]) if group["params"] else None
+            if head and "pending_skips" in head:
+                count = int(head["pending_skips"])
+                head["pending_skips"].zero_()
+                for _ in range(count):
+                    self._skip(group, "values (found on the device)")
+
     def _apply(self, group, params, updates, what):
         """Add ``updates`` (flat tensor or list) to ``params``, or skip and count if not finite."""
         if updates is None or not all_finite(updates):
@@ -108,7 +146,10 @@ class RuleOptimizer(Optimizer):
 
     @property
     def skipped_steps(self) -> int:
-        """Number of steps skipped because of non-finite values (largest over groups)."""
+        """Number of steps skipped because of non-finite values (largest over groups). Skips
+        counted on the device are read here (a synchronisation: ask between steps, not in a
+        hot loop) and warned about then."""
+        self._fold_pending()
         return max((int(s.get("skipped_steps", 0)) for s in self.state.values()), default=0)
 
     def _skip(self, group, what):
@@ -135,11 +176,12 @@ class RuleOptimizer(Optimizer):
             grads = torch._foreach_neg(grads)
         return params, grads
 
-    def _running_squares(self, params, grads, key, beta):
+    def _running_squares(self, params, grads, key, beta, on_device=False):
         """The updated averages β·state[p][key] + (1 − β)·g² (state created as zeros), stored
         only when every entry is finite; None otherwise (the state keeps its old value and the
         caller skips the step). A finite but huge gradient (1e30 in float32) squares to inf:
-        stored, it would freeze the rule for good (every later g/√v is 0)."""
+        stored, it would freeze the rule for good (every later g/√v is 0). ``on_device``: the
+        decision stays a device flag, (averages, ok) returned, the averages stored where ok."""
         averages = []
         for param in params:
             state = self.state[param]
@@ -148,6 +190,10 @@ class RuleOptimizer(Optimizer):
             averages.append(state[key])
         updated = torch._foreach_mul(averages, beta)
         torch._foreach_addcmul_(updated, grads, grads, 1 - beta)
+        if on_device:
+            ok = finite_flag(updated)
+            commit_(averages, updated, ok)
+            return averages, ok
         if not all_finite(updated):
             return None
         torch._foreach_copy_(averages, updated)

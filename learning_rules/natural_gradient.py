@@ -68,6 +68,10 @@ class NaturalGradient(RuleOptimizer):
         if not (isinstance(group["metric"], str) and group["metric"] == "fisher") and not all_finite(grads):
             self._skip(group, "gradient")
             return
+        if isinstance(group["metric"], str) and self._on_device_checks(params):   # "fisher": no host read
+            averages, ok = self._running_squares(params, grads, "fisher", group["beta"], on_device=True)
+            self._apply_masked(group, params, self._fisher_step(group, params, grads, averages), ok)
+            return
         self._apply(group, params, self._updates(group, params, grads), "metric or step")
 
     def _updates(self, group, params, grads):
@@ -99,7 +103,11 @@ class NaturalGradient(RuleOptimizer):
         averages = self._running_squares(params, grads, "fisher", beta)
         if averages is None:                   # g² overflowed: _apply skips and counts the step
             return None
-        correction = 1 - beta ** (self._step_count(params) + 1)
+        return self._fisher_step(group, params, grads, averages)
+
+    def _fisher_step(self, group, params, grads, averages):
+        """−lr · g / (F̂ + damping), F̂ the bias-corrected average of g²."""
+        correction = 1 - group["beta"] ** (self._step_count(params) + 1)
         denominator = torch._foreach_mul(averages, 1.0 / correction)
         torch._foreach_add_(denominator, group["damping"])
         return torch._foreach_div(torch._foreach_mul(grads, -group["lr"]), denominator)

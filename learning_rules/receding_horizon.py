@@ -354,14 +354,6 @@ class RecedingHorizon(CurvatureOptimizer):
     hvps = _counter("hvps", "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
 
     @property
-    def skipped_steps(self) -> int:
-        """Skipped steps: those counted at re-plans plus the ones pending on the device (reading
-        them synchronises: call it between steps, not inside a hot loop)."""
-        pending = sum(int(self._head(g)["pending_skips"]) for g in self.param_groups
-                      if g["params"] and "pending_skips" in self._head(g))
-        return RuleOptimizer.skipped_steps.fget(self) + pending
-
-    @property
     def failures(self) -> list:
         """Reasons of the last (up to 20) fallbacks of this optimizer object."""
         return list(self._failures)

@@ -28,6 +28,15 @@ OPTIMIZERS = {
 }
 
 
+def _device_checked(optimizer):
+    optimizer.device_checks = True            # what a GPU gets by default (device_checks None)
+    return optimizer
+
+
+OPTIMIZERS["ballistic_device_checks"] = lambda p: _device_checked(Ballistic(p, lr=1e-3))
+OPTIMIZERS["natural_gradient_device_checks"] = lambda p: _device_checked(NaturalGradient(p, lr=1e-3, metric="fisher"))
+
+
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == available_devices()[0]
@@ -98,7 +107,7 @@ def test_steps_keep_tensors_on_the_parameters_device_and_dtype(name):
                 # of the plan back: nothing else waits for the device at a re-plan
                 assert synced == 1 and [kind for kind, _ in events] == ["sync", "transfer"], events
         assert optimizer.host_syncs == optimizer.replans == sum(synced for _, synced in per_step) >= 2
-    elif name in ("adam", "adamw"):
+    elif name in ("adam", "adamw") or name.endswith("_device_checks"):
         assert all(events == [] for events, _ in per_step)      # torch's own: the reference point
     else:
         assert all(kind != "transfer" for events, _ in per_step for kind, _ in events), per_step
@@ -180,7 +189,7 @@ def test_host_reads_per_step_do_not_grow_with_the_number_of_parameters(name):
 #: finite-value checks that decide a skip (docs/training.md, "Devices"); a new read fails here
 MOST_READS = {"mpc": 1, "mpc_euclidean": 1, "optimal_quadratic": 2, "ballistic": 1, "ballistic_hutchinson": 3,
               "natural_gradient": 2, "drift_compensated": 2, "belief_adam": 3, "weight_uncertainty": 5,
-              "adam": 0, "adamw": 0}
+              "adam": 0, "adamw": 0, "ballistic_device_checks": 0, "natural_gradient_device_checks": 0}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -200,3 +209,54 @@ def test_host_reads_per_step_stay_at_their_measured_counts(name):
             optimizer.step(closure)
             counts.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
     assert max(counts) == MOST_READS[name], counts
+
+
+DEVICE_CHECKED = {"ballistic": lambda p: Ballistic(p, lr=1e-3),
+                  "ballistic_eps0": lambda p: Ballistic(p, lr=1e-3, eps=0.0),
+                  "natural_gradient": lambda p: NaturalGradient(p, lr=1e-3, metric="fisher")}
+
+
+def _run(factory, device_checks, steps=6, poison=()):
+    model, inputs, targets = _tiny(torch.float64)
+    optimizer = factory(model.parameters())
+    optimizer.device_checks = device_checks
+    scale = {"value": 1.0}
+
+    def closure():
+        optimizer.zero_grad()
+        loss = scale["value"] * torch.nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        return loss
+    reads = []
+    with DeviceAudit() as audit:
+        for step in range(steps):
+            scale["value"] = float("nan") if step in poison else 1.0
+            audit.mark()
+            optimizer.step(closure)
+            reads.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
+    return model, optimizer, reads
+
+
+@pytest.mark.parametrize("name", list(DEVICE_CHECKED))
+def test_device_side_checks_read_nothing_and_give_the_host_checks_path(name):
+    """With device_checks (the default off the CPU) Ballistic's and NaturalGradient's running-
+    average steps make no host read, and on finite data they are the host-checked steps exactly."""
+    host, _, host_reads = _run(DEVICE_CHECKED[name], False)
+    device, _, device_reads = _run(DEVICE_CHECKED[name], True)
+    assert min(host_reads) >= 1 and device_reads == [0] * 6
+    for a, b in zip(host.parameters(), device.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(DEVICE_CHECKED))
+def test_a_non_finite_step_is_skipped_on_the_device_and_warned_when_counted(name):
+    clean, _, _ = _run(DEVICE_CHECKED[name], True, steps=2)
+    model, optimizer, reads = _run(DEVICE_CHECKED[name], True, steps=4, poison=(2, 3))
+    assert reads == [0] * 4
+    for a, b in zip(clean.parameters(), model.parameters()):      # the NaN steps added nothing
+        assert torch.equal(a, b)
+    key = "exp_avg_sq" if name.startswith("ballistic") else "fisher"
+    assert all(torch.isfinite(optimizer.state[p][key]).all() for p in model.parameters())
+    with pytest.warns(RuntimeWarning, match="non-finite values"):
+        assert optimizer.skipped_steps == 2                        # read (and warned) when asked
+    assert optimizer.skipped_steps == 2 and optimizer.state_dict()["state"][0]["skipped_steps"] == 2
