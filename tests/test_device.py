@@ -113,9 +113,8 @@ def test_steps_keep_tensors_on_the_parameters_device_and_dtype(name):
         assert all(kind != "transfer" for events, _ in per_step for kind, _ in events), per_step
 
 
-def test_mpc_skips_a_non_finite_step_without_a_host_read():
-    model, inputs, targets = _tiny(torch.float32)
-    optimizer = OPTIMIZERS["mpc"](model.parameters())
+def _scalable_closure(optimizer, model, inputs, targets):
+    """(closure, scale): the cross-entropy times scale["value"] (set it to NaN to poison a step)."""
     scale = {"value": 1.0}
 
     def closure():
@@ -123,6 +122,13 @@ def test_mpc_skips_a_non_finite_step_without_a_host_read():
         loss = scale["value"] * torch.nn.functional.cross_entropy(model(inputs), targets)
         loss.backward()
         return loss
+    return closure, scale
+
+
+def test_mpc_skips_a_non_finite_step_without_a_host_read():
+    model, inputs, targets = _tiny(torch.float32)
+    optimizer = OPTIMIZERS["mpc"](model.parameters())
+    closure, scale = _scalable_closure(optimizer, model, inputs, targets)
     optimizer.step(closure)                                   # re-plan (step 0)
     before = [p.detach().clone() for p in model.parameters()]
     scale["value"] = float("nan")
@@ -220,13 +226,7 @@ def _run(factory, device_checks, steps=6, poison=()):
     model, inputs, targets = _tiny(torch.float64)
     optimizer = factory(model.parameters())
     optimizer.device_checks = device_checks
-    scale = {"value": 1.0}
-
-    def closure():
-        optimizer.zero_grad()
-        loss = scale["value"] * torch.nn.functional.cross_entropy(model(inputs), targets)
-        loss.backward()
-        return loss
+    closure, scale = _scalable_closure(optimizer, model, inputs, targets)
     reads = []
     with DeviceAudit() as audit:
         for step in range(steps):
