@@ -10,8 +10,9 @@ overflow (a finite gradient of 1e30 in float32 squares to inf) is not stored eit
 step is skipped and counted. ``load_state_dict`` checks what it loads as the constructor
 checks its arguments (:mod:`learning_rules.checks`).
 
-Off the CPU (:attr:`RuleOptimizer.device_checks`) the running-average steps of Ballistic and
-NaturalGradient, and every RecedingHorizon step, make these decisions on the device instead
+Off the CPU (:attr:`RuleOptimizer.device_checks`) the running-average steps of Ballistic,
+NaturalGradient and OptimalQuadratic/DriftCompensated, and every RecedingHorizon step, make
+these decisions on the device instead
 (:mod:`learning_rules.device_checks`): the same skip, no host read, the count and the warning
 when ``skipped_steps`` is read.
 """
@@ -102,7 +103,8 @@ class RuleOptimizer(Optimizer):
         return loss, {}
 
     #: whether the finite-value checks stay on the device (:mod:`learning_rules.device_checks`;
-    #: Ballistic's and NaturalGradient's running-average paths, RecedingHorizon always): None
+    #: the running-average paths of Ballistic, NaturalGradient (Fisher) and OptimalQuadratic /
+    #: DriftCompensated (Hutchinson), RecedingHorizon always): None
     #: (default) decides by device, on it unless the parameters are on the CPU, where a read is
     #: free and the warning comes at the step; True or False forces it (set it on an instance).
     device_checks = None
@@ -112,13 +114,16 @@ class RuleOptimizer(Optimizer):
         return params[0].device.type != "cpu" if flag is None else bool(flag)
 
     def _apply_masked(self, group, params, updates, ok=None, check=True):
-        """The device-side :meth:`_apply`: add ``updates`` (a list) unless ``ok`` (a 0-dim bool
+        """The device-side :meth:`_apply`: add ``updates`` (flat or a list) unless ``ok`` (a 0-dim bool
         tensor) is false or, with ``check``, an update is not finite; a skip is counted on the
         device and read when ``skipped_steps`` is (:mod:`learning_rules.device_checks`)."""
         if check:
             flag = finite_flag(updates)
             ok = flag if ok is None else ok & flag
-        masked_add_(params, updates, ok)
+        if isinstance(updates, torch.Tensor):          # flat: masked once, then split
+            unflatten_(torch.where(ok, updates, 0.0), params)
+        else:
+            masked_add_(params, updates, ok)
         count_skip_(self.state[group["params"][0]], ok)
         self._advance(params)
 

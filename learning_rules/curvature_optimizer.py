@@ -11,6 +11,7 @@ import torch
 
 from . import curvature as _curvature
 from .base import RuleOptimizer, all_finite, check_number, flat
+from .device_checks import commit_, finite_flag
 
 
 class CurvatureOptimizer(RuleOptimizer):
@@ -111,6 +112,27 @@ class CurvatureOptimizer(RuleOptimizer):
         if group["curvature_beta"]:
             diagonal.div_(1 - group["curvature_beta"] ** int(states[0]["hessian_updates"]))
         return "diagonal", diagonal
+
+
+    def _hutchinson_on_device(self, group, params, graph):
+        """:meth:`_hutchinson` with the finiteness decision left on the device: (curvature, ok).
+        A refresh folds the estimate in and stores the average where ``ok`` (its update count
+        advances regardless: knowing would be a host read); without a refresh ok is None."""
+        states = [self.state[param] for param in params]
+        ok = None
+        if graph:
+            estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
+                                                      group["hutchinson_samples"], group["maximize"])
+            average, updates = _curvature.fold_diagonal(states, estimate, group["curvature_beta"])
+            ok = finite_flag(average)
+            for state, param in zip(states, params):
+                if "hessian_diag" not in state:
+                    state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["hessian_updates"] = updates
+            parts = [part.view_as(p) for part, p in zip(torch.split(average, [p.numel() for p in params]), params)]
+            commit_([state["hessian_diag"] for state in states], parts, ok)
+        curvature = self._hutchinson(group, params, {})         # the stored average, bias corrected
+        return curvature, ok
 
 
 def _diag_block(block, param):
