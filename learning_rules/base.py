@@ -11,8 +11,8 @@ step is skipped and counted. ``load_state_dict`` checks what it loads as the con
 checks its arguments (:mod:`learning_rules.checks`).
 
 Off the CPU (:attr:`RuleOptimizer.device_checks`) the running-average steps of Ballistic,
-NaturalGradient and OptimalQuadratic/DriftCompensated, and every RecedingHorizon step, make
-these decisions on the device instead
+NaturalGradient, OptimalQuadratic/DriftCompensated, BeliefAdam and WeightUncertainty, and
+every RecedingHorizon step, make these decisions on the device instead
 (:mod:`learning_rules.device_checks`): the same skip, no host read, the count and the warning
 when ``skipped_steps`` is read.
 """
@@ -103,8 +103,8 @@ class RuleOptimizer(Optimizer):
         return loss, {}
 
     #: whether the finite-value checks stay on the device (:mod:`learning_rules.device_checks`;
-    #: the running-average paths of Ballistic, NaturalGradient (Fisher) and OptimalQuadratic /
-    #: DriftCompensated (Hutchinson), RecedingHorizon always): None
+    #: the running-average paths of Ballistic, NaturalGradient (Fisher), OptimalQuadratic /
+    #: DriftCompensated, BeliefAdam and WeightUncertainty (Hutchinson); RecedingHorizon always): None
     #: (default) decides by device, on it unless the parameters are on the CPU, where a read is
     #: free and the warning comes at the step; True or False forces it (set it on an instance).
     device_checks = None

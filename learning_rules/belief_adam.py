@@ -50,6 +50,7 @@ import math
 import torch
 
 from .base import RuleOptimizer, all_finite, check_choice, check_number
+from .device_checks import commit_, finite_flag
 
 
 class BeliefAdam(RuleOptimizer):
@@ -174,7 +175,8 @@ class BeliefAdam(RuleOptimizer):
         return state
 
     def _group_step(self, group, params, grads, graph):
-        if not all_finite(grads):
+        on_device = self._on_device_checks(params)     # decide on the device (learning_rules.device_checks)
+        if not on_device and not all_finite(grads):
             self._skip(group, "gradient")
             return
         dt, eta_k, gamma = group["lr"], group["eta"] * group["k"], group["gamma"]
@@ -206,6 +208,9 @@ class BeliefAdam(RuleOptimizer):
             denominator = torch.sqrt(gamma ** 2 / 4 + eta_k * v_hat) + (gamma / 2 + math.sqrt(eta_k) * group["eps"])
             updates.append(gradient.mul(-dt * eta_k).div_(denominator))
             beliefs.append((state, new_m, new_v, mean_product, variance_product))
+        if on_device:      # a non-finite g makes an update or a belief non-finite: one flag covers it
+            self._commit_on_device(group, params, updates, beliefs, floors)
+            return
         # one finiteness test for every update and belief, one read of the floor counts: two
         # host reads per step whatever the number of parameters (it was two per parameter)
         if not all_finite([*updates, *(b[1] for b in beliefs), *(b[2] for b in beliefs)]):
@@ -218,6 +223,17 @@ class BeliefAdam(RuleOptimizer):
             state["variance_floors"] += count
         torch._foreach_add_(params, updates)
         self._advance(params)
+
+    def _commit_on_device(self, group, params, updates, beliefs, floors):
+        """The step's writes masked by one device flag (no host read): the beliefs and the floor
+        counts (device integers, read by :attr:`variance_floors`) where finite, the decay products
+        advancing regardless (host numbers, like the step counters)."""
+        ok = finite_flag([*updates, *(b[1] for b in beliefs), *(b[2] for b in beliefs)])
+        for (state, new_m, new_v, mean_product, variance_product), count in zip(beliefs, floors):
+            commit_([state["mean"], state["variance"]], [new_m, new_v], ok)
+            state["mean_decay_product"], state["variance_decay_product"] = mean_product, variance_product
+            state["variance_floors"] = count.mul(ok).add_(state["variance_floors"])
+        self._apply_masked(group, params, updates, ok, check=False)
 
 
 __all__ = ["BeliefAdam"]

@@ -41,6 +41,7 @@ import torch
 
 from .curvature_optimizer import CurvatureOptimizer
 from .base import all_finite, check_number, flat
+from .device_checks import commit_, finite_flag
 
 
 class WeightUncertainty(CurvatureOptimizer):
@@ -108,12 +109,19 @@ class WeightUncertainty(CurvatureOptimizer):
                 "capped": sum(int(s["variance_capped"]) for s in states)}
 
     def _group_step(self, group, params, grads, graph):
-        if not all_finite(grads):
-            self._skip(group, "gradient")
-            return
-        curvature = self._curvature(group, params, grads, graph)
-        if curvature is None:   # not finite: the step was skipped and counted
-            return
+        ok, on_device = None, group["curvature"] == "hutchinson" and self._on_device_checks(params)
+        if on_device:                                  # no host read (learning_rules.device_checks)
+            curvature, ok = self._hutchinson_on_device(group, params, graph)
+            if curvature is None:
+                self._skip(group, "curvature")
+                return
+        else:
+            if not all_finite(grads):
+                self._skip(group, "gradient")
+                return
+            curvature = self._curvature(group, params, grads, graph)
+            if curvature is None:   # not finite: the step was skipped and counted
+                return
         kind, value = curvature
         diagonal = torch.diagonal(value) if kind == "dense" else value
         variances = self.variances(params)
@@ -126,6 +134,9 @@ class WeightUncertainty(CurvatureOptimizer):
         displacement = flat(grads).mul_(v).mul_(damping).mul_(-dt * rho * k)
         growth = math.expm1(rho * beta * dt)
         new_v = v * (1 + growth) / (1 + (k / beta) * positive * v * growth)
+        if on_device:
+            self._commit_on_device(group, params, variances, displacement, new_v, ok)
+            return
         if not all_finite([displacement, new_v]):
             self._skip(group, "update")
             return
@@ -141,6 +152,24 @@ class WeightUncertainty(CurvatureOptimizer):
                 state = self.state[param]
                 state["variance_floored"] += int(low_part.sum())
                 state["variance_capped"] += int(high_part.sum())
+
+
+    def _commit_on_device(self, group, params, variances, displacement, new_v, ok):
+        """The step's writes masked by one device flag (no host read): the variances (clamped)
+        and the clamp counts (device integers, read by :attr:`variance_clamps`) where the
+        displacement and the new variances are finite."""
+        flag = finite_flag([displacement, new_v])
+        ok = flag if ok is None else ok & flag
+        low, high = group["min_variance"], group["max_variance"]
+        sizes = [p.numel() for p in params]
+        floored, capped = torch.split(new_v < low, sizes), torch.split(new_v > high, sizes)
+        parts = [part.view_as(p) for part, p in zip(torch.split(new_v.clamp(min=low, max=high), sizes), params)]
+        commit_(variances, parts, ok)
+        for param, low_part, high_part in zip(params, floored, capped):
+            state = self.state[param]
+            state["variance_floored"] = low_part.sum().mul(ok).add_(state["variance_floored"])
+            state["variance_capped"] = high_part.sum().mul(ok).add_(state["variance_capped"])
+        self._apply_masked(group, params, displacement, ok, check=False)
 
 
 __all__ = ["WeightUncertainty"]

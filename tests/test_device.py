@@ -39,6 +39,9 @@ OPTIMIZERS["optimal_quadratic_device_checks"] = lambda p: _device_checked(
     OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2))
 OPTIMIZERS["drift_compensated_device_checks"] = lambda p: _device_checked(
     DriftCompensated(p, lr=0.05, weight_decay=0.1, damping=1.0))
+OPTIMIZERS["belief_adam_device_checks"] = lambda p: _device_checked(BeliefAdam(p, lr=3e-3, gamma=1e-3))
+OPTIMIZERS["weight_uncertainty_device_checks"] = lambda p: _device_checked(
+    WeightUncertainty(p, lr=0.5, refresh_interval=2))
 
 
 def test_resolve_device():
@@ -200,7 +203,8 @@ def test_host_reads_per_step_do_not_grow_with_the_number_of_parameters(name):
 MOST_READS = {"mpc": 1, "mpc_euclidean": 1, "optimal_quadratic": 2, "ballistic": 1, "ballistic_hutchinson": 3,
               "natural_gradient": 2, "drift_compensated": 2, "belief_adam": 3, "weight_uncertainty": 5,
               "adam": 0, "adamw": 0, "ballistic_device_checks": 0, "natural_gradient_device_checks": 0,
-              "optimal_quadratic_device_checks": 0, "drift_compensated_device_checks": 0}
+              "optimal_quadratic_device_checks": 0, "drift_compensated_device_checks": 0,
+              "belief_adam_device_checks": 0, "weight_uncertainty_device_checks": 0}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -226,7 +230,13 @@ DEVICE_CHECKED = {"ballistic": lambda p: Ballistic(p, lr=1e-3),
                   "ballistic_eps0": lambda p: Ballistic(p, lr=1e-3, eps=0.0),
                   "natural_gradient": lambda p: NaturalGradient(p, lr=1e-3, metric="fisher"),
                   "optimal_quadratic": lambda p: OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2),
-                  "drift_compensated": lambda p: DriftCompensated(p, lr=0.05, weight_decay=0.1, damping=1.0)}
+                  "drift_compensated": lambda p: DriftCompensated(p, lr=0.05, weight_decay=0.1, damping=1.0),
+                  "belief_adam": lambda p: BeliefAdam(p, lr=3e-3, gamma=1e-3),
+                  "weight_uncertainty": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2),
+                  # the floor and the cap bind: the clamp counts are compared too
+                  "belief_adam_floored": lambda p: BeliefAdam(p, lr=3e-3, gamma=1e-3, variance_floor=1e-3),
+                  "weight_uncertainty_capped": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2,
+                                                                           init_variance=0.1, max_variance=0.1)}
 
 
 def _run(factory, device_checks, steps=6, poison=()):
@@ -249,11 +259,14 @@ def test_device_side_checks_read_nothing_and_give_the_host_checks_path(name):
     """With device_checks (the default off the CPU) the running-average steps of Ballistic,
     NaturalGradient and OptimalQuadratic/DriftCompensated (Hutchinson) make no host read, and on
     finite data they are the host-checked steps exactly."""
-    host, _, host_reads = _run(DEVICE_CHECKED[name], False)
-    device, _, device_reads = _run(DEVICE_CHECKED[name], True)
+    host, host_optimizer, host_reads = _run(DEVICE_CHECKED[name], False)
+    device, device_optimizer, device_reads = _run(DEVICE_CHECKED[name], True)
     assert min(host_reads) >= 1 and device_reads == [0] * 6
     for a, b in zip(host.parameters(), device.parameters()):
         assert torch.equal(a, b)
+    for counts in ("variance_floors", "variance_clamps"):          # kept as device integers there
+        if hasattr(host_optimizer, counts):
+            assert getattr(host_optimizer, counts) == getattr(device_optimizer, counts)
 
 
 @pytest.mark.parametrize("name", list(DEVICE_CHECKED))
@@ -263,7 +276,9 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_warned_when_counted(name
     assert reads == [0] * 4
     for a, b in zip(clean.parameters(), model.parameters()):      # the NaN steps added nothing
         assert torch.equal(a, b)
-    key = {"ballistic": "exp_avg_sq", "natural_gradient": "fisher"}.get(name.split("_eps")[0], "hessian_diag")
+    key = next((key for prefix, key in (("ballistic", "exp_avg_sq"), ("natural_gradient", "fisher"),
+                                        ("belief_adam", "variance"), ("weight_uncertainty", "variance"))
+                if name.startswith(prefix)), "hessian_diag")        # the running statistic kept
     assert all(torch.isfinite(optimizer.state[p][key]).all() for p in model.parameters())
     with pytest.warns(RuntimeWarning, match="non-finite values"):
         assert optimizer.skipped_steps == 2                        # read (and warned) when asked
