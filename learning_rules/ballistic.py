@@ -28,7 +28,7 @@ import torch
 
 from . import kernels
 from .curvature_optimizer import CurvatureOptimizer
-from .base import all_finite, check_choice, check_number, flat
+from .base import check_choice, check_number, flat
 
 
 class Ballistic(CurvatureOptimizer):
@@ -76,11 +76,8 @@ class Ballistic(CurvatureOptimizer):
         if group["curvature"] == "gradient_squares":   # the average's one check covers g: a NaN or
             self._squares_step(group, params, grads)   # ±inf g makes β·v + (1 − β)g² NaN or inf
             return
-        if not all_finite(grads):
-            self._skip(group, "gradient")
-            return
-        curvature = self._curvature(group, params, grads, graph)
-        if curvature is None:   # not finite: the step was skipped and counted
+        curvature, ok = self._step_curvature(group, params, grads, graph)   # ok: a device flag, or None
+        if curvature is None:   # skipped and counted
             return
         kind, value = curvature
         gradient = flat(grads)
@@ -91,7 +88,10 @@ class Ballistic(CurvatureOptimizer):
             denominator = value.add_(group["eps"]).sqrt_() if group["eps_placement"] == "inside" \
                 else value.sqrt_().add_(group["eps"])
             updates = gradient.div_(denominator)
-        self._apply(group, params, updates.mul_(-group["lr"]), "step")
+        if ok is not None:
+            self._apply_masked(group, params, updates.mul_(-group["lr"]), ok)
+        else:
+            self._apply(group, params, updates.mul_(-group["lr"]), "step")
 
     def _squares_step(self, group, params, grads):
         beta = group["beta"]

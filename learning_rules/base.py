@@ -103,8 +103,8 @@ class RuleOptimizer(Optimizer):
         return loss, {}
 
     #: whether the finite-value checks stay on the device (:mod:`learning_rules.device_checks`;
-    #: the running-average paths of Ballistic, NaturalGradient (Fisher), OptimalQuadratic /
-    #: DriftCompensated, BeliefAdam and WeightUncertainty (Hutchinson); RecedingHorizon always): None
+    #: BeliefAdam, NaturalGradient's Fisher path, Ballistic's App. B path and the Hutchinson paths
+    #: of Ballistic, OptimalQuadratic/DriftCompensated and WeightUncertainty; RecedingHorizon always): None
     #: (default) decides by device, on it unless the parameters are on the CPU, where a read is
     #: free and the warning comes at the step; True or False forces it (set it on an instance).
     device_checks = None

@@ -114,6 +114,23 @@ class CurvatureOptimizer(RuleOptimizer):
         return "diagonal", diagonal
 
 
+    def _step_curvature(self, group, params, grads, graph):
+        """(curvature, ok) of this step, or (None, None) when it was skipped (and counted).
+
+        Hutchinson off the CPU (:attr:`device_checks`): ``ok`` is a device flag that the caller
+        masks its writes with (:meth:`_apply_masked`). Otherwise ``ok`` is None: the gradient and
+        the estimate were checked on the host."""
+        if group["curvature"] == "hutchinson" and self._on_device_checks(params):
+            curvature, ok = self._hutchinson_on_device(group, params, graph)
+            if curvature is None:      # no estimate yet (a Python fact: no read)
+                self._skip(group, "curvature")
+                return None, None
+            return curvature, torch.ones((), dtype=torch.bool, device=params[0].device) if ok is None else ok
+        if not all_finite(grads):
+            self._skip(group, "gradient")
+            return None, None
+        return self._curvature(group, params, grads, graph), None
+
     def _hutchinson_on_device(self, group, params, graph):
         """:meth:`_hutchinson` with the finiteness decision left on the device: (curvature, ok).
         A refresh folds the estimate in and stores the average where ``ok`` (its update count

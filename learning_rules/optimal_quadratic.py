@@ -86,11 +86,9 @@ class OptimalQuadratic(CurvatureOptimizer):
         # a non-finite gradient makes the curvature estimate or the step non-finite: both are
         # checked (the estimate before it enters the running average)
         if group["curvature"] == "hutchinson" and self._on_device_checks(params):   # no host read
-            curvature, ok = self._hutchinson_on_device(group, params, graph)
-            if curvature is None:      # no estimate yet (a Python fact: no read)
-                self._skip(group, "curvature")
-                return
-            self._apply_masked(group, params, self._displacement(group, params, grads, curvature), ok)
+            curvature, ok = self._step_curvature(group, params, grads, graph)
+            if curvature is not None:
+                self._apply_masked(group, params, self._displacement(group, params, grads, curvature), ok)
             return
         curvature = self._curvature(group, params, grads, graph)
         if curvature is None:   # not finite: the step was skipped and counted

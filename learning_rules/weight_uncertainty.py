@@ -109,19 +109,9 @@ class WeightUncertainty(CurvatureOptimizer):
                 "capped": sum(int(s["variance_capped"]) for s in states)}
 
     def _group_step(self, group, params, grads, graph):
-        ok, on_device = None, group["curvature"] == "hutchinson" and self._on_device_checks(params)
-        if on_device:                                  # no host read (learning_rules.device_checks)
-            curvature, ok = self._hutchinson_on_device(group, params, graph)
-            if curvature is None:
-                self._skip(group, "curvature")
-                return
-        else:
-            if not all_finite(grads):
-                self._skip(group, "gradient")
-                return
-            curvature = self._curvature(group, params, grads, graph)
-            if curvature is None:   # not finite: the step was skipped and counted
-                return
+        curvature, ok = self._step_curvature(group, params, grads, graph)   # ok: a device flag, or None
+        if curvature is None:   # skipped and counted
+            return
         kind, value = curvature
         diagonal = torch.diagonal(value) if kind == "dense" else value
         variances = self.variances(params)
@@ -134,7 +124,7 @@ class WeightUncertainty(CurvatureOptimizer):
         displacement = flat(grads).mul_(v).mul_(damping).mul_(-dt * rho * k)
         growth = math.expm1(rho * beta * dt)
         new_v = v * (1 + growth) / (1 + (k / beta) * positive * v * growth)
-        if on_device:
+        if ok is not None:
             self._commit_on_device(group, params, variances, displacement, new_v, ok)
             return
         if not all_finite([displacement, new_v]):
@@ -158,8 +148,7 @@ class WeightUncertainty(CurvatureOptimizer):
         """The step's writes masked by one device flag (no host read): the variances (clamped)
         and the clamp counts (device integers, read by :attr:`variance_clamps`) where the
         displacement and the new variances are finite."""
-        flag = finite_flag([displacement, new_v])
-        ok = flag if ok is None else ok & flag
+        ok = ok & finite_flag([displacement, new_v])
         low, high = group["min_variance"], group["max_variance"]
         sizes = [p.numel() for p in params]
         floored, capped = torch.split(new_v < low, sizes), torch.split(new_v > high, sizes)

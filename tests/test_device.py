@@ -39,6 +39,7 @@ OPTIMIZERS["optimal_quadratic_device_checks"] = lambda p: _device_checked(
     OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2))
 OPTIMIZERS["drift_compensated_device_checks"] = lambda p: _device_checked(
     DriftCompensated(p, lr=0.05, weight_decay=0.1, damping=1.0))
+OPTIMIZERS["ballistic_hutchinson_device_checks"] = lambda p: _device_checked(Ballistic(p, lr=1e-3, curvature="hutchinson"))
 OPTIMIZERS["belief_adam_device_checks"] = lambda p: _device_checked(BeliefAdam(p, lr=3e-3, gamma=1e-3))
 OPTIMIZERS["weight_uncertainty_device_checks"] = lambda p: _device_checked(
     WeightUncertainty(p, lr=0.5, refresh_interval=2))
@@ -204,7 +205,8 @@ MOST_READS = {"mpc": 1, "mpc_euclidean": 1, "optimal_quadratic": 2, "ballistic":
               "natural_gradient": 2, "drift_compensated": 2, "belief_adam": 3, "weight_uncertainty": 5,
               "adam": 0, "adamw": 0, "ballistic_device_checks": 0, "natural_gradient_device_checks": 0,
               "optimal_quadratic_device_checks": 0, "drift_compensated_device_checks": 0,
-              "belief_adam_device_checks": 0, "weight_uncertainty_device_checks": 0}
+              "belief_adam_device_checks": 0, "weight_uncertainty_device_checks": 0,
+              "ballistic_hutchinson_device_checks": 0}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -228,6 +230,7 @@ def test_host_reads_per_step_stay_at_their_measured_counts(name):
 
 DEVICE_CHECKED = {"ballistic": lambda p: Ballistic(p, lr=1e-3),
                   "ballistic_eps0": lambda p: Ballistic(p, lr=1e-3, eps=0.0),
+                  "ballistic_hutchinson": lambda p: Ballistic(p, lr=1e-3, curvature="hutchinson"),
                   "natural_gradient": lambda p: NaturalGradient(p, lr=1e-3, metric="fisher"),
                   "optimal_quadratic": lambda p: OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2),
                   "drift_compensated": lambda p: DriftCompensated(p, lr=0.05, weight_decay=0.1, damping=1.0),
@@ -276,7 +279,8 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_warned_when_counted(name
     assert reads == [0] * 4
     for a, b in zip(clean.parameters(), model.parameters()):      # the NaN steps added nothing
         assert torch.equal(a, b)
-    key = next((key for prefix, key in (("ballistic", "exp_avg_sq"), ("natural_gradient", "fisher"),
+    key = next((key for prefix, key in (("ballistic_h", "hessian_diag"), ("ballistic", "exp_avg_sq"),
+                                        ("natural_gradient", "fisher"),
                                         ("belief_adam", "variance"), ("weight_uncertainty", "variance"))
                 if name.startswith(prefix)), "hessian_diag")        # the running statistic kept
     assert all(torch.isfinite(optimizer.state[p][key]).all() for p in model.parameters())
