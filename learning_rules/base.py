@@ -102,16 +102,25 @@ class RuleOptimizer(Optimizer):
                 loss = closure()
         return loss, {}
 
-    #: whether the finite-value checks stay on the device (:mod:`learning_rules.device_checks`;
-    #: BeliefAdam, NaturalGradient's Fisher path, Ballistic's App. B path and the Hutchinson paths
-    #: of Ballistic, OptimalQuadratic/DriftCompensated and WeightUncertainty; RecedingHorizon always): None
-    #: (default) decides by device, on it unless the parameters are on the CPU, where a read is
-    #: free and the warning comes at the step; True or False forces it (set it on an instance).
-    device_checks = None
+    @property
+    def device_checks(self):
+        """Whether the finite-value checks stay on the device (:mod:`learning_rules.device_checks`):
+        None (default) decides by device, on it unless the parameters are on the CPU, where a read
+        is free and the warning comes at the step; True or False forces it (set it on an
+        instance). Covered: BeliefAdam, NaturalGradient's Fisher path, Ballistic's App. B path and
+        the Hutchinson paths of Ballistic, OptimalQuadratic/DriftCompensated and
+        WeightUncertainty; RecedingHorizon decides on the device always."""
+        return self.__dict__.get("_device_checks")
+
+    @device_checks.setter
+    def device_checks(self, value):
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"device_checks must be None (by device), True or False, got {value!r}")
+        self._device_checks = value
 
     def _on_device_checks(self, params) -> bool:
         flag = self.device_checks
-        return params[0].device.type != "cpu" if flag is None else bool(flag)
+        return params[0].device.type != "cpu" if flag is None else flag
 
     def _apply_masked(self, group, params, updates, ok=None, check=True):
         """The device-side :meth:`_apply`: add ``updates`` (flat or a list) unless ``ok`` (a 0-dim bool

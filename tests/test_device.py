@@ -287,3 +287,14 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_warned_when_counted(name
     with pytest.warns(RuntimeWarning, match="non-finite values"):
         assert optimizer.skipped_steps == 2                        # read (and warned) when asked
     assert optimizer.skipped_steps == 2 and optimizer.state_dict()["state"][0]["skipped_steps"] == 2
+
+
+def test_device_checks_takes_none_or_a_bool():
+    optimizer = Ballistic([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
+    assert optimizer.device_checks is None and not optimizer._on_device_checks(optimizer.param_groups[0]["params"])
+    optimizer.device_checks = True
+    assert optimizer._on_device_checks(optimizer.param_groups[0]["params"])
+    for bad in ("no", 1, 0.0):
+        with pytest.raises(ValueError, match="device_checks"):
+            optimizer.device_checks = bad
+    assert optimizer.device_checks is True
