@@ -16,6 +16,8 @@ from lossnav.training.devices import DeviceAudit, DeviceError, available_devices
 OPTIMIZERS = {
     "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05),
     "mpc_euclidean": lambda p: RecedingHorizon(p, lr=0.05, replan_interval=3, curvature="none"),
+    "mpcw": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05,
+                                      weight_decay=0.2),
     "optimal_quadratic": lambda p: OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2),
     "ballistic": lambda p: Ballistic(p, lr=1e-3),
     "ballistic_hutchinson": lambda p: Ballistic(p, lr=1e-3, curvature="hutchinson"),
@@ -201,7 +203,7 @@ def test_host_reads_per_step_do_not_grow_with_the_number_of_parameters(name):
 
 #: the most host reads a step makes (this tiny MLP, refresh steps included), as measured: the
 #: finite-value checks that decide a skip (docs/training.md, "Devices"); a new read fails here
-MOST_READS = {"mpc": 1, "mpc_euclidean": 1, "optimal_quadratic": 2, "ballistic": 1, "ballistic_hutchinson": 3,
+MOST_READS = {"mpc": 1, "mpc_euclidean": 1, "mpcw": 1, "optimal_quadratic": 2, "ballistic": 1, "ballistic_hutchinson": 3,
               "natural_gradient": 2, "drift_compensated": 2, "belief_adam": 3, "weight_uncertainty": 5,
               "adam": 0, "adamw": 0, "ballistic_device_checks": 0, "natural_gradient_device_checks": 0,
               "optimal_quadratic_device_checks": 0, "drift_compensated_device_checks": 0,
