@@ -300,3 +300,21 @@ def test_device_checks_takes_none_or_a_bool():
         with pytest.raises(ValueError, match="device_checks"):
             optimizer.device_checks = bad
     assert optimizer.device_checks is True
+
+
+def test_the_device_check_script_passes_on_the_cpu(capsys):
+    """benchmarks/device_check.py, rehearsed on the CPU (what it checks on a GPU): every rule's state
+    on the device, no synchronisation outside MPC's re-plans (digits only, a few steps)."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "device_check.py"
+    spec = importlib.util.spec_from_file_location("device_check", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    threads = torch.get_num_threads()
+    try:
+        assert script.main(["--device", "cpu", "--steps", "6", "--tasks", "digits-mlp", "--all-rules"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "device check passed" in out and out.count("on device") == 9
