@@ -143,7 +143,6 @@ class WeightUncertainty(CurvatureOptimizer):
                 state["variance_floored"] += int(low_part.sum())
                 state["variance_capped"] += int(high_part.sum())
 
-
     def _commit_on_device(self, group, params, variances, displacement, new_v, ok):
         """The step's writes masked by one device flag (no host read): the variances (clamped)
         and the clamp counts (device integers, read by :attr:`variance_clamps`) where the
