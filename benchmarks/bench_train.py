@@ -29,7 +29,7 @@ steps and training time to the target accuracy (median over seeds), per-step tim
 ratio to Adam's in the same run, MPC plans/IPOPT solves/fallbacks/host synchronisations, and
 whether the goals hold (MPC per step ≤ 1.15× Adam on every task; time to target no worse than
 the best tuned baseline on at least two tasks). ``--figures DIR`` draws the curves (mean ± std
-bands). The default sizes fit a loaded 2-core machine in ≈ 20 min (benchmarks/tuning.py).
+bands). The default sizes take ≈ 10 min on an idle core (benchmarks/tuning.py).
 """
 from __future__ import annotations
 

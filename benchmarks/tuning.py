@@ -53,7 +53,7 @@ SIZES = {
 def add_arguments(parser):
     group = parser.add_argument_group("--tuning (the fair comparison of issue 18)")
     group.add_argument("--tuning", action="store_true", help="tune every rule's lr with the same budget, then 5 seeds")
-    group.add_argument("--size", choices=tuple(SIZES), default="small", help="smoke (pipeline check), small (≈ 20 min, 2 cores) or full")
+    group.add_argument("--size", choices=tuple(SIZES), default="small", help="smoke (pipeline check), small (≈ 10 min on an idle core) or full")
     group.add_argument("--trials", type=int, help="learning rates per rule (default: by --size)")
     group.add_argument("--figures", metavar="DIR", help="write the mean ± std curves as PNG files to DIR")
     group.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
