@@ -86,12 +86,7 @@ def _tiny(dtype):
 def test_steps_keep_tensors_on_the_parameters_device_and_dtype(name):
     model, inputs, targets = _tiny(torch.float64)
     optimizer = OPTIMIZERS[name](model.parameters())
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(inputs), targets)
-        loss.backward()
-        return loss
+    closure, _ = _scalable_closure(optimizer, model, inputs, targets)
     per_step = []
     with DeviceAudit() as audit:
         for _ in range(9):
@@ -215,12 +210,7 @@ MOST_READS = {"mpc": 1, "mpc_euclidean": 1, "mpcw": 1, "optimal_quadratic": 2, "
 def test_host_reads_per_step_stay_at_their_measured_counts(name):
     model, inputs, targets = _tiny(torch.float64)
     optimizer = OPTIMIZERS[name](model.parameters())
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(inputs), targets)
-        loss.backward()
-        return loss
+    closure, _ = _scalable_closure(optimizer, model, inputs, targets)
     counts = []
     with DeviceAudit() as audit:
         for _ in range(8):
