@@ -125,16 +125,20 @@ class RuleOptimizer(Optimizer):
     def _apply_masked(self, group, params, updates, ok=None, check=True):
         """The device-side :meth:`_apply`: add ``updates`` (flat or a list) unless ``ok`` (a 0-dim bool
         tensor) is false or, with ``check``, an update is not finite; a skip is counted on the
-        device and read when ``skipped_steps`` is (:mod:`learning_rules.device_checks`)."""
+        device and read when ``skipped_steps`` is (:mod:`learning_rules.device_checks`). Returns
+        the flat update applied (zero when skipped), or None for a list."""
         if check:
             flag = finite_flag(updates)
             ok = flag if ok is None else ok & flag
+        applied = None
         if isinstance(updates, torch.Tensor):          # flat: masked once, then split
-            unflatten_(torch.where(ok, updates, 0.0), params)
+            applied = torch.where(ok, updates, 0.0)
+            unflatten_(applied, params)
         else:
             masked_add_(params, updates, ok)
         count_skip_(self.state[group["params"][0]], ok)
         self._advance(params)
+        return applied
 
     def _fold_pending(self):
         """Move the skips counted on the device into ``skipped_steps`` (one host read per group),

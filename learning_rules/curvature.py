@@ -24,6 +24,8 @@ import contextlib
 
 import torch
 
+from .device_checks import commit_
+
 CURVATURE_SOURCES = ("exact", "hutchinson")
 
 
@@ -146,10 +148,20 @@ def fold_diagonal(states, estimate, beta):
     return previous.lerp_(estimate, 1 - beta), updates
 
 
-def store_diagonal(states, params, average, updates, beta):
+def store_diagonal(states, params, average, updates, beta, ok=None):
     """Store the flat ``average`` as each parameter's ``hessian_diag`` (and the update count);
-    return it bias corrected, average / (1 − β^updates)."""
-    for state, param, part in zip(states, params, torch.split(average, [p.numel() for p in params])):
-        state["hessian_diag"] = part.view_as(param).clone(memory_format=torch.preserve_format)
+    return the stored diagonal bias corrected, / (1 − β^updates). ``ok`` (a 0-dim device bool):
+    store it only where ok, else keep the previous (zeros before the first), without a host
+    read (:mod:`learning_rules.device_checks`)."""
+    parts = [part.view_as(param) for part, param in zip(torch.split(average, [p.numel() for p in params]), params)]
+    for state, param, part in zip(states, params, parts):
+        if ok is None:
+            state["hessian_diag"] = part.clone(memory_format=torch.preserve_format)
+        elif "hessian_diag" not in state:
+            state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["hessian_updates"] = updates
+    if ok is not None:
+        stored = [state["hessian_diag"] for state in states]
+        commit_(stored, parts, ok)
+        average = torch.cat([diagonal.reshape(-1) for diagonal in stored])
     return average.div(1 - beta ** updates) if beta else average.clone()

@@ -11,7 +11,7 @@ import torch
 
 from . import curvature as _curvature
 from .base import RuleOptimizer, all_finite, check_number, flat
-from .device_checks import commit_, finite_flag
+from .device_checks import finite_flag
 
 
 class CurvatureOptimizer(RuleOptimizer):
@@ -113,7 +113,6 @@ class CurvatureOptimizer(RuleOptimizer):
             diagonal.div_(1 - group["curvature_beta"] ** int(states[0]["hessian_updates"]))
         return "diagonal", diagonal
 
-
     def _step_curvature(self, group, params, grads, graph):
         """(curvature, ok) of this step, or (None, None) when it was skipped (and counted).
 
@@ -135,22 +134,14 @@ class CurvatureOptimizer(RuleOptimizer):
         """:meth:`_hutchinson` with the finiteness decision left on the device: (curvature, ok).
         A refresh folds the estimate in and stores the average where ``ok`` (its update count
         advances regardless: knowing would be a host read); without a refresh ok is None."""
-        states = [self.state[param] for param in params]
-        ok = None
-        if graph:
-            estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
-                                                      group["hutchinson_samples"], group["maximize"])
-            average, updates = _curvature.fold_diagonal(states, estimate, group["curvature_beta"])
-            ok = finite_flag(average)
-            for state, param in zip(states, params):
-                if "hessian_diag" not in state:
-                    state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["hessian_updates"] = updates
-            parts = [part.view_as(p) for part, p in zip(torch.split(average, [p.numel() for p in params]), params)]
-            commit_([state["hessian_diag"] for state in states], parts, ok)
-        curvature = self._hutchinson(group, params, {})         # the stored average, bias corrected
-        return curvature, ok
-
+        if not graph:
+            return self._hutchinson(group, params, graph), None      # the stored average, bias corrected
+        estimate = _curvature.hutchinson_diagonal([graph.get(p) for p in params], params,
+                                                  group["hutchinson_samples"], group["maximize"])
+        states, beta = [self.state[param] for param in params], group["curvature_beta"]
+        average, updates = _curvature.fold_diagonal(states, estimate, beta)
+        ok = finite_flag(average)
+        return ("diagonal", _curvature.store_diagonal(states, params, average, updates, beta, ok)), ok
 
 def _diag_block(block, param):
     if block.shape != param.shape:

@@ -62,7 +62,7 @@ import torch
 
 from . import kernels, subspace_plan
 from .curvature_optimizer import CurvatureOptimizer
-from .base import RuleOptimizer, check_choice, check_number, flat, unflatten_
+from .base import RuleOptimizer, check_choice, check_number, flat
 from .curvature import fold_diagonal, rademacher, store_diagonal
 from .local_model import subspace_model
 
@@ -243,20 +243,14 @@ class RecedingHorizon(CurvatureOptimizer):
         check = update.sum()
         if group["metric"] == "gradient_squares":
             check = check.add_(head["second_moment"].sum())
-        bad = check.isfinite().logical_not_()
+        ok = check.isfinite()
         if group["metric"] == "gradient_squares":
-            head["second_moment"] = torch.where(bad, previous_moment, head["second_moment"])
-        update.masked_fill_(bad, 0.0)
-        if "pending_skips" not in head:
-            head["pending_skips"] = torch.zeros((), dtype=torch.int64, device=gradient.device)
-        head["pending_skips"].add_(bad)
+            head["second_moment"] = torch.where(ok, head["second_moment"], previous_moment)
         if group["weight_decay"]:                          # θ ← (1 − Δt·j)θ, not on a skipped step
-            shrink = bad.logical_not().to(update.dtype).mul_(-group["lr"] * group["weight_decay"]).add_(1)
-            torch._foreach_mul_(params, shrink)
-        unflatten_(update, params)
-        self._advance(params)
+            torch._foreach_mul_(params, ok.to(update.dtype).mul_(-group["lr"] * group["weight_decay"]).add_(1))
+        applied = self._apply_masked(group, params, update, ok, check=False)   # a skip is counted pending
         head["plan_index"] = j + 1
-        head["previous"].add_(update)
+        head["previous"].add_(applied)
 
     def _metric_scale(self, group, params):
         """s = G^{-1/2} of the metric G = √v̂ + ε (the App. B proxy), or None (G = I)."""

@@ -130,6 +130,18 @@ def _scalable_closure(optimizer, model, inputs, targets):
     return closure, scale
 
 
+def _reads_per_step(optimizer, closure, steps, before=lambda step: None):
+    """Host reads (syncs the audit sees) of each of ``steps`` steps; ``before(step)`` runs first."""
+    counts = []
+    with DeviceAudit() as audit:
+        for step in range(steps):
+            before(step)
+            audit.mark()
+            optimizer.step(closure)
+            counts.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
+    return counts
+
+
 def test_mpc_skips_a_non_finite_step_without_a_host_read():
     model, inputs, targets = _tiny(torch.float32)
     optimizer = OPTIMIZERS["mpc"](model.parameters())
@@ -186,13 +198,7 @@ def test_host_reads_per_step_do_not_grow_with_the_number_of_parameters(name):
             loss = model(inputs).pow(2).mean()
             loss.backward()
             return loss
-        counts = []
-        with DeviceAudit() as audit:
-            for _ in range(4):
-                audit.mark()
-                optimizer.step(closure)
-                counts.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
-        return max(counts)
+        return max(_reads_per_step(optimizer, closure, 4))
     assert reads(1) == reads(6) <= 6
 
 
@@ -211,12 +217,7 @@ def test_host_reads_per_step_stay_at_their_measured_counts(name):
     model, inputs, targets = _tiny(torch.float64)
     optimizer = OPTIMIZERS[name](model.parameters())
     closure, _ = _scalable_closure(optimizer, model, inputs, targets)
-    counts = []
-    with DeviceAudit() as audit:
-        for _ in range(8):
-            audit.mark()
-            optimizer.step(closure)
-            counts.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
+    counts = _reads_per_step(optimizer, closure, 8)
     assert max(counts) == MOST_READS[name], counts
 
 
@@ -239,14 +240,9 @@ def _run(factory, device_checks, steps=6, poison=()):
     optimizer = factory(model.parameters())
     optimizer.device_checks = device_checks
     closure, scale = _scalable_closure(optimizer, model, inputs, targets)
-    reads = []
-    with DeviceAudit() as audit:
-        for step in range(steps):
-            scale["value"] = float("nan") if step in poison else 1.0
-            audit.mark()
-            optimizer.step(closure)
-            reads.append(sum(1 for kind, _ in audit.since() if kind == "sync"))
-    return model, optimizer, reads
+    def poison_some(step):
+        scale["value"] = float("nan") if step in poison else 1.0
+    return model, optimizer, _reads_per_step(optimizer, closure, steps, poison_some)
 
 
 @pytest.mark.parametrize("name", list(DEVICE_CHECKED))
