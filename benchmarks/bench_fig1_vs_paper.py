@@ -36,7 +36,6 @@ Usage: ``python benchmarks/bench_fig1_vs_paper.py [--quick]``; ``--quick`` runs
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

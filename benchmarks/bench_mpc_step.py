@@ -29,13 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import tuning  # noqa: E402  (the sizes of bench_train.py --tuning)
 
 import learning_rules.local_model as local_model  # noqa: E402
 import learning_rules.receding_horizon as receding_horizon  # noqa: E402
 import learning_rules.subspace_plan as subspace_plan  # noqa: E402
 from lossnav.training import load_data, make_model, make_optimizer  # noqa: E402
 from lossnav.training.compare import TASKS  # noqa: E402
-import tuning  # noqa: E402  (the sizes of bench_train.py --tuning)
 
 TIMERS = {"hvp": 0.0, "plan": 0.0}
 

@@ -44,7 +44,6 @@ Reports; never fails (benchmarks do not gate CI).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import casadi
@@ -84,7 +83,7 @@ def ocp_run(dim, loss, theta0, thetaT, intervals, degree=5):
 
 # -- rockit -------------------------------------------------------------------------------
 def rockit_run(dim, loss, theta0, thetaT, intervals, velocity_state):
-    from rockit import DirectCollocation, Ocp   # benchmark-only dependency
+    from rockit import DirectCollocation, Ocp  # benchmark-only dependency
 
     start = time.perf_counter()
     problem = Ocp(t0=0, T=HORIZON)

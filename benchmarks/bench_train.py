@@ -41,8 +41,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lossnav.training.compare import TASKS, run_grid, summarize  # noqa: E402
 import tuning  # noqa: E402  (benchmarks/tuning.py: the --tuning comparison)
+
+from lossnav.training.compare import TASKS, run_grid, summarize  # noqa: E402
 
 RULES = ("adam", "mpc", "optimal_quadratic", "ballistic", "natural_gradient", "sgd")
 TARGETS = {"digits-mlp": 95.0, "mnist1d-cnn": 90.0, "modular-transformer": 90.0}

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 import ocp
-from problems.weight_uncertainty import WeightUncertainty, hand_residual, solve_switch
 from lossnav.validation.weight_uncertainty_study import joint_limit_study, run_on_scenario
+from problems.weight_uncertainty import WeightUncertainty, hand_residual, solve_switch
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25])
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from .curvature_optimizer import CurvatureOptimizer
 from .base import check_choice, check_number, flat
+from .curvature_optimizer import CurvatureOptimizer
 
 
 class Ballistic(CurvatureOptimizer):

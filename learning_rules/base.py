@@ -23,8 +23,7 @@ import warnings
 import torch
 from torch.optim import Optimizer
 
-from .checks import (all_finite, check_choice, check_group_keys, check_metric,  # noqa: F401 (re-exported)
-                     check_number, check_state)
+from .checks import all_finite, check_choice, check_group_keys, check_metric, check_number, check_state  # noqa: F401 (re-exported)
 from .device_checks import commit_, count_skip_, finite_flag, masked_add_
 
 

@@ -61,9 +61,9 @@ from __future__ import annotations
 import torch
 
 from . import kernels, subspace_plan
-from .curvature_optimizer import CurvatureOptimizer
 from .base import RuleOptimizer, check_choice, check_number, flat
 from .curvature import fold_diagonal, rademacher, store_diagonal
+from .curvature_optimizer import CurvatureOptimizer
 from .local_model import subspace_model
 
 

@@ -39,8 +39,8 @@ import math
 
 import torch
 
-from .curvature_optimizer import CurvatureOptimizer
 from .base import all_finite, check_number, flat
+from .curvature_optimizer import CurvatureOptimizer
 from .device_checks import commit_, finite_flag
 
 

@@ -193,7 +193,7 @@ def _register_object(value, name: str, spec: str) -> str:
             raise PluginError(f"{OPTION} {spec}: {exc}") from None
         return f"scenario {value.name}"
     if _is_rule_factory(value):
-        from lossnav.training import rules     # torch: only when a rule is loaded
+        from lossnav.training import rules  # torch: only when a rule is loaded
         try:
             rules.register_plugin_rule(name, value, origin=f"{OPTION} {spec}")
         except ValueError as exc:

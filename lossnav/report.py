@@ -5,10 +5,10 @@ import datetime
 import math
 import os
 
-from ocp.files import write_text
-
 from lossnav.figures import paper as figures
-from lossnav.validation import cases as validate, optimizer_studies
+from lossnav.validation import cases as validate
+from lossnav.validation import optimizer_studies
+from ocp.files import write_text
 
 
 def write(directory, results, progress=None, studies=()) -> str:

@@ -13,8 +13,14 @@ Knows nothing about learning or torch. Public API::
 Every solve takes ``time_limit=`` (ocp/budget.py); Ctrl-C raises KeyboardInterrupt from any stage.
 """
 from .constraints import TrustRegionPlanner
-from .errors import (FileFormatError, OCPError, OutputPathError, ProblemError, SolveError,
-                     TerminalConstraintError)
+from .errors import (
+                     FileFormatError,
+                     OCPError,
+                     OutputPathError,
+                     ProblemError,
+                     SolveError,
+                     TerminalConstraintError,
+)
 from .lq import LQSolution, solve_lq
 from .multistart import loss_minima, solve_global
 from .path import from_path

@@ -35,8 +35,8 @@ import dataclasses
 
 import numpy as np
 
-from .collocation import element_scheme, lagrange_basis, lagrange_derivative
 from . import current_value_collocation as collocated
+from .collocation import element_scheme, lagrange_basis, lagrange_derivative
 from .path import chebyshev_lobatto, from_samples
 from .rest_point import cost_gradients
 

@@ -19,9 +19,8 @@ use ``casadi.if_else`` or a smooth formula.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 import casadi
 import numpy as np

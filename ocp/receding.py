@@ -29,9 +29,9 @@ import numpy as np
 
 from .checks import count, number
 from .errors import ProblemError, SolveError
+from .guesses import guess_list, initial_guess, shifted_guess
 from .path import from_samples
 from .postprocess import from_solution
-from .guesses import guess_list, initial_guess, shifted_guess
 from .solver import default_time_scale, solve, transcription_for, window_end
 from .trajectory import Trajectory, concatenate
 from .trajectory_algebra import cut, discounted_integral
@@ -161,11 +161,12 @@ class RecedingHorizonController:
                                 plan_horizon=self.plan_horizon, gamma=self.problem.gamma)
         return trajectory
 
+
 def _fallback_function(problem):
     """θ̇ = u0 − M⁻¹∇V / c: u0 minimises the kinetic term (the drift), M its Hessian in θ̇
     (G/η), V the potential term (kL); c = max(γ, √λ, λΔt), λ the top eigenvalue of M⁻¹∇²V."""
     n = problem.state_dim
-    x, u, dt = casadi.SX.sym("x", n), casadi.SX.sym("u", n), casadi.SX.sym("dt")
+    x, u = casadi.SX.sym("x", n), casadi.SX.sym("u", n)
     P = casadi.SX.sym("P", problem.layout.size)
     params = problem.layout.unpack(P)
     kinetic, potential = problem.running_cost(params["t0"], x, u, params)

@@ -25,11 +25,11 @@ import math
 
 import numpy as np
 
+from . import long_horizon, mesh_refinement
+from .budget import TIME_LIMIT, Deadline
 from .checks import number
 from .errors import ProblemError, SolveError, TerminalConstraintError
 from .guesses import guess_list, initial_guess
-from . import long_horizon, mesh_refinement
-from .budget import TIME_LIMIT, Deadline
 from .infinite import continue_infinite, window_end  # noqa: F401 (window_end: the solver's map window)
 from .policy import _time_cross_derivative
 from .postprocess import checked_solve, from_solution

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .collocation import lagrange_basis
 from . import files
-from .time_maps import element_coordinate
+from .collocation import lagrange_basis
 from .errors import FileFormatError, OCPError
+from .time_maps import element_coordinate
 
 ARRAY_KEYS = ("t", "theta", "velocity", "kinetic", "potential", "costate")
 

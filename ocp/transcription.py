@@ -42,8 +42,8 @@ import numpy as np
 
 from .budget import NO_DEADLINE, IterationMonitor
 from .collocation import element_scheme
-from .element_cost import element_functions, scheme_groups
 from .constraint_matrix import casadi_sparse, constraint_structure
+from .element_cost import element_functions, scheme_groups
 from .guesses import constant_guess
 from .mesh import COUPLED_ORDERING, IPOPT_DEFAULTS, Mesh  # noqa: F401 (Mesh re-exported)
 from .path_constraints import point_state_indices, terminal_cost_functions, trust_region_rows

@@ -47,8 +47,16 @@ import numpy as np
 
 import ocp
 
-from .belief_adam_ocp import (KERNEL_TAIL, BeliefOCP, euler_lagrange_by_hand, landscape,  # noqa: F401
-                              observation, rest_equations, rest_point, stream_weights)
+from .belief_adam_ocp import (  # noqa: F401
+    KERNEL_TAIL,
+    BeliefOCP,
+    euler_lagrange_by_hand,
+    landscape,
+    observation,
+    rest_equations,
+    rest_point,
+    stream_weights,
+)
 from .scenario import Scenario, array, scalar
 
 POSITIVE = ("noise", "sample_interval", "sigma1", "sigma2", "xi1", "xi2", "v0", "eta", "k")

@@ -19,8 +19,16 @@ import scipy.linalg
 
 import ocp
 
-from .quadratic import (DEFINITE_H, QuadraticScenario, curvature_and_centre, modal_path, quadratic_loss,
-                        random_spd, stable_rate, symmetric_matrix)
+from .quadratic import (
+    DEFINITE_H,
+    QuadraticScenario,
+    curvature_and_centre,
+    modal_path,
+    quadratic_loss,
+    random_spd,
+    stable_rate,
+    symmetric_matrix,
+)
 from .scenario import Scenario, scalar
 
 

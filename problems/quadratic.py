@@ -20,7 +20,6 @@ import ocp
 from . import ops
 from .scenario import Scenario, array, scalar
 
-
 SPD_DRAWS = "draws: random SPD, dimension 1–5, condition number ≤ 100"
 DEFINITE_H = "symmetric positive definite matrix, or a list (its diagonal, > 0); " + SPD_DRAWS
 

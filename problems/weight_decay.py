@@ -20,8 +20,16 @@ import numpy as np
 
 import ocp
 
-from .quadratic import (DEFINITE_H, QuadraticScenario, RestingOCP, curvature_and_centre, modal_path,
-                        quadratic_loss, random_spd, stable_rate)
+from .quadratic import (
+    DEFINITE_H,
+    QuadraticScenario,
+    RestingOCP,
+    curvature_and_centre,
+    modal_path,
+    quadratic_loss,
+    random_spd,
+    stable_rate,
+)
 from .scenario import Scenario, scalar
 
 

@@ -10,10 +10,10 @@ import casadi
 import numpy as np
 
 import ocp
+from ocp.trajectory_algebra import acceleration
 
 from . import ops
 from .quadratic import symmetric_matrix
-from ocp.trajectory_algebra import acceleration
 
 
 def _diagonal(H):

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import ast
 import pathlib
-import tomllib
+import sys
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("ocp", "problems", "learning_rules", "lossnav")
@@ -190,3 +195,64 @@ def test_lossnav_runs_from_a_directory_with_its_own_training_package(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "unknown dataset 'no-such-data'; valid: digits" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- Python 3.10 (requires-python in pyproject.toml and the README) -------------------------
+NEW_IN_311 = {"tomllib"}         # standard-library modules that Python 3.10 lacks
+
+
+def _guarded_by_version(tree: ast.AST) -> set:
+    """ids of the Import nodes inside an ``if sys.version_info >= (3, 11):`` block."""
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "version_info" in ast.unparse(node.test):
+            guarded.update(id(child) for child in ast.walk(node) if isinstance(child, (ast.Import, ast.ImportFrom)))
+    return guarded
+
+
+def stdlib_311_violations(sources: dict) -> list:
+    out = []
+    for name, source in sources.items():
+        tree = ast.parse(source)
+        guarded = _guarded_by_version(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n.split(".")[0] in NEW_IN_311 for n in names) and id(node) not in guarded:
+                out.append(f"{name}: {', '.join(names)}")
+    return out
+
+
+def test_python_310_needs_no_module_new_in_311():
+    """Every tomllib import sits behind a version test with the tomli fallback (a dependency on
+    Python < 3.11 in pyproject.toml); a planted bare import is found."""
+    files = [path for root in (*PACKAGES, "tests") for path in sorted((ROOT / root).rglob("*.py"))]
+    sources = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in files}
+    assert stdlib_311_violations(sources) == []
+    assert stdlib_311_violations({"planted.py": "import tomllib\n"}) == ["planted.py: tomllib"]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["project"]["requires-python"] == ">=3.10"
+    assert "tomli; python_version < '3.11'" in config["project"]["dependencies"]
+
+
+def test_the_sources_compile_under_python_310():
+    """Syntax new in 3.11+ (``except*``, PEP 695 generics) would break the promise; checked with a
+    Python 3.10 interpreter where the machine has one (pyenv's or on PATH), skipped otherwise."""
+    import glob
+    import shutil
+    import subprocess
+
+    candidates = [shutil.which("python3.10"), *sorted(glob.glob("/root/.pyenv/versions/3.10*/bin/python"))]
+    interpreter = next((c for c in candidates if c and subprocess.run([c, "--version"], capture_output=True)
+                        .returncode == 0), None)
+    if interpreter is None:
+        pytest.skip("no Python 3.10 interpreter on this machine")
+    roots = [str(ROOT / root) for root in (*PACKAGES, "tests", "benchmarks", "examples")]
+    done = subprocess.run([interpreter, "-c", "import compileall, sys; sys.exit(not all("
+                           "compileall.compile_dir(d, quiet=1, legacy=False, optimize=0, workers=1) "
+                           "for d in sys.argv[1:]))", *roots], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

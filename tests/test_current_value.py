@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ocp
+from lossnav.validation.bvp_reference import reference_path
 from ocp import current_value, current_value_collocation
 from ocp.budget import TIME_LIMIT, Deadline
-from lossnav.validation.bvp_reference import reference_path
 
 
 def convex_problem(seed, dim, gamma, eta, k):

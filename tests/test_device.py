@@ -7,11 +7,24 @@ tensor mixed into device arithmetic shows here as it would on CUDA."""
 import pytest
 import torch
 
-from learning_rules import (Ballistic, BeliefAdam, DriftCompensated, NaturalGradient, OptimalQuadratic,
-                            RecedingHorizon, WeightUncertainty)
+from learning_rules import (
+    Ballistic,
+    BeliefAdam,
+    DriftCompensated,
+    NaturalGradient,
+    OptimalQuadratic,
+    RecedingHorizon,
+    WeightUncertainty,
+)
 from lossnav.cli import main
 from lossnav.training import load_data, make_model, train
-from lossnav.training.devices import DeviceAudit, DeviceError, available_devices, resolve_device, state_off_device
+from lossnav.training.devices import (
+    DeviceAudit,
+    DeviceError,
+    available_devices,
+    resolve_device,
+    state_off_device,
+)
 
 OPTIMIZERS = {
     "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05),

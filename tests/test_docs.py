@@ -3,10 +3,9 @@ namespace per page, in a temporary directory), and every page under docs/ is rea
 from the site's nav (docs_hooks.py appends pages mkdocs.yml does not list)."""
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import re
-
-import importlib.util
 
 import pytest
 

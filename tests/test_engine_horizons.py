@@ -10,6 +10,7 @@ from pathlib import Path
 import casadi
 import numpy as np
 import pytest
+from conftest import random_spd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,6 @@ import ocp
 import ocp.current_value_collocation
 import ocp.infinite
 from ocp.receding import receding_windows
-from conftest import random_spd
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import random_spd
 
 import problems
-from learning_rules import Ballistic, DriftCompensated, NaturalGradient, OptimalQuadratic, kernels
+from learning_rules import Ballistic, OptimalQuadratic, kernels
 from lossnav.validation.rule_runner import RULES, applicability, convergence_order, limit_trajectory, run_rule
 from problems import linear_quadratic
-from conftest import random_spd
 
 EXACT = 1e-10
 

@@ -9,11 +9,11 @@ import casadi
 import numpy as np
 import pytest
 import torch
+from conftest import closure_for
 
 import ocp
 from learning_rules import OptimalQuadratic, RecedingHorizon
 from ocp.constraints import TrustRegionPlanner
-from conftest import closure_for
 
 DIM = 3
 

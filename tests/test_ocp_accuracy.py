@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import random_spd
 
 import ocp
-from conftest import random_spd
 
 
 def quadratic_problem(H, mu, gamma, eta=1.0, k=1.0, metric=None):

@@ -84,7 +84,8 @@ def test_logsumexp_on_every_backend(values):
     assert ops.logsumexp(x) == pytest.approx(expected, rel=1e-14)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 FINITE = st.floats(min_value=-700.0, max_value=700.0, allow_nan=False)
 

@@ -6,10 +6,17 @@ import warnings
 
 import pytest
 import torch
-
-from learning_rules import (Ballistic, BeliefAdam, DriftCompensated, NaturalGradient, OptimalQuadratic,
-                            RecedingHorizon, WeightUncertainty)
 from conftest import closure_for
+
+from learning_rules import (
+    Ballistic,
+    BeliefAdam,
+    DriftCompensated,
+    NaturalGradient,
+    OptimalQuadratic,
+    RecedingHorizon,
+    WeightUncertainty,
+)
 
 FACTORIES = {
     "optimal_quadratic_hutchinson": lambda p, **kw: OptimalQuadratic(p, lr=0.1, gamma=1.0, **kw),

@@ -1,9 +1,9 @@
 """The stationary policy of the infinite horizon (ocp.policy): exact Jacobian, exprb43."""
 import math
 
+import casadi
 import numpy as np
 import pytest
-import casadi
 
 import ocp
 from ocp.policy import Policy, integrate, phi_functions

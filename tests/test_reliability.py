@@ -16,13 +16,11 @@ import torch
 
 import learning_rules
 import ocp
+import problems
 from lossnav import cli
-from lossnav.training import Dataset, load_data, make_model, make_optimizer, train
-from lossnav.training import loop
+from lossnav.training import Dataset, load_data, loop, make_model, make_optimizer, train
 from lossnav.training.loop import TrainingError
 from lossnav.validation import rule_runner
-
-import problems
 
 
 def run(argv, capsys):

@@ -9,8 +9,8 @@ import torch
 
 import ocp
 from lossnav.cli import langevin as langevin_cli
-from problems.sgd_langevin import SGDLangevinScenario
 from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate
+from problems.sgd_langevin import SGDLangevinScenario
 
 
 def hessian_scenario(rho=(2.0, 0.5, 0.05), lr=0.05, momentum=0.9, weight_decay=0.01, batch=8, seed=0):

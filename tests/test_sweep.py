@@ -8,8 +8,8 @@ import os
 
 import pandas as pd
 import pytest
-
 import sweep_tasks
+
 from lossnav import cli
 from lossnav.sweep import GridError, LocalPool, Serial, make_task, points
 from lossnav.sweep import grid as grids

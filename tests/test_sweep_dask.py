@@ -7,8 +7,8 @@ import os
 
 import pandas as pd
 import pytest
-
 import sweep_tasks
+
 from lossnav import cli
 from lossnav.sweep import DaskCluster, local_cluster, make_task
 

@@ -19,8 +19,7 @@ import torch
 import problems
 from learning_rules import OptimalQuadratic
 from lossnav import cli
-from lossnav.validation import OptimizerCheckError, damped_flow, validate_optimizer
-from lossnav.validation import cases
+from lossnav.validation import OptimizerCheckError, cases, damped_flow, validate_optimizer
 
 GAMMA = 2.0
 DTS = (0.02, 0.01)

@@ -12,7 +12,8 @@ import ocp
 import problems
 from learning_rules import WeightUncertainty
 from lossnav.validation.weight_uncertainty_study import run_on_scenario
-from problems.weight_uncertainty import (WeightUncertaintyScenario as Scenario, hand_residual, solve_switch)
+from problems.weight_uncertainty import WeightUncertaintyScenario as Scenario
+from problems.weight_uncertainty import hand_residual, solve_switch
 
 
 def _order(errors):

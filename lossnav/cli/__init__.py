@@ -22,7 +22,6 @@ import sys
 import warnings
 
 import ocp
-
 import problems as scenarios
 from lossnav import plugins
 

@@ -17,9 +17,8 @@ import sys
 import numpy as np
 
 import ocp
-from ocp import files
-
 from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate
+from ocp import files
 
 PROG = "lossnav"
 

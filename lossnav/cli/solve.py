@@ -27,7 +27,6 @@ import numpy as np
 
 import ocp
 from ocp import files
-
 from problems import get, names
 
 from . import arguments

@@ -152,7 +152,7 @@ def _grid(args):
 
 
 def _command_parser(command):
-    from . import build_parser      # the whole CLI, plug-in commands included
+    from . import build_parser  # the whole CLI, plug-in commands included
     parser = build_parser()
     choices = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
     if command == "sweep" or command not in choices:

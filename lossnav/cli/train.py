@@ -26,9 +26,8 @@ import os
 import sys
 
 import ocp
-from ocp import files
-
 from lossnav import plugins
+from ocp import files
 
 from . import arguments
 from .arguments import PROG
@@ -133,6 +132,7 @@ def interrupted(args, last_epoch) -> int:
 
 def run(args) -> int:
     import torch
+
     from lossnav import training
     # the models are small: intra-op threads do not pay off, and on a loaded machine their
     # spin-waiting made an epoch 100× slower (13 s instead of 0.1 s for digits-mlp)

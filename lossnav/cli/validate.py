@@ -26,11 +26,9 @@ import contextlib
 import sys
 
 import ocp
-from ocp import files
-
-from problems import get, names
-
 from lossnav.validation import cases
+from ocp import files
+from problems import get, names
 
 from . import arguments
 
@@ -148,7 +146,7 @@ def _progress_bar(selected, args, out):
 def run_optimizer_check(args) -> int:
     """``--optimizer``: the user's optimizer on one scenario (validate_optimizer)."""
     from lossnav import plugins
-    from lossnav.validation import optimizer_check   # torch: only for this mode
+    from lossnav.validation import optimizer_check  # torch: only for this mode
     if len(args.names) != 1 or args.all:
         raise arguments.UsageError("--optimizer checks one scenario: give exactly one NAME")
     if args.dt is None:

@@ -15,14 +15,11 @@ import math
 import sys
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 import ocp
-from ocp.files import atomic_savefig
-
-from problems.belief_adam import BeliefAdamScenario, quasi_static_velocity
-
 from lossnav.validation.belief_adam_study import joint_limit_study, optimizer_study, separation_study
+from ocp.files import atomic_savefig
+from problems.belief_adam import BeliefAdamScenario, quasi_static_velocity
 
 # quasi-static beliefs (ξ tiny: belief velocities are expensive) and a long horizon
 ADAM_REGIME = {"gradient": [0.0] * 6, "curvature": [1.0] * 6, "noise": 0.1, "samples": 1, "xi1": 1e-3,
@@ -50,8 +47,9 @@ def adam_regime_figure(outdir, gammas=(0.05, 20.0)) -> list:
     """Two panels: θ̇(0) against the Adam law and against the SGD law, for a small and a large γ."""
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from pathlib import Path
+
+    import matplotlib.pyplot as plt
 
     rows = [initial_steps(gamma) for gamma in gammas]
     figure, axes = plt.subplots(1, 2, figsize=(9, 4))

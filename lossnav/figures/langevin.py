@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 import ocp
-from ocp.files import atomic_savefig
-
 from lossnav.validation.sgd_simulation import scenario_for, simulate
+from ocp.files import atomic_savefig
 
 
 def _pyplot():

@@ -31,10 +31,15 @@ import json
 import math
 import os
 import re
-import tomllib
+import sys
 from dataclasses import dataclass
 
 import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:                      # Python 3.10: the same parser, from PyPI (a dependency there)
+    import tomli as tomllib
 
 
 class GridError(ValueError):
@@ -164,7 +169,7 @@ def read_file(path: str) -> dict:
         if extension == ".toml":
             content = tomllib.loads(data.decode("utf-8"))
         elif extension in (".yaml", ".yml"):
-            import yaml   # optional: only grid files in YAML need PyYAML
+            import yaml  # optional: only grid files in YAML need PyYAML
             content = yaml.safe_load(data)
         else:
             raise GridError(f"grid file {path}: expected .toml, .yaml or .yml")

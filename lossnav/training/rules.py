@@ -27,10 +27,15 @@ from typing import Callable
 
 import torch
 
+from learning_rules import (
+    Ballistic,
+    BeliefAdam,
+    NaturalGradient,
+    OptimalQuadratic,
+    RecedingHorizon,
+    WeightUncertainty,
+)
 from problems import registry
-
-from learning_rules import Ballistic, NaturalGradient, OptimalQuadratic, RecedingHorizon
-from learning_rules import BeliefAdam, WeightUncertainty
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def run_optimizer(scenario, dt, t_end, start):
     """BeliefAdam.from_model on the scenario's stream: step n observes g(nΔt) as the gradient of
     the linear loss g(nΔt)·θ. Returns (t, states (steps + 1, 3n), optimizer)."""
     import torch
+
     from learning_rules import BeliefAdam
 
     n = scenario.coordinates

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import ocp
-
 from problems import Scenario, get, names
 
 from .rules import check_rules
@@ -221,7 +220,7 @@ def check_on(backend, case_list, mesh=None, rules: bool = True, progress=None, o
     and the ``on_case``/``progress`` calls (``on_case`` just before ``progress``), come in
     case order, as serially, so the output is the serial one line for line. A case whose task
     failed, timed out or was lost (its worker died) is a failed Result saying so."""
-    from lossnav.sweep import make_task   # the sweep engine: only for parallel runs
+    from lossnav.sweep import make_task  # the sweep engine: only for parallel runs
     tasks = [make_task(index, case, {"problem": case.name, "case": case.label, "params": case.params})
              for index, case in enumerate(case_list)]
     finished, results = {}, []

@@ -13,6 +13,7 @@ docs/learning_rules.md, "Which flow a rule converges to".
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch

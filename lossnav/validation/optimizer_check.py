@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 import ocp
-
 import problems
 
 from . import cases, limit_flows

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-
 ORDER_RANGE = (0.8, 1.2)
 
 

@@ -32,7 +32,7 @@ def check_rules(scenario, theta0, trajectory, tolerance) -> list:
     ``diverged`` (the message: rule, step, reason) and an infinite error against collocation;
     it fails where the rule has a criterion and is reported where it has none (first-order
     rules at small γ on a double well: their step ηkΔt/γ is too large there)."""
-    from . import rule_runner as runner   # torch is imported only when rules are validated
+    from . import rule_runner as runner  # torch is imported only when rules are validated
     rows = []
     base_dt = _step(scenario, trajectory)
     distance = max(np.linalg.norm(theta0 - scenario.fixed_point()), 1e-300)

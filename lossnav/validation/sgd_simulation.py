@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 import ocp
-
 from problems.sgd_langevin import SGDLangevinScenario, diffusion_exponent
 
 
