@@ -88,7 +88,7 @@ def run_case(name, points, gamma, metric):
     offsets = np.abs(path.theta - rest).max(axis=1)
     t_error = float(path.t[np.nonzero(offsets >= 1e-6 * distance)[0][-1]])     # the whole approach
     # the span in which the path visibly moves (1e-3 of the way left), within one NLP's
-    # visible discount (longer finite horizons are solved in two parts, ocp.long_horizon)
+    # visible discount (longer finite horizons are solved in two parts, ocp.horizons.long_horizon)
     t_move = min(float(path.t[np.nonzero(offsets >= 1e-3 * distance)[0][-1]]), 27.0 / gamma)
     reference, _, _ = reference_path(problem, theta0)
     inside = path.t <= t_error

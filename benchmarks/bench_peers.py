@@ -25,7 +25,7 @@ and 80, 160, 320, 640 (θ̇ state), skipping the coarse meshes that cannot reach
 Why ocp.solve is faster at equal accuracy (the figures printed by this script):
 
 1. Accuracy per variable. θ̇ is a collocated polynomial of degree 5 on Legendre points
-   inside each element (ocp/transcription.py), so on a smooth path the quadrature of the
+   inside each element (ocp/nlp/transcription.py), so on a smooth path the quadrature of the
    objective converges spectrally: 40 × 5 reaches round-off. rockit's θ̇ as a control is
    constant per interval, an O(h²) error in J (N = 640 still ≈ 5e-6 in the issue's run);
    as a second state the path is smooth but the acceleration is piecewise constant, so

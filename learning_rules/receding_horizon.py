@@ -8,7 +8,7 @@ Vastola, Gershman & Rajan (2025, Eq. 2; App. E for the quadratic model) as an
 ``ocp.DiscountedOCP`` with the loss bᵀa + ½aᵀTa (b, T NLP parameters: built once, re-solved),
 adds the trust region |a(t)| ≤ ρ on the planned displacement (the model is valid only
 nearby; no closed form handles the constraint) and solves it with IPOPT
-(:class:`ocp.constraints.TrustRegionPlanner`) over the plan horizon S·Δt. The terminal cost
+(:class:`ocp.control.trust_region.TrustRegionPlanner`) over the plan horizon S·Δt. The terminal cost
 is the unconstrained infinite-horizon value of the model, V(a) = ½aᵀPa + pᵀa with
 ηP = (γ²/4 + ηkT)^{1/2} − γ/2, p = k(γ/2 + (γ²/4 + ηkT)^{1/2})⁻¹b (the Riccati solution of
 the HJB equation γV = kL − (η/2)|∇V|²); with it the plan *is* the infinite-horizon optimum

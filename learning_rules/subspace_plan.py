@@ -54,10 +54,10 @@ def model_value(a, b, T, P, p):
 
 
 def build_planner(dimension, intervals, degree, max_iter, max_time):
-    """(ocp.constraints.TrustRegionPlanner, its ocp.DiscountedOCP) for an m-dimensional model;
+    """(ocp.control.trust_region.TrustRegionPlanner, its ocp.DiscountedOCP) for an m-dimensional model;
     b, T, P, p are NLP parameters: built once, re-solved."""
     import ocp  # casadi only when a plan is first needed
-    from ocp.constraints import TrustRegionPlanner
+    from ocp.control.trust_region import TrustRegionPlanner
     constants = {"b": np.zeros(dimension), "T": np.eye(dimension), "P": np.eye(dimension), "p": np.zeros(dimension)}
     problem = ocp.DiscountedOCP(dimension, model_loss, gamma=1.0, constants=constants, name="subspace_model")
     ipopt = {"max_iter": max_iter}

@@ -8,7 +8,7 @@ import os
 from lossnav.figures import paper as figures
 from lossnav.validation import cases as validate
 from lossnav.validation import optimizer_studies
-from ocp.files import write_text
+from ocp.results.files import write_text
 
 
 def write(directory, results, progress=None, studies=()) -> str:

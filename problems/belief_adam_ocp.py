@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import root
 
 import ocp
-from ocp.trajectory_algebra import acceleration
+from ocp.results.trajectory_algebra import acceleration
 
 from . import ops
 

@@ -9,8 +9,8 @@ OCP, so it is solved to spectral accuracy and the kink sits exactly at the junct
 A scenario supports this with ``params["t_switch"]``, ``task(after)`` (the stationary
 scenario of one task) and a ``problem`` with ``check_state`` (or ``check_initial_state``).
 The trajectory algebra it uses (``cut``, ``shifted``, ``collocated``,
-``discounted_integral``) is the engine's (``ocp.trajectory_algebra``), and the receding
-windows are ``ocp.receding.receding_windows``.
+``discounted_integral``) is the engine's (``ocp.results.trajectory_algebra``), and the receding
+windows are ``ocp.control.receding.receding_windows``.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import ocp
-from ocp.receding import receding_windows
-from ocp.trajectory_algebra import collocated, cut, discounted_integral, shifted
+from ocp.control.receding import receding_windows
+from ocp.results.trajectory_algebra import collocated, cut, discounted_integral, shifted
 
 
 @dataclass
@@ -66,7 +66,7 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
 
     ``until`` None: each phase is the engine's infinite-horizon solve (``ocp.solve``, with
     its policy continuation for γ > 0; a phase at rest before t_s holds its rest point).
-    ``until`` = t_end > t_s (γ > 0): each phase is covered by :func:`ocp.receding.receding_windows`,
+    ``until`` = t_end > t_s (γ > 0): each phase is covered by :func:`ocp.control.receding.receding_windows`,
     which is much cheaper for large γ and returns the path on [0, t_end];
     ``path.stats["unconverged_windows"]`` lists (start, last mesh change) of the windows
     whose mesh did not converge.
@@ -92,7 +92,7 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
         later = receding_windows(second, before.theta[-1], until - t_s, mesh, guesses[1])
     after = shifted(later, t_s)
     objective = discounted_integral(first, before) + math.exp(-first.gamma * t_s) * later.objective
-    path = ocp.trajectory.concatenate(before, after)
+    path = ocp.results.trajectory.concatenate(before, after)
     path.objective = objective
     path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma,
                       window_meshes=before.stats.get("window_meshes", []) + later.stats.get("window_meshes", []),

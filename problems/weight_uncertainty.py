@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 import ocp
-from ocp.receding import receding_windows
+from ocp.control.receding import receding_windows
 
 from .quadratic import random_spd, symmetric_matrix
 from .scenario import Scenario, array, scalar
@@ -219,10 +219,10 @@ def anticipated_switch(scenario: WeightUncertaintyScenario, theta0=None, until=N
     with an element boundary exactly at t_s (T = t_s·N/j), kept on [0, t_s]; by time
     consistency the rest is the second task's optimal path from x(t_s), by receding windows
     up to ``until`` (default t_s + 10/γ). Needs γ > 0 and t_s ≤ KEEP_WINDOW/γ = 5/γ (one
-    window of :func:`ocp.receding.receding_windows`). Returns a :class:`SwitchSolution`.
+    window of :func:`ocp.control.receding.receding_windows`). Returns a :class:`SwitchSolution`.
     """
-    from ocp.receding import KEEP_WINDOW, MARGIN
-    from ocp.trajectory_algebra import cut, discounted_integral, shifted
+    from ocp.control.receding import KEEP_WINDOW, MARGIN
+    from ocp.results.trajectory_algebra import cut, discounted_integral, shifted
     p = scenario.params
     t_s, gamma = p["t_switch"], p["gamma"]
     if t_s is None or gamma <= 0:
@@ -245,7 +245,7 @@ def anticipated_switch(scenario: WeightUncertaintyScenario, theta0=None, until=N
     later = receding_windows(second, before.theta[-1], until - t_s, guess=scenario.task(after=True).guesses())
     after = shifted(later, t_s)
     objective = discounted_integral(knowing, before) + math.exp(-gamma * t_s) * later.objective
-    path = ocp.trajectory.concatenate(before, after)
+    path = ocp.results.trajectory.concatenate(before, after)
     path.objective = objective
     path.stats.update(t_switch=t_s, phases=2, gamma=gamma, anticipated=True)
     # the EL equations are local in time: on [0, t_s] those of the first task (the knowing

@@ -10,7 +10,7 @@ import casadi
 import numpy as np
 
 import ocp
-from ocp.trajectory_algebra import acceleration
+from ocp.results.trajectory_algebra import acceleration
 
 from . import ops
 from .quadratic import symmetric_matrix

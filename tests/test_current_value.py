@@ -1,4 +1,4 @@
-"""The current-value bridge of the infinite horizon (ocp/current_value.py) on problems nobody wrote.
+"""The current-value bridge of the infinite horizon (ocp/horizons/current_value.py) on problems nobody wrote.
 
 References are independent of the engine: scipy's solve_bvp on the EL equations
 (lossnav.validation.bvp_reference) for constant metrics without drift, and for the other
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import ocp
 from lossnav.validation.bvp_reference import reference_path
-from ocp import current_value, current_value_collocation
 from ocp.budget import TIME_LIMIT, Deadline
+from ocp.horizons import current_value, current_value_collocation
 
 
 def convex_problem(seed, dim, gamma, eta, k):
@@ -68,7 +68,7 @@ def test_large_discount_needs_one_nlp_and_records_the_bridge(gamma):
     bridge = path.stats["current_value"]
     assert path.stats["solves"] == 1 and path.stats["tail"] == "lq"
     assert bridge["error_estimate"] <= current_value.MESH_TOLERANCE
-    assert bridge["tail_bound"] <= ocp.infinite.TAIL_TOLERANCE
+    assert bridge["tail_bound"] <= ocp.horizons.infinite.TAIL_TOLERANCE
     assert bridge["spans"][-1] > 10 / gamma      # far beyond what one discounted window keeps
 
 
@@ -161,8 +161,8 @@ def test_long_finite_horizons_follow_the_infinite_path_on_random_problems(seed, 
 def test_the_search_ahead_for_the_rest_point_is_bounded(monkeypatch):
     """The quasi-static flow may spiral or crawl for ever: a budget of evaluations ends it (None:
     Newton's point stands), and the solve's time limit reaches inside it."""
-    from ocp import rest_point as rp
     from ocp.budget import NO_DEADLINE
+    from ocp.horizons import rest_point as rp
 
     def loss(th):
         return casadi.sum1((th ** 2 - 1) ** 2 - 0.3 * th) + 0.02 * casadi.sumsqr(th)

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ocp
-import ocp.current_value_collocation
-import ocp.infinite
-from ocp.receding import receding_windows
+import ocp.horizons.current_value_collocation
+import ocp.horizons.infinite
+from ocp.control.receding import receding_windows
+from ocp.nlp.transcription import transcription_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def test_nonquadratic_path_matches_receding_windows_with_few_nlps(bridge, monkey
     def loss(th):
         return 0.5 * casadi.sumsqr(th) + 0.25 * casadi.sum1(th ** 4) + 0.3 * th[0] * th[1]
     if not bridge:
-        monkeypatch.setattr(ocp.current_value_collocation, "NEWTON_STEPS", 0)
+        monkeypatch.setattr(ocp.horizons.current_value_collocation, "NEWTON_STEPS", 0)
     problem = ocp.DiscountedOCP(2, loss, gamma=2.0)
     theta0 = np.array([2.0, -1.5])
     path = ocp.solve(problem, theta0)
@@ -65,7 +66,7 @@ def test_nonquadratic_path_matches_receding_windows_with_few_nlps(bridge, monkey
     if bridge:
         assert counts["windows"] == 0 and path.stats["solves"] == 1
     else:
-        assert 1 <= counts["windows"] < ocp.infinite.MAX_WINDOWS
+        assert 1 <= counts["windows"] < ocp.horizons.infinite.MAX_WINDOWS
     span = path.t[np.nonzero(np.abs(path.theta).max(axis=1) >= 1e-5)[0][-1]]
     reference = receding_windows(problem, theta0, span, mesh=ocp.Mesh(60, 6))
     inside = path.t <= span
@@ -136,7 +137,7 @@ def test_time_limit_ends_in_a_solve_error_with_the_best_iterate():
 def test_sigint_during_a_solve_raises_keyboard_interrupt(monkeypatch):
     """CasADi turns a SIGINT during IPOPT into a failed solve; the engine must re-raise it."""
     problem = quadratic(np.eye(2), gamma=1.0)
-    transcription = ocp.solver.transcription_for(problem, ocp.Mesh(), True, False)
+    transcription = transcription_for(problem, ocp.Mesh(), True, False)
     original = type(transcription.monitor).eval
 
     def interrupt_once(self, arg):

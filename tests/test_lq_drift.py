@@ -1,4 +1,4 @@
-"""Linear drift of every kind (issue 15, item 4): the discounted LQ closed form of ocp.lq
+"""Linear drift of every kind (issue 15, item 4): the discounted LQ closed form of ocp.horizons.lq
 (Riccati) against the Euler–Lagrange/Schur form of problems.linear_quadratic, against the
 HJB value computed by quadrature along its own path, and against the collocation engine.
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ocp
-from ocp.lq import from_problem, solve_lq
+from ocp.horizons.lq import from_problem, solve_lq
 from problems import linear_quadratic
 
 DIM = 5
@@ -206,7 +206,7 @@ def test_unstable_drift_with_a_large_discount_grows_and_solves():
     """The issue's case: n = 5, non-normal drift with unstable directions, SPD metric, γ = 10
     (was SolveError, Infeasible_Problem_Detected): the optimum lets the unstable directions grow
     (closed-loop exponents up to 1.45 < γ/2), so the path never comes to rest; the engine
-    follows it until the discounted cost is below round-off (ocp/growing.py)."""
+    follows it until the discounted cost is below round-off (ocp/horizons/growing.py)."""
     data = case(3, "non-normal", 10.0)
     solution = solve_lq(**data)
     assert not solution.comes_to_rest
@@ -224,7 +224,7 @@ def test_unstable_drift_with_a_large_discount_grows_and_solves():
 
 def test_default_mesh_with_mesh_tol_meets_1e_9_on_the_strongest_non_normal_draw():
     """The default 40 × 5 is mesh-limited at 1.6e-9 on this draw; mesh_tol refines the first
-    window until two meshes agree (ocp.mesh_refinement) and the path meets 1e-9."""
+    window until two meshes agree (ocp.horizons.mesh_refinement) and the path meets 1e-9."""
     data = case(0, "non-normal", 1.0)
     solution = solve_lq(**data)
     theta0 = np.random.default_rng(1).normal(size=DIM)

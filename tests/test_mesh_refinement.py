@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ocp
-from ocp import mesh_refinement
+from ocp.horizons import mesh_refinement
 
 
 def quadratic(h, gamma, offset=0.0):
@@ -77,7 +77,7 @@ def test_a_local_model_that_cannot_be_formed_leaves_the_mesh_as_given(monkeypatc
     """A singular metric or a non-finite Hessian at θ0 must not turn into a LinAlgError."""
     def singular(problem, theta0):
         raise np.linalg.LinAlgError("Singular matrix")
-    monkeypatch.setattr(ocp.solver, "local_curvatures", singular)
+    monkeypatch.setattr(ocp.nlp.local_model, "local_curvatures", singular)
     path = ocp.solve(quadratic([1.0, 3.0], 0.0), [1.0, 1.0], horizon=100.0)
     assert path.stats["success"] and "mesh_refinement" not in path.stats
     assert not mesh_refinement.suspect(quadratic([1.0], 0.0), np.ones(1), 1e4, ocp.Mesh(), np.array([np.nan]))

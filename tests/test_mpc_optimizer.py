@@ -1,6 +1,6 @@
 """learning_rules.RecedingHorizon: exact on a quadratic (the OptimalQuadratic step when the trust
 region is inactive), the trust region bounds the step, fallbacks, the torch.optim contract,
-bad input; ocp.constraints.TrustRegionPlanner against the closed form."""
+bad input; ocp.control.trust_region.TrustRegionPlanner against the closed form."""
 import copy
 import math
 import warnings
@@ -13,7 +13,7 @@ from conftest import closure_for
 
 import ocp
 from learning_rules import OptimalQuadratic, RecedingHorizon
-from ocp.constraints import TrustRegionPlanner
+from ocp.control.trust_region import TrustRegionPlanner
 
 DIM = 3
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ocp
-from ocp.solver import transcription_for
+from ocp.nlp.transcription import transcription_for
 
 THETA0, TERMINAL = [-0.6, 0.55], [1.0625, 0.0]
 

@@ -1,4 +1,4 @@
-"""The stationary policy of the infinite horizon (ocp.policy): exact Jacobian, exprb43."""
+"""The stationary policy of the infinite horizon (ocp.horizons.policy): exact Jacobian, exprb43."""
 import math
 
 import casadi
@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import ocp
-from ocp.policy import Policy, integrate, phi_functions
-from ocp.solver import default_time_scale, transcription_for, window_end
+from ocp.horizons.policy import Policy, integrate, phi_functions
+from ocp.nlp.local_model import default_time_scale
+from ocp.nlp.time_maps import window_end
+from ocp.nlp.transcription import transcription_for
 
 
 def _policy(problem, theta0):
@@ -99,7 +101,7 @@ def test_exprb43_is_exact_on_a_stiff_linear_policy():
 
 def test_policy_continuation_agrees_with_collocation_from_a_later_state():
     """Time consistency: at γ = 10 the first collocated window ends at t ≈ 0.46 and the rest
-    comes from later windows and the LQ tail (``ocp.infinite``); a fresh collocation solve
+    comes from later windows and the LQ tail (``ocp.horizons.infinite``); a fresh collocation solve
     from θ(t1) must continue the same path."""
     problem = ocp.DiscountedOCP(2, lambda th: (th[0] ** 2 - 1) ** 2 + th[1] ** 2 - 0.5 * th[0], gamma=10.0)
     traj = ocp.solve(problem, [-0.6, 0.55], horizon=math.inf, mesh=ocp.Mesh(20, 5), rest_tol=1e-6)
@@ -167,10 +169,10 @@ def test_solve_refuses_a_bad_start_clock(bad):
 
 
 def test_receding_windows_follow_the_clock_of_a_time_dependent_loss():
-    """ocp.receding.receding_windows re-solves each window from the problem's clock there
+    """ocp.control.receding.receding_windows re-solves each window from the problem's clock there
     (ocp.solve t0): on the moving target it reproduces the infinite-horizon closed form over
     several windows, and records each window's mesh, all converged."""
-    from ocp.receding import receding_windows
+    from ocp.control.receding import receding_windows
     gamma, eta, k, a, b = 5.0, 1.0, 1.0, 1.0, 0.3
     problem = _MovingTarget(1, lambda th, a, b: 0.5 * th[0] ** 2, gamma=gamma, eta=eta, k=k,
                             constants={"a": a, "b": b})

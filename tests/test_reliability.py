@@ -249,7 +249,7 @@ def test_sigkill_in_the_middle_of_a_save_leaves_the_previous_trajectory(tmp_path
     small_trajectory().save(path)
     script = f"""
 import os, numpy as np, ocp
-from ocp import files
+from ocp.results import files
 real = files.atomic_write
 import contextlib
 @contextlib.contextmanager
@@ -273,7 +273,7 @@ ocp.Trajectory(t=t, theta=theta, velocity=theta, kinetic=t, potential=t, costate
 
 
 def test_atomic_write_keeps_the_permissions_of_a_normal_file(tmp_path):
-    from ocp import files
+    from ocp.results import files
     with files.atomic_write(tmp_path / "a.txt", "w") as handle:
         handle.write("text")
     open(tmp_path / "b.txt", "w").write("text")

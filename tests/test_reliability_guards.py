@@ -9,7 +9,10 @@ import torch
 import learning_rules
 import ocp
 import problems
-from ocp import receding, solver, transcription
+from ocp.control import receding
+from ocp.horizons import pipeline
+from ocp.nlp import transcription
+from ocp.nlp.transcription import transcription_for
 
 
 # -- learning_rules/base.py: the final guard on computed updates ---------------------------------
@@ -56,7 +59,7 @@ def test_only_a_step_below_round_off_at_round_off_residuals_counts_as_converged(
 def test_a_search_direction_failure_with_large_residuals_is_a_solve_error(monkeypatch):
     problem = problems.get("quadratic").problem
     mesh = ocp.Mesh(8, 3)
-    built = solver.transcription_for(problem, mesh, False, False)
+    built = transcription_for(problem, mesh, False, False)
     real = built.solver
 
     class Stalled:
@@ -70,10 +73,10 @@ def test_a_search_direction_failure_with_large_residuals_is_a_solve_error(monkey
         ocp.solve(problem, [1.0, 1.0], horizon=2.0, mesh=mesh)
 
 
-# -- ocp/solver.py: guesses that fail, a continuation that does not reach rest ------------------
+# -- ocp/horizons/pipeline.py: guesses that fail, a continuation that does not reach rest ------------------
 def test_failed_guesses_are_counted_and_all_failing_raises(monkeypatch):
     problem = problems.get("quadratic").problem
-    real = solver.checked_solve
+    real = pipeline.solve_window
     calls = []
 
     def first_guess_fails(*args, **kwargs):
@@ -81,7 +84,7 @@ def test_failed_guesses_are_counted_and_all_failing_raises(monkeypatch):
         if len(calls) == 1:
             raise ocp.SolveError("invented failure", "Invented_Failure", 3)
         return real(*args, **kwargs)
-    monkeypatch.setattr(solver, "checked_solve", first_guess_fails)
+    monkeypatch.setattr(pipeline, "solve_window", first_guess_fails)
     guesses = [np.array([1.0, 1.0]), np.array([0.0, 0.0])]
     # (the coarse mesh is deliberate: mesh_tol=inf keeps it, without the refinement check)
     trajectory = ocp.solve(problem, [1.0, 1.0], horizon=2.0, mesh=ocp.Mesh(8, 3), guess=guesses, mesh_tol=math.inf)
@@ -89,12 +92,12 @@ def test_failed_guesses_are_counted_and_all_failing_raises(monkeypatch):
 
     def every_guess_fails(*args, **kwargs):
         raise ocp.SolveError("invented failure", "Invented_Failure", 3)
-    monkeypatch.setattr(solver, "checked_solve", every_guess_fails)
+    monkeypatch.setattr(pipeline, "solve_window", every_guess_fails)
     with pytest.raises(ocp.SolveError, match="Invented_Failure"):
         ocp.solve(problem, [1.0, 1.0], horizon=2.0, mesh=ocp.Mesh(8, 3), guess=guesses)
 
 
-# -- ocp/receding.py: a window whose mesh did not converge --------------------------------------
+# -- ocp/control/receding.py: a window whose mesh did not converge --------------------------------------
 def test_an_unconverged_receding_window_is_recorded_and_refused(monkeypatch):
     problem = problems.get("quadratic", gamma=2.0).problem
     real = receding._window

@@ -10,7 +10,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 import ocp
-from ocp.verification import euler_lagrange_error
+from ocp.results.verification import euler_lagrange_error
 from problems import linear_quadratic
 from problems.double_well import DoubleWellScenario
 from problems.natural_gradient import NaturalGradientScenario

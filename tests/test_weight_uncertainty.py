@@ -124,7 +124,7 @@ def test_switch_objective_is_the_two_phase_cost():
     def phase(problem, start, end):
         t = np.linspace(start + 2 * h, end - 2 * h, 4001)
         velocity = (solution(t + h) - solution(t - h)) / (2 * h)
-        kinetic, potential, _ = ocp.path.running_cost(problem, t, solution(t), velocity)
+        kinetic, potential, _ = ocp.results.path.running_cost(problem, t, solution(t), velocity)
         return scipy.integrate.simpson(np.exp(-first.gamma * t) * (kinetic + potential), x=t)
     two_phase = phase(first, 0.0, 1.0) + phase(second, 1.0, 8.0)
     one_task = phase(first, 0.0, 1.0) + phase(first, 1.0, 8.0)

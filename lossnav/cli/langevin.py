@@ -18,7 +18,7 @@ import numpy as np
 
 import ocp
 from lossnav.validation.sgd_simulation import compare, make_regression, scenario_for, simulate
-from ocp import files
+from ocp.results import files
 
 PROG = "lossnav"
 

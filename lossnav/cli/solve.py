@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 import ocp
-from ocp import files
+from ocp.results import files
 from problems import get, names
 
 from . import arguments
@@ -183,7 +183,7 @@ def sampled_trajectory(problem, t, theta, method) -> ocp.Trajectory:
     """Samples of a discrete rule (velocity by differences) in the Trajectory format."""
     t, theta = np.asarray(t, float), np.asarray(theta, float)
     velocity = np.gradient(theta, t, axis=0) if len(t) > 1 else np.zeros_like(theta)
-    return ocp.path.from_samples(problem, t, theta, 2, velocity=velocity,
+    return ocp.results.path.from_samples(problem, t, theta, 2, velocity=velocity,
                                  stats={"success": True, "method": method, "gamma": problem.gamma,
                                         "note": "velocity by differences, objective by the trapezoid rule"})
 

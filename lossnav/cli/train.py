@@ -13,7 +13,7 @@ total, bit-identically to an uninterrupted run. ``--out DIR`` writes ``metrics.j
 train loss, test loss and accuracy, wall time; fallbacks), ``loss.png`` and ``accuracy.png``.
 Unknown names print the valid ones (exit 2); a diverged or unresumable run exits 1. Output
 paths and ``--batch`` are checked before any work; outputs are written atomically
-(:mod:`ocp.files`). Ctrl-C ends with one line saying which epoch the checkpoint holds, exit 130.
+(:mod:`ocp.results.files`). Ctrl-C ends with one line saying which epoch the checkpoint holds, exit 130.
 ``--device`` (default auto: cuda, else mps, else cpu) puts the model, the data and the optimizer
 state there; one that is not available is a usage error (exit 2); the JSON records ``device``.
 ``--data modular --model transformer`` is the grokking task (docs/training.md), ``--modulus`` and
@@ -27,7 +27,7 @@ import sys
 
 import ocp
 from lossnav import plugins
-from ocp import files
+from ocp.results import files
 
 from . import arguments
 from .arguments import PROG

@@ -27,7 +27,7 @@ import sys
 
 import ocp
 from lossnav.validation import cases
-from ocp import files
+from ocp.results import files
 from problems import get, names
 
 from . import arguments

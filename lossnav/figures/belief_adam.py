@@ -18,7 +18,7 @@ import numpy as np
 
 import ocp
 from lossnav.validation.belief_adam_study import joint_limit_study, optimizer_study, separation_study
-from ocp.files import atomic_savefig
+from ocp.results.files import atomic_savefig
 from problems.belief_adam import BeliefAdamScenario, quasi_static_velocity
 
 # quasi-static beliefs (ξ tiny: belief velocities are expensive) and a long horizon

@@ -5,7 +5,7 @@ import numpy as np
 
 import ocp
 from lossnav.validation.sgd_simulation import scenario_for, simulate
-from ocp.files import atomic_savefig
+from ocp.results.files import atomic_savefig
 
 
 def _pyplot():

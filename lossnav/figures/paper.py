@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import ocp  # noqa: E402
-from ocp.files import atomic_savefig  # noqa: E402
+from ocp.results.files import atomic_savefig  # noqa: E402
 from problems import get  # noqa: E402
 
 GAMMAS = (0.0, 1.0, 10.0)

@@ -20,7 +20,7 @@ import numpy as np
 
 import ocp
 from lossnav.validation.weight_uncertainty_study import run_on_scenario
-from ocp.files import atomic_savefig
+from ocp.results.files import atomic_savefig
 from problems.weight_uncertainty import WeightUncertaintyScenario, anticipated_switch, solve_switch
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=5.0, gamma=1.0, eta=1.0, k=1.0)

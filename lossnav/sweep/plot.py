@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from ocp.files import atomic_savefig
+from ocp.results.files import atomic_savefig
 
 
 class PlotError(ValueError):

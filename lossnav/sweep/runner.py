@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from ocp.files import atomic_write
+from ocp.results.files import atomic_write
 
 from . import table as tables
 

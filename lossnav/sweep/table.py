@@ -5,7 +5,7 @@ then ``status`` (ok | failed | timeout | lost), ``wall_time`` (seconds inside th
 ``error`` (one line, empty when ok), ``attempts``, ``worker``, ``key`` (what ``--resume``
 matches) and ``argv`` (the command line that re-runs the row alone), then the task's figures:
 its JSON flattened (:func:`flatten`). Both files are written atomically (a temporary file in
-the same folder, fsync, then ``os.replace``: :func:`ocp.files.atomic_write`): a reader, or a sweep resumed after a crash, sees the
+the same folder, fsync, then ``os.replace``: :func:`ocp.results.files.atomic_write`): a reader, or a sweep resumed after a crash, sees the
 previous complete table or the new one, never half of one.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import math
 import os
 
-from ocp.files import atomic_write
+from ocp.results.files import atomic_write
 
 META = ("status", "wall_time", "error", "attempts", "worker", "key", "argv")
 FINISHED = ("ok", "failed")        # outcomes that --resume keeps; timeout and lost run again
@@ -77,7 +77,7 @@ def frame(rows: list):
 
 
 def write(directory: str, rows: list):
-    """``directory/results.csv`` and ``results.parquet``, atomically (:func:`ocp.files.atomic_write`);
+    """``directory/results.csv`` and ``results.parquet``, atomically (:func:`ocp.results.files.atomic_write`);
     returns the DataFrame."""
     table = frame(rows)
     os.makedirs(directory, exist_ok=True)

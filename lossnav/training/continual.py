@@ -28,7 +28,7 @@ import statistics
 
 import torch
 
-from ocp.files import atomic_savefig
+from ocp.results.files import atomic_savefig
 
 from .loop import TrainingError, load_checkpoint, train
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import ocp
-from ocp import files
+from ocp.results import files
 
 CHECKPOINT_VERSION = 2   # 2: sealed with a SHA-256 of the content
 
@@ -129,8 +129,8 @@ def _device_of(model):
 
 
 def _save(path, model, optimizer, generator, history, config):
-    """The checkpoint as ``torch.save`` bytes sealed with their SHA-256 (:func:`ocp.files.seal`),
-    written atomically (:func:`ocp.files.atomic_write`): an interrupted save keeps the last one."""
+    """The checkpoint as ``torch.save`` bytes sealed with their SHA-256 (:func:`ocp.results.files.seal`),
+    written atomically (:func:`ocp.results.files.atomic_write`): an interrupted save keeps the last one."""
     state = {"version": CHECKPOINT_VERSION, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
              "config": config,     # CUDA's generators too: Hutchinson probes on a GPU draw from them

@@ -90,10 +90,10 @@ def run_optimizer(scenario, dt, t_end, start):
 
 def reference_path(scenario, start, mesh=None) -> ocp.Trajectory:
     """The infinite-horizon optimal path on [0, STUDY_WINDOW] by receding windows
-    (:func:`ocp.receding.receding_windows`: windows of 25/γ keeping 5/γ, each on the stream's
+    (:func:`ocp.control.receding.receding_windows`: windows of 25/γ keeping 5/γ, each on the stream's
     clock; ``mesh`` None refines each window until it converges, SolveError if one did not;
     a given ``mesh`` is used as it is, without a convergence check)."""
-    from ocp.receding import receding_windows, require_converged
+    from ocp.control.receding import receding_windows, require_converged
 
     return require_converged(receding_windows(scenario.problem, start, STUDY_WINDOW, mesh=mesh))
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from learning_rules import WeightUncertainty
-from ocp.receding import require_converged
+from ocp.control.receding import require_converged
 from problems.weight_uncertainty import WeightUncertaintyScenario, solve_switch
 
 from .orders import observed_orders

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .collocation import lagrange_basis, lagrange_derivative
+from ..nlp.collocation import lagrange_basis, lagrange_derivative
+from ..nlp.time_maps import element_coordinate, element_time
 from .path import from_samples, running_cost
-from .time_maps import element_coordinate, element_time
 from .trajectory import Trajectory, concatenate
 
 
@@ -82,6 +82,13 @@ def truncated(trajectory: Trajectory, last_element: int) -> Trajectory:
                       potential=trajectory.potential[:stop], costate=trajectory.costate[:stop],
                       objective=trajectory.objective, elements=trajectory.elements[: last_element + 1],
                       stats=dict(trajectory.stats))
+
+
+def until(trajectory: Trajectory, t_keep: float) -> Trajectory:
+    """The elements of ``trajectory`` that end by ``t_keep`` (at least the first): a window's
+    kept part, where its discount weight is still visible (``ocp.horizons.infinite``)."""
+    ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
+    return truncated(trajectory, max(int(np.searchsorted(ends, t_keep, "right")) - 1, 0))
 
 
 def discounted_integral(problem, trajectory: Trajectory, origin: float = 0.0) -> float:

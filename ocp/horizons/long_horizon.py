@@ -26,9 +26,10 @@ import math
 
 import numpy as np
 
-from .errors import ProblemError
-from .trajectory import concatenate
-from .trajectory_algebra import cut, discounted_integral
+from ..errors import ProblemError
+from ..nlp.window import SolveStats
+from ..results.trajectory import concatenate
+from ..results.trajectory_algebra import cut, discounted_integral
 
 FINAL_WINDOW = -math.log(1e-12)      # γW of the final window: e^{−γW} = 1e-12
 TIME_RESOLUTION = 1e-9               # float spacing at T allowed, relative to W
@@ -51,41 +52,34 @@ def refuse_unresolvable_end(problem, horizon, end, window):
 def end_effect_window(problem, rest, curvatures) -> float:
     """W with e^{−νW} = 1e-12 for the decay ν = √(γ² + 4ηkλ_min) of the free end's influence
     near the rest point (the EL exponents r± = γ/2 ± √(γ²/4 + ηkλ) differ by ν; ``curvatures``:
-    ηkλ of the local quadratic model there, ``ocp.solver.local_curvatures``). ν ≥ γ, so W is
+    ηkλ of the local quadratic model there, ``ocp.nlp.local_model.local_curvatures``). ν ≥ γ, so W is
     at most FINAL_WINDOW/γ; with γ = 0 it is finite when the loss is curved at the rest point."""
     nu = math.sqrt(problem.gamma ** 2 + 4 * float(np.min(curvatures)))
     return FINAL_WINDOW / nu if nu > 0 else math.inf
 
 
-def solve_long(solve, problem, theta0, horizon, terminal=None, mesh=None, guess=None, ipopt=None,
-               rest_tol=1e-10, t0=0.0, deadline=None, mesh_tol=None, window=None, head=None):
-    """The optimal path on [t0, t0 + T] for γT > FINAL_WINDOW + 1 (module docstring), or for
-    T > ``window`` (``end_effect_window``) given the infinite-horizon path ``head``.
-    ``solve`` is :func:`ocp.solve` (passed in: this module sits below the solver)."""
-    window = window or FINAL_WINDOW / problem.gamma
-    end = t0 + horizon
-    refuse_unresolvable_end(problem, horizon, end, window)
-    split = end - window
-    if head is None:
-        head = solve(problem, theta0, math.inf, mesh=mesh, guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0,
-                     time_limit=deadline)
+def head_until(problem, theta0, head, split):
+    """The infinite-horizon path ``head`` cut at the final window's start ``split``, and whether
+    it has settled there (its end is within 1e-6 of the way from the rest it reaches: a final
+    window starting there moves by round-off of the path's range, so its mesh is checked only
+    when asked)."""
     head_part = cut(problem, head, split)
-    # a final window that starts where the head has settled moves by a tiny part of the whole
-    # path's range: its mesh is then checked only when asked (its own range is round-off)
     start = head_part.theta[-1]
     settled = np.abs(start - head.theta[-1]).max() <= 1e-6 * max(np.abs(theta0 - head.theta[-1]).max(), 1e-300)
-    final = solve(problem, start, horizon=window, terminal=terminal, mesh=mesh, ipopt=ipopt, t0=split,
-                  time_limit=deadline, mesh_tol=math.inf if mesh_tol is None and settled else mesh_tol)
+    return head_part, settled
+
+
+def join(problem, head, head_part, final, horizon, t0, split, window):
+    """The path on [t0, t0 + T]: ``head_part`` (the infinite path up to ``split``) then the final
+    window ``final``; the objective ∫_0^{T−W} e^{−γt}ℓ dt + e^{−γ(T−W)} J_W."""
     path = concatenate(head_part, final)
     path.objective = (discounted_integral(problem, head_part, origin=t0)
                       + math.exp(-problem.gamma * (split - t0)) * final.objective)
-    path.stats = {**head.stats, "horizon": horizon, "t0": t0, "success": True,
-                  "solves": head.stats.get("solves", 1) + final.stats.get("solves", 1),
-                  "iterations": head.stats.get("iterations", 0) + final.stats.get("iterations", 0),
-                  "solve_time": head.stats.get("solve_time", 0.0) + final.stats.get("solve_time", 0.0),
-                  "long_horizon": {"infinite_until": float(split), "final_window": float(window),
-                                   "final_mesh": final.stats.get("mesh"),
-                                   "final_refinement": final.stats.get("mesh_refinement")}}
+    spent = SolveStats.of(head.stats) + SolveStats.of(final.stats)
+    path.stats = spent.record({**head.stats, "horizon": horizon, "t0": t0, "success": True,
+                               "long_horizon": {"infinite_until": float(split), "final_window": float(window),
+                                                "final_mesh": final.stats.get("mesh"),
+                                                "final_refinement": final.stats.get("mesh_refinement")}})
     if path.stats.get("policy_from", -math.inf) > split:   # the collocated windows end inside the cut
         path.stats.pop("policy_from")
     return path

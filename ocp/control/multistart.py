@@ -39,10 +39,12 @@ import casadi
 import numpy as np
 import scipy.optimize
 
-from .checks import count, number
-from .errors import OCPError, ProblemError, SolveError
-from .solver import solve
-from .trajectory import Trajectory
+from ..budget import TIME_LIMIT, Deadline
+from ..checks import count, number
+from ..errors import OCPError, ProblemError, SolveError
+from ..horizons import pipeline
+from ..options import SolveOptions
+from ..results.trajectory import Trajectory
 
 DENSE_LIMIT = 50            # above this dimension the minima search uses L-BFGS-B
 MERGE_TOL = 1e-6            # minimisers closer than this (relative to the box) are one minimum
@@ -90,8 +92,9 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
     samples, radius, seed : the numerical search for the loss minima (:func:`loss_minima`).
     search  : False uses only ``starts`` and the default guess.
     workers : processes solving candidates (1: in this process).
-    options : passed to every :func:`ocp.solve` (terminal, mesh, ipopt, t0, ...); a
-              ``time_limit`` applies to each candidate, and one that runs out stops the search.
+    options : the options of :func:`ocp.solve` (terminal, mesh, ipopt, t0, ...), checked once and
+              used by every candidate; a ``time_limit`` applies to each candidate, and one that
+              runs out stops the search.
 
     Raises ProblemError for bad input, SolveError when no candidate converges (the first
     candidate's error, its ``last_iterate`` the best iterate).
@@ -100,6 +103,8 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
     if "guess" in options:
         raise ProblemError("solve_global takes starts=, not guess=")
     workers = count("workers", workers)
+    seconds = options.pop("time_limit", None)
+    checked = SolveOptions.checked(problem, horizon=horizon, time_limit=seconds, **options)
     candidates = [None] + _check_starts(problem, starts)
     if search:
         if problem.state_dim != problem.dim:
@@ -107,7 +112,7 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
                                "(full states) with search=False")
         candidates += list(loss_minima(problem, theta0, samples, radius, seed))
     candidates = _distinct(candidates)
-    results = _run(problem, theta0, horizon, candidates, options, workers)
+    results = _run(problem, theta0, candidates, checked, checked.deadline.seconds, workers)
     records, best = [], None
     for index, (start, result) in enumerate(zip(candidates, results)):
         record = {"start": _describe(start), "objective": None, "status": None, "theta_final": None}
@@ -132,10 +137,10 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
 _JOB = {}       # the problem and options of the running solve_global, inherited by forked workers
 
 
-def _run(problem, theta0, horizon, candidates, options, workers):
-    """Each candidate solved; a result is a Trajectory or the OCPError it raised."""
-    _JOB.update(problem=problem, theta0=theta0, horizon=horizon, candidates=candidates,
-                options=options)
+def _run(problem, theta0, candidates, options, seconds, workers):
+    """Each candidate solved, each with a budget of ``seconds``; a result is a Trajectory or
+    the OCPError it raised."""
+    _JOB.update(problem=problem, theta0=theta0, candidates=candidates, options=options, seconds=seconds)
     try:
         if workers == 1 or len(candidates) == 1 or "fork" not in multiprocessing.get_all_start_methods():
             return [_candidate(i) for i in range(len(candidates))]
@@ -149,10 +154,10 @@ def _run(problem, theta0, horizon, candidates, options, workers):
 def _candidate(index):
     job = _JOB
     try:
-        return solve(job["problem"], job["theta0"], job["horizon"], guess=job["candidates"][index],
-                            **job["options"])
+        options = job["options"].replace(guesses=(job["candidates"][index],), deadline=Deadline(job["seconds"]))
+        return pipeline.run(job["problem"], job["theta0"], options)
     except SolveError as exc:
-        if exc.status == "time_limit":
+        if exc.status == TIME_LIMIT:
             raise
         return exc
     except OCPError as exc:

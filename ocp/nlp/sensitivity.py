@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
+from ..errors import ProblemError
 from .constraint_matrix import scipy_sparse
-from .errors import ProblemError
 
 
 def kkt_matrix(tr, raw) -> scipy.sparse.csc_matrix:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ProblemError
-from .trajectory import Trajectory
+from ..errors import ProblemError
+from ..results.trajectory import Trajectory
 
 
 def guess_from(tr, s_end, state, velocity) -> np.ndarray:

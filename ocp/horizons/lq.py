@@ -28,6 +28,11 @@ matrix [[A_cl, c_cl], [0, 0]] (no inverse of A_cl: it may be singular); when A_c
 invertible the fixed point is θ* = −A_cl⁻¹c_cl; for b = 0 it solves App. G's
 (ηkH + AᵀGA − γGA)θ* = ηkHμ (the biased fixed point).
 
+The Riccati solve itself is :func:`discounted_riccati`, the engine's one discounted-LQ core:
+the LQ tail at a rest point (``ocp.horizons.rest_point.linear_tail``, whose running cost has a
+cross term in (δx, u), brought to this form by completing the square) and growing optima
+(``ocp.horizons.growing``) use it too.
+
 This module is a reference: it uses numpy and scipy only, independently of the Euler–Lagrange
 / Schur form of ``problems.linear_quadratic`` (the tests cross-check the two and the
 collocation engine). ``from_problem`` reads the LQ data of a :class:`DiscountedOCP` by exact
@@ -40,8 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .checks import number
-from .errors import ProblemError
+from ..checks import number
+from ..errors import ProblemError
 
 DETECTABILITY_TOL = 1e-10
 
@@ -151,15 +156,12 @@ def solve_lq(A=None, H=None, mu=None, G=None, gamma=0.0, eta=1.0, k=1.0, b=None,
     eta, k = number("eta", eta, positive=True), number("k", k, non_negative=True)
     _check_symmetric(H, "H", definite=False)
     _check_symmetric(G, "G", definite=True)
-    shifted = A - 0.5 * gamma * np.eye(n)
     weight = k * H
-    _check_detectable(shifted, weight)
+    _check_detectable(A - 0.5 * gamma * np.eye(n), weight)
     try:
-        P = scipy.linalg.solve_continuous_are(shifted, np.eye(n), weight, G / eta)
+        P, closed_loop = discounted_riccati(A, weight, G / eta, gamma)
     except (np.linalg.LinAlgError, ValueError) as exc:
         raise ProblemError(f"the Riccati equation has no stabilising solution: {exc}") from None
-    P = 0.5 * (P + P.T)
-    closed_loop = A - eta * np.linalg.solve(G, P)
     linear = np.linalg.solve(closed_loop.T - gamma * np.eye(n), weight @ mu - P @ b)
     offset = b - eta * np.linalg.solve(G, linear)
     constant = 0.0
@@ -170,6 +172,23 @@ def solve_lq(A=None, H=None, mu=None, G=None, gamma=0.0, eta=1.0, k=1.0, b=None,
     if np.linalg.cond(closed_loop) < 1e12:
         fixed = np.linalg.solve(closed_loop, -offset)
     return LQSolution(A, b, G, H, mu, gamma, eta, k, P, linear, float(constant), closed_loop, offset, fixed)
+
+
+def discounted_riccati(drift_matrix, state_weight, control_weight, gamma):
+    """(P, K): the stabilising solution of the discounted Riccati equation and the closed loop,
+
+        A_γᵀP + PA_γ − P R⁻¹ P + Q = 0,   A_γ = A − (γ/2)I,   K = A − R⁻¹P,
+
+    for ẋ = Ax + u and the running cost ½xᵀQx + ½uᵀRu discounted at rate γ (module docstring;
+    scipy.linalg.solve_continuous_are with B = I). Stabilising: K − (γ/2)I is Hurwitz, so
+    Re λ(K) < γ/2; the optimum comes to rest only when every Re λ(K) < 0 (else it grows, slower
+    than e^{γt/2}: ``ocp.horizons.growing``). Raises LinAlgError or ValueError when there is
+    no stabilising solution (imaginary-axis Hamiltonian eigenvalues, R not definite)."""
+    A = np.asarray(drift_matrix, float)
+    n = A.shape[0]
+    P = scipy.linalg.solve_continuous_are(A - 0.5 * gamma * np.eye(n), np.eye(n), state_weight, control_weight)
+    P = 0.5 * (P + P.T)
+    return P, A - np.linalg.solve(control_weight, P)
 
 
 def from_problem(problem, at=None) -> dict:

@@ -11,9 +11,11 @@ method with the exact Jacobian from CasADi.
 Tail. Near x* the problem is, to second order, the discounted LQ problem of the expansion
 ℓ ≈ ℓ* + ½[δx; u]ᵀ[[Q, N], [Nᵀ, R]][δx; u] (the linear terms integrate to a boundary term
 because r(x*) = 0). Its current-value value function ½δxᵀPδx solves the HJB equation
-γP = Q − (N + P)R⁻¹(N + P)ᵀ, a continuous algebraic Riccati equation with A = −(γ/2)I,
-B = I, cross term N (scipy.linalg.solve_continuous_are, stabilising solution), and the
-optimal feedback is u = K δx, K = −R⁻¹(Nᵀ + P). The nonlinear policy differs from K δx by
+γP = Q − (N + P)R⁻¹(N + P)ᵀ. Completing the square, u = w − R⁻¹Nᵀδx, makes it the LQ problem
+δẋ = −R⁻¹Nᵀδx + w with cost ½δxᵀ(Q − NR⁻¹Nᵀ)δx + ½wᵀRw, solved by the engine's one
+discounted Riccati core (``ocp.horizons.lq.discounted_riccati``, stabilising solution); the
+optimal feedback is u = K δx, K = −R⁻¹(Nᵀ + P). K may have exponents with 0 ≤ Re λ < γ/2:
+the optimum then grows instead of coming to rest (``LinearTail.grows``, ``ocp.horizons.growing``). The nonlinear policy differs from K δx by
 O(|δx|²), so a path continued by the LQ solution from a state at distance d from x* is
 exact to O(d²) (Anderson & Moore, *Optimal Control: Linear Quadratic Methods*, 1990, Ch. 3;
 the discounted form by the substitution x̃ = e^{−γt/2}x). For quadratic problems it is exact.
@@ -28,6 +30,8 @@ import scipy.integrate
 import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
+
+from .lq import discounted_riccati
 
 NEWTON_STEPS = 50
 
@@ -156,6 +160,8 @@ class LinearTail:
         self.rest, self.feedback = rest, feedback
         values, vectors = scipy.linalg.eig(feedback)
         self.rates = values
+        self.growth = float(values.real.max())     # ≥ 0: the optimum grows (ocp.horizons.growing)
+        self.grows = self.growth >= 0
         well_conditioned = np.linalg.cond(vectors) < 1e8
         self._eigen = (values, vectors, np.linalg.inv(vectors)) if well_conditioned else None
 
@@ -201,10 +207,10 @@ class LinearTail:
         return high
 
 
-def linear_tail(problem, rest, params):
-    """The stable LQ feedback at ``rest`` (a :class:`LinearTail`), or None when the Riccati
-    equation has no stabilising solution (R not positive definite, imaginary-axis Hamiltonian
-    eigenvalues, or a closed loop that does not decay)."""
+def linear_tail(problem, rest, params, allow_growth=False):
+    """The LQ feedback at ``rest`` (a :class:`LinearTail`), or None when the Riccati equation
+    has no stabilising solution (R not positive definite, imaginary-axis Hamiltonian
+    eigenvalues) or, unless ``allow_growth``, when its closed loop does not decay."""
     _, blocks = _functions(problem)
     gradients = cost_gradients(problem)
 
@@ -215,13 +221,16 @@ def linear_tail(problem, rest, params):
     Q, R = 0.5 * (Q + Q.T), 0.5 * (R + R.T)
     try:
         np.linalg.cholesky(R)
-        P = scipy.linalg.solve_continuous_are(-0.5 * problem.gamma * np.eye(n), np.eye(n), Q, R, s=N)
+        coupling = np.linalg.solve(R, N.T)            # R⁻¹Nᵀ: completing the square
+        reduced = Q - N @ coupling
+        P, feedback = discounted_riccati(-coupling, 0.5 * (reduced + reduced.T), R, problem.gamma)
     except (np.linalg.LinAlgError, ValueError):
         return None
-    feedback = -np.linalg.solve(R, N.T + P)
-    if not np.all(np.isfinite(feedback)) or np.linalg.eigvals(feedback).real.max() >= 0:
+    if not np.all(np.isfinite(feedback)):
         return None
     tail = LinearTail(rest, feedback)
+    if tail.grows and not allow_growth:
+        return None
     zero = np.zeros(n)
     at_rest = gradient(rest, zero)
     # the value function's expansion V ≈ V* − q*ᵀδx + ½δxᵀPδx (ocp.current_value's end condition)

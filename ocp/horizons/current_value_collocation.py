@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .collocation import element_scheme
+from ..nlp.collocation import element_scheme
 from .rest_point import cost_gradients
 
 NEWTON_STEPS, NEWTON_TOLERANCE = 60, 1e-13

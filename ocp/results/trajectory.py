@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import FileFormatError, OCPError
+from ..nlp.collocation import lagrange_basis
+from ..nlp.time_maps import element_coordinate
 from . import files
-from .collocation import lagrange_basis
-from .errors import FileFormatError, OCPError
-from .time_maps import element_coordinate
 
 ARRAY_KEYS = ("t", "theta", "velocity", "kinetic", "potential", "costate")
 

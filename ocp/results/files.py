@@ -30,7 +30,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import FileFormatError, OutputPathError
+from ..errors import FileFormatError, OutputPathError
 
 SEAL_MAGIC = b"LOSSNAV-SEALED 1 sha256="
 

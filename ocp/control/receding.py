@@ -27,15 +27,21 @@ import time
 import casadi
 import numpy as np
 
-from .checks import count, number
-from .errors import ProblemError, SolveError
-from .guesses import guess_list, initial_guess, shifted_guess
-from .path import from_samples
-from .postprocess import from_solution
-from .solver import default_time_scale, solve, transcription_for, window_end
-from .trajectory import Trajectory, concatenate
-from .trajectory_algebra import cut, discounted_integral
-from .transcription import Mesh
+from ..checks import count, number
+from ..errors import ProblemError, SolveError
+from ..horizons import pipeline
+from ..nlp.guesses import guess_list, initial_guess, shifted_guess
+from ..nlp.local_model import default_time_scale
+from ..nlp.mesh import Mesh
+from ..nlp.refinement import double_until_agreed
+from ..nlp.solution import from_solution
+from ..nlp.time_maps import window_end
+from ..nlp.transcription import transcription_for
+from ..nlp.window import SolveStats, solve_window
+from ..options import SolveOptions
+from ..results.path import from_samples
+from ..results.trajectory import Trajectory, concatenate
+from ..results.trajectory_algebra import cut, discounted_integral
 
 SAMPLES_PER_STEP = 6     # closed-loop samples per control interval (one polynomial element)
 
@@ -74,8 +80,8 @@ class RecedingHorizonController:
     def reset(self):
         """Forget the previous plan and the statistics."""
         self.plan, self._warm = None, None   # last successful plan; last finite iterate
-        self.stats = {"steps": 0, "solves": 0, "fallbacks": 0, "gradient_fallbacks": 0,
-                      "iterations": 0, "solve_time": 0.0, "failures": []}
+        self.spent = SolveStats()
+        self.stats = self.spent.record({"steps": 0, "fallbacks": 0, "gradient_fallbacks": 0, "failures": []})
 
     # -- one control interval ----------------------------------------------------------
     def step(self, theta, t=0.0):
@@ -96,11 +102,10 @@ class RecedingHorizonController:
             guesses = ([shifted_guess(tr, self._warm, t, scale, s_end)] if warm else
                        [initial_guess(tr, theta, None, scale, one, s_end, t)
                         for one in guess_list(self.first_guess, theta)])
-            raws = [tr.solve(theta, problem.parameter_values(t0=t), scale, None, guess, s_end)
-                    for guess in guesses]
-            self.stats["solves"] += len(raws)
-            self.stats["iterations"] += sum(r["iterations"] for r in raws)
-            self.stats["solve_time"] += sum(r["solve_time"] for r in raws)
+            raws = [solve_window(tr, theta, problem.parameter_values(t0=t), scale, guess=guess, s_end=s_end,
+                                 t_offset=t, require_converged=False) for guess in guesses]
+            self.spent = sum((raw["stats"] for raw in raws), self.spent)
+            self.spent.record(self.stats)
             # several first guesses (one per basin): the converged plan of lowest objective
             raw = min(raws, key=lambda r: (not r["success"], r["f"]))
             plan = from_solution(tr, raw, scale, t_offset=t)
@@ -210,11 +215,13 @@ def receding_windows(problem, theta0, duration, mesh=None, guess=None) -> Trajec
     if problem.gamma <= 0:
         raise ProblemError("receding windows need gamma > 0 (use the infinite horizon at gamma = 0)")
     keep, margin = KEEP_WINDOW / problem.gamma, MARGIN / problem.gamma
-    path, start, state = None, 0.0, np.asarray(theta0, float)
+    options = SolveOptions.checked(problem, horizon=keep + margin, mesh=mesh, guess=guess)
+    path, start, state = None, 0.0, problem.check_initial_state(theta0)
     meshes, unconverged = [], []
     while start < duration * (1 - 1e-12):
         length = min(keep, duration - start)
-        window, change = _window(problem, state, start, length, margin, mesh, guess)
+        window, change = _window(problem, state, options.replace(horizon=length + margin, t0=start), length,
+                                 given_mesh=mesh is not None)
         meshes.append(int(window.stats["mesh"]["intervals"]))
         if change is not None and not change <= WINDOW_AGREEMENT:   # NaN counts as not converged
             unconverged.append((start, change))
@@ -244,21 +251,22 @@ def require_converged(path: Trajectory) -> Trajectory:
     return path
 
 
-def _window(problem, state, start, length, margin, mesh, guess):
-    """One receding window from the clock ``start``, on a given mesh (change None) or on a
-    mesh refined until its kept part converges; returns (window, last relative change)."""
-    if mesh is not None:
-        return solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess, t0=start), None
-    mesh = Mesh(40, 5)
-    coarse = solve(problem, state, horizon=length + margin, mesh=mesh, guess=guess, t0=start)
-    change = math.inf
-    while mesh.intervals < MAX_WINDOW_INTERVALS:
-        mesh = Mesh(2 * mesh.intervals, mesh.degree, mesh.scheme)
-        fine = solve(problem, state, horizon=length + margin, mesh=mesh, guess=coarse, t0=start)
-        kept = coarse.t <= start + length
+def _window(problem, state, options, length, given_mesh):
+    """One receding window from the clock ``options.t0``, on the given mesh (change None) or on
+    a mesh doubled from 40 intervals until its kept part converges (``ocp.nlp.refinement``);
+    returns (window, last relative change)."""
+    if given_mesh:
+        return pipeline.run(problem, state, options), None
+
+    def solve_on(mesh, coarse):
+        guesses = options.guesses if coarse is None else (coarse,)
+        return pipeline.run(problem, state, options.replace(mesh=mesh, guesses=guesses))
+
+    def change(coarse, fine):
+        kept = coarse.t <= options.t0 + length
         scale = max(np.abs(fine.theta).max(), 1e-300)
-        change = np.abs(fine(coarse.t[kept]) - coarse.theta[kept]).max() / scale
-        if change <= WINDOW_AGREEMENT:
-            return fine, change
-        coarse = fine
-    return coarse, change
+        return np.abs(fine(coarse.t[kept]) - coarse.theta[kept]).max() / scale
+
+    result = double_until_agreed(solve_on, Mesh(40, 5), change, lambda value: value <= WINDOW_AGREEMENT,
+                                 more=lambda mesh, doublings: mesh.intervals < MAX_WINDOW_INTERVALS)
+    return result.solution, (result.history[-1][1] if result.history else math.inf)

@@ -35,9 +35,10 @@ import dataclasses
 
 import numpy as np
 
+from ..nlp.collocation import element_scheme, lagrange_basis, lagrange_derivative
+from ..nlp.refinement import double_until_agreed
+from ..results.path import chebyshev_lobatto, from_samples
 from . import current_value_collocation as collocated
-from .collocation import element_scheme, lagrange_basis, lagrange_derivative
-from .path import chebyshev_lobatto, from_samples
 from .rest_point import cost_gradients
 
 DEGREE = 5
@@ -150,9 +151,11 @@ def bridge(problem, path, window, tail, deadline, tolerance_bound):
 
 
 def _refined(problem, t1, span, scale, guess_path, fixed_tail, params, gradients, distance, deadline, stats):
-    """Solve on FIRST_ELEMENTS, double until two meshes agree to MESH_TOLERANCE; (system, mesh, z) or None."""
-    previous, elements, path_of = None, FIRST_ELEMENTS, guess_path
-    while elements <= MAX_ELEMENTS:
+    """Solve on FIRST_ELEMENTS, double until two meshes agree to MESH_TOLERANCE
+    (``ocp.nlp.refinement``); (system, mesh, z) or None."""
+    def solve_on(elements, coarse):
+        path_of = guess_path if coarse is None else _interpolant(
+            *coarse, lambda tau: np.tile(fixed_tail[0], (len(tau), 1)))
         system, mesh = collocated.system(problem, elements, DEGREE), Mesh1D(t1, span, scale, elements)
         z0 = _guess(problem, system, mesh, path_of, gradients, params)
         solved = collocated.newton(system, z0, (*fixed_tail, mesh.widths, params), deadline)
@@ -161,18 +164,18 @@ def _refined(problem, t1, span, scale, guess_path, fixed_tail, params, gradients
         z, iterations = solved
         stats["newton_iterations"] += iterations
         stats["elements"].append(elements)
-        if previous is not None:
-            coarse_system, coarse_mesh, coarse_z = previous
-            coarse = coarse_system.states(coarse_z)[:, 0, :]              # element starts of the coarse mesh
-            fine = system.states(z)[::2, 0, :]
-            estimate = np.abs(coarse - fine).max() / distance
-            stats["error_estimate"] = float(estimate)
-            if estimate <= MESH_TOLERANCE:
-                return system, mesh, z
-        previous = (system, mesh, z)
-        path_of = _interpolant(system, mesh, z, lambda tau: np.tile(fixed_tail[0], (len(tau), 1)))
-        elements *= 2
-    return None
+        return system, mesh, z
+
+    def difference(coarse, fine):
+        (coarse_system, _, coarse_z), (system, _, z) = coarse, fine
+        start_of_elements = coarse_system.states(coarse_z)[:, 0, :]      # element starts of the coarse mesh
+        estimate = float(np.abs(start_of_elements - system.states(z)[::2, 0, :]).max() / distance)
+        stats["error_estimate"] = estimate
+        return estimate
+
+    result = double_until_agreed(solve_on, FIRST_ELEMENTS, difference, lambda estimate: estimate <= MESH_TOLERANCE,
+                                 more=lambda elements, doublings: 2 * elements <= MAX_ELEMENTS)
+    return result.solution if result.converged else None
 
 
 def _trajectory(problem, system, mesh, z):

@@ -13,10 +13,13 @@ The functions accept numpy arrays and CasADi symbols alike.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+WINDOW_DISCOUNT = 1e-12      # the mapped domain of an infinite-horizon window ends where e^{−γt} is this
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,13 @@ def element_time(local, t_a, scale):
     """The inverse of :func:`element_coordinate`: t from an element's local coordinate."""
     local = np.asarray(local, dtype=float)
     return t_a + ALGEBRAIC.time(local, scale) if scale > 0 else local
+
+
+def window_end(scale, gamma, discount=WINDOW_DISCOUNT) -> float:
+    """s_end of an infinite-horizon window on the algebraic map: 1 (all of [0, ∞)) for γ = 0,
+    else where e^{−γt} = ``discount`` (ocp.horizons.infinite: beyond it the weight is below
+    round-off and the path undetermined)."""
+    if gamma == 0:
+        return 1.0
+    t_window = -math.log(discount) / gamma
+    return t_window / (scale + t_window)

@@ -40,14 +40,14 @@ import time
 import casadi
 import numpy as np
 
-from .budget import NO_DEADLINE, IterationMonitor
+from ..budget import NO_DEADLINE, IterationMonitor
+from ..problem import ParameterLayout
 from .collocation import element_scheme
 from .constraint_matrix import casadi_sparse, constraint_structure
 from .element_cost import element_functions, scheme_groups
 from .guesses import constant_guess
-from .mesh import COUPLED_ORDERING, IPOPT_DEFAULTS, Mesh  # noqa: F401 (Mesh re-exported)
+from .mesh import COUPLED_ORDERING, IPOPT_DEFAULTS, Mesh
 from .path_constraints import point_state_indices, terminal_cost_functions, trust_region_rows
-from .problem import ParameterLayout
 from .time_maps import ALGEBRAIC, LINEAR
 
 
@@ -273,6 +273,15 @@ class Transcription:
     def parameter_index(self, name) -> int:
         """Position of the problem parameter ``name`` (scalar, e.g. "t0") in the NLP's p."""
         return self.layout.slice("problem").start + self.problem.layout.slice(name).start
+
+
+def transcription_for(problem, mesh, infinite, terminal, ipopt=None) -> Transcription:
+    """The cached transcription of this problem structure (built on first use)."""
+    key = (mesh, infinite, terminal, tuple(sorted((ipopt or {}).items())))
+    cache = problem._structure.cache
+    if key not in cache:
+        cache[key] = Transcription(problem, mesh, infinite, terminal, ipopt)
+    return cache[key]
 
 
 def _converged_at_roundoff(stats) -> bool:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .checks import count
+from ..checks import count
+from ..errors import ProblemError
 from .collocation import element_scheme
-from .errors import ProblemError
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Mesh:
         except ValueError as exc:                     # the engine's family, as documented
             raise ProblemError(str(exc)) from None
         count("intervals", self.intervals)
+
+    def doubled(self) -> Mesh:
+        """The same mesh with every element halved: twice the intervals."""
+        return Mesh(2 * self.intervals, self.degree, self.scheme)
 
 
 IPOPT_DEFAULTS = {

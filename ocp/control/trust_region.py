@@ -4,10 +4,10 @@
     subject to |θ(t) − θ0| ≤ ρ at every collocation node,   θ(0) = θ0
 
 (Vastola, Gershman & Rajan 2025, Eq. 2, with a path constraint). The NLP is the engine's one
-transcription (:class:`ocp.transcription.Transcription`) on a finite horizon T = N·h, with
+transcription (:class:`ocp.nlp.transcription.Transcription`) on a finite horizon T = N·h, with
 Radau collocation (the last point of each element is its end, so the plan's nodes are θ0 and
 the collocation points), the trust region as an optional path constraint and Φ as its
-terminal cost (``ocp.path_constraints``). This module only translates the planner's
+terminal cost (``ocp.nlp.path_constraints``). This module only translates the planner's
 interface (element width h, radius ρ, node states) to that NLP.
 
 The terminal cost Φ(θ, **constants) — e.g. the infinite-horizon value of the unconstrained
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import count, number
-from .collocation import element_scheme, lagrange_basis
-from .errors import ProblemError
-from .mesh import Mesh
-from .transcription import Transcription
+from ..checks import count, number
+from ..errors import ProblemError
+from ..nlp.collocation import element_scheme, lagrange_basis
+from ..nlp.mesh import Mesh
+from ..nlp.transcription import Transcription
+from ..nlp.window import solve_window
 
 PLANNER_IPOPT = {"tol": 1e-11, "acceptable_iter": 0, "max_iter": 100, "print_level": 0, "sb": "yes",
                  "mu_strategy": "adaptive", "bound_push": 1e-8, "bound_frac": 1e-8}
@@ -71,8 +72,8 @@ class TrustRegionPlanner:
         if guess is None:
             guess = np.broadcast_to(theta0, (N * d, self.n))
         nodes = np.vstack([theta0, np.asarray(guess, float).reshape(-1, self.n)])
-        raw = tr.solve(theta0, np.asarray(params, float), N * width, guess=self._variables(nodes, width),
-                       radius=radius)
+        raw = solve_window(tr, theta0, np.asarray(params, float), N * width, guess=self._variables(nodes, width),
+                           radius=radius, require_converged=False)
         X, _, _ = tr.unpack(raw["x"])
         nodes = np.vstack([theta0, X[:, :, 1:].transpose(0, 2, 1).reshape(-1, self.n)])
         offsets = np.linalg.norm(nodes - theta0, axis=1) / radius

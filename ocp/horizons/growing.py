@@ -12,7 +12,8 @@ never reaching the rest speed: a hang).
 What decides the path is then the *net* decay ν = γ − 2ρ of the discounted running cost
 e^{−γt}ℓ(θ(t)) ~ e^{−νt} (ρ = max Re λ(A_cl) ≥ 0): the free end of the first window moves the
 path at t by e^{−ν(T_w − t)}, not e^{−γ(T_w − t)}. So, when the LQ model at the rest point
-x* (``ocp.lq.from_problem`` there: exact for an LQ problem, second order otherwise) grows:
+x* (``ocp.horizons.rest_point.linear_tail`` there, on the one discounted-LQ core: exact for an
+LQ problem, second order otherwise) grows:
 
 1. the first window is solved again, warm started, cut where e^{−νt} = window_discount and
    kept while e^{−νt} ≥ keep_discount (one more NLP);
@@ -28,64 +29,58 @@ import math
 
 import numpy as np
 
-from .budget import TIME_LIMIT
-from .errors import OCPError, ProblemError, SolveError
-from .guesses import shifted_guess
-from .lq import from_problem, solve_lq
-from .path import from_path
-from .postprocess import checked_solve, from_solution
-from .trajectory import concatenate
-from .trajectory_algebra import shifted, truncated
+from ..budget import TIME_LIMIT
+from ..errors import OCPError, SolveError
+from ..nlp.guesses import shifted_guess
+from ..nlp.solution import from_solution
+from ..nlp.window import solve_window
+from ..results.path import from_path
+from ..results.trajectory import concatenate
+from ..results.trajectory_algebra import shifted, until
 
 TAIL_DISCOUNT = 1e-16        # the LQ tail is followed until e^{−νt} reaches this
 JUNCTION_TOLERANCE = 1e-6    # |θ̇ collocated − θ̇ LQ| at the junction, relative to the peak speed
 
 
-def growing_model(problem, rest):
-    """The LQ solution at ``rest`` when its optimal closed loop grows (ρ ≥ 0), else None."""
-    if problem.metric_function is not None or problem.state_dim != problem.dim or problem.gamma <= 0:
-        return None
-    try:
-        model = solve_lq(**from_problem(problem, at=rest))
-    except (ProblemError, np.linalg.LinAlgError):
-        return None
-    growth = float(model.exponents.real.max())
-    return model if growth >= 0 and problem.gamma - 2 * growth > 0 else None
+def net_decay(problem, tail) -> float:
+    """ν = γ − 2ρ of a growing tail (ρ = max Re λ(K) ≥ 0): positive, or the optimum is not
+    determined by the discount (0 or less: refused by the caller)."""
+    return problem.gamma - 2 * max(tail.growth, 0.0)
 
 
-def continue_growing(problem, tr, trajectory, scale, model, deadline, window_discount, keep_discount):
-    """The infinite-horizon path of a growing optimum from the first window ``trajectory``
-    (module docstring), or None when the LQ tail does not join the collocated path."""
-    growth = max(float(model.exponents.real.max()), 0.0)
-    net = problem.gamma - 2 * growth
+def continue_growing(problem, first, tail, deadline, window_discount, keep_discount):
+    """The infinite-horizon path of a growing optimum from the first window ``first``
+    (``ocp.horizons.infinite.FirstWindow``; module docstring), or None when the LQ tail does
+    not join the collocated path. A window that does not converge is None too (the caller
+    carries on as for any other tail); a spent deadline raises."""
+    tr, scale, trajectory = first.transcription, first.scale, first.trajectory
+    net = net_decay(problem, tail)
     t0 = trajectory.t[0]
     t_window = -math.log(window_discount) / net
     s_end = t_window / (scale + t_window)
     guess = shifted_guess(tr, trajectory, t0, scale, s_end)
     try:
-        raw = checked_solve(tr, trajectory.theta[0], problem.parameter_values(t0=t0), scale, None, guess,
-                            s_end, deadline)
+        raw = solve_window(tr, trajectory.theta[0], problem.parameter_values(t0=t0), scale, guess=guess,
+                           s_end=s_end, deadline=deadline, t_offset=t0)
     except SolveError as exc:
         if exc.status == TIME_LIMIT:
             raise
-        return None             # the caller carries on as for any other tail
+        return None
     window = from_solution(tr, raw, scale, t_offset=t0)
-    ends = window.t[window.elements[:, 1].astype(int)]
-    t_keep = t0 - math.log(keep_discount) / net
-    kept = truncated(window, max(int(np.searchsorted(ends, t_keep, "right")) - 1, 0))
+    kept = until(window, t0 - math.log(keep_discount) / net)
     start = kept.theta[-1]
     peak = np.linalg.norm(window.velocity, axis=1).max()
-    junction = float(np.abs(kept.velocity[-1] - model.velocity(start)).max() / peak)
+    junction = float(np.abs(kept.velocity[-1] - tail.velocity(start)).max() / peak)
     if junction > JUNCTION_TOLERANCE:
         return None
     duration = -math.log(TAIL_DISCOUNT) / net
     try:
-        piece = from_path(problem, lambda tau: model.path(tau, start), duration, tol=1e-13, method="lq_growing")
+        piece = from_path(problem, tail.path(start), duration, tol=1e-13, method="lq_growing")
     except OCPError:
         return None
     joined = concatenate(kept, shifted(piece, kept.t[-1]))
     joined.objective = raw["f"]
     joined.stats = {**window.stats, "solves": 2, "tail": "lq_growing", "reached_rest": False,
-                    "growth_rate": growth, "net_decay": net, "policy_from": float(kept.t[-1]),
+                    "growth_rate": max(tail.growth, 0.0), "net_decay": net, "policy_from": float(kept.t[-1]),
                     "junction_mismatch": junction}
     return joined

@@ -33,10 +33,11 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.linalg import expm
 
-from .budget import NO_DEADLINE, TIME_LIMIT
-from .errors import SolveError
-from .postprocess import checked_solve, velocity_from_costate
-from .sensitivity import kkt_matrix, parameter_sensitivity
+from ..budget import NO_DEADLINE, TIME_LIMIT
+from ..errors import SolveError
+from ..nlp.sensitivity import kkt_matrix, parameter_sensitivity
+from ..nlp.solution import velocity_from_costate
+from ..nlp.window import solve_window
 
 MAX_POLICY_SOLVES = 50_000
 MAX_STAGE_FAILURES = 10   # consecutive failed stage solves (each quarters the step) before giving up
@@ -50,7 +51,7 @@ class Policy:
     def __init__(self, problem, transcription, scale, s_end, raw, deadline=NO_DEADLINE):
         self.problem, self.tr, self.scale, self.s_end, self.last = problem, transcription, scale, s_end, raw
         self.deadline = deadline
-        self._l_ut = _time_cross_derivative(problem)   # None when ℓ does not depend on t
+        self._l_ut = time_cross_derivative(problem)   # None when ℓ does not depend on t
         self.autonomous = self._l_ut is None
         self.solves = self.iterations = 0
         self.solve_time = 0.0
@@ -62,7 +63,8 @@ class Policy:
             raise SolveError("too many policy solves on the infinite horizon", "policy_budget", self.solves)
         theta = np.array(theta, dtype=float)
         params = self.problem.parameter_values(t0=t)   # the NLP's clock starts at t
-        raw = checked_solve(self.tr, theta, params, self.scale, None, self.last, self.s_end, self.deadline)
+        raw = solve_window(self.tr, theta, params, self.scale, guess=self.last, s_end=self.s_end,
+                           deadline=self.deadline, t_offset=t)
         self.last = raw   # warm start for the next evaluation
         self.solves += 1
         self.iterations += raw["iterations"]
@@ -115,7 +117,7 @@ class Policy:
         return self._lu[1]
 
 
-def _time_cross_derivative(problem):
+def time_cross_derivative(problem):
     """ℓ_ut(t, x, u, P) = ∂²ℓ/∂u∂t as a CasADi Function, or None when the running cost does
     not depend on its time argument (an autonomous, stationary policy)."""
     import casadi

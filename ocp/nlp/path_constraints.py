@@ -17,7 +17,7 @@ from __future__ import annotations
 import casadi
 import numpy as np
 
-from .errors import ProblemError
+from ..errors import ProblemError
 
 
 def point_state_indices(n, degree, intervals, block) -> np.ndarray:

@@ -15,9 +15,10 @@ import math
 import casadi
 import numpy as np
 
-from .solver import solve
+from ..horizons import pipeline
+from ..nlp.mesh import Mesh
+from ..options import SolveOptions
 from .trajectory_algebra import acceleration
-from .transcription import Mesh
 
 
 def euler_lagrange_residual(problem, trajectory) -> np.ndarray:
@@ -57,14 +58,16 @@ def mesh_convergence(problem, theta0, meshes, reference_mesh=None, **solve_optio
 
     Returns a list of dicts with intervals, degree, scheme, objective, objective_error and
     theta_error (max over the mesh's samples of |θ − θ_ref(t)|, θ_ref from the reference's
-    polynomials). ``solve_options`` go to :func:`ocp.solve` (horizon, terminal, ...).
+    polynomials). ``solve_options`` are those of :func:`ocp.solve` (horizon, terminal, ...).
     """
     reference_mesh = reference_mesh or Mesh(intervals=80, degree=8)
     solve_options.setdefault("mesh_tol", math.inf)     # each mesh as given: no refinement
-    reference = solve(problem, theta0, mesh=reference_mesh, **solve_options)
+    theta0 = problem.check_initial_state(theta0)
+    options = SolveOptions.checked(problem, **solve_options)
+    reference = pipeline.run(problem, theta0, options.replace(mesh=reference_mesh))
     rows = []
     for mesh in meshes:
-        trajectory = solve(problem, theta0, mesh=mesh, **solve_options)
+        trajectory = pipeline.run(problem, theta0, options.replace(mesh=mesh))
         inside = trajectory.t <= reference.t[-1]
         theta_error = np.abs(trajectory.theta[inside] - reference(trajectory.t[inside])).max()
         rows.append({"intervals": mesh.intervals, "degree": mesh.degree, "scheme": mesh.scheme,

@@ -5,10 +5,11 @@ horizon long against the path's own time scales (γ small, T ≫ 1/r) the elemen
 longer than the decay they must follow and the NLP converges, "successfully", to a wrong
 path (γ = 0, T = 1e4 on the quadratic scenario: error 0.87 of the path's range).
 
-The estimate. Gauss collocation is superconvergent, so the coefficients of one solution say
-little about its error; the difference to the solution on the mesh with every element
-halved does: with the error O(h^p), |θ_N − θ_2N| ≈ (1 − 2^{−p})·err_N ≥ err_N/2 (Betts,
-*Practical Methods for Optimal Control*, 2010, §4.7 uses the same principle). It is the max
+The estimate (the doubling loop is ``ocp.nlp.refinement``). Gauss collocation is
+superconvergent, so the coefficients of one solution say little about its error; the difference
+to the solution on the mesh with every element halved does: with the error O(h^p),
+|θ_N − θ_2N| ≈ (1 − 2^{−p})·err_N ≥ err_N/2 (Betts, *Practical Methods for Optimal Control*,
+2010, §4.7 uses the same principle). It is the max
 over θ_N's samples of |θ_N(t) − θ_2N(t)| relative to the path's range max|θ(t) − θ(0)|.
 The finer solution is returned when its own error, ≈ 2^{−p} of the estimate, meets the
 tolerance, with p = d the degree (the samples between collocation points converge at order
@@ -31,8 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SolveError
-from .transcription import Mesh
+from ..errors import SolveError
+from ..nlp.refinement import double_until_agreed
+from ..nlp.window import SolveStats
 
 COARSE = 0.5
 DEFAULT_TOL = 1e-8
@@ -62,25 +64,30 @@ def estimate(coarse, fine) -> float:
 def refine(solve_on, trajectory, mesh, tol, horizon):
     """Double ``mesh`` from ``trajectory`` (its solution) until the estimate meets ``tol``.
 
-    ``solve_on(mesh, guess)`` solves the same problem on another mesh from a Trajectory guess."""
-    history, solves, iterations = [], trajectory.stats.get("solves", 1), trajectory.stats.get("iterations", 0)
-    coarse = trajectory
-    for _ in range(MAX_DOUBLINGS):
-        finer = Mesh(2 * mesh.intervals, mesh.degree, mesh.scheme)
+    ``solve_on(mesh, guess)`` solves the same problem on another mesh from a Trajectory guess
+    (the pipeline's core below this layer)."""
+    spent = [SolveStats.of(trajectory.stats)]
+
+    def solve_counted(finer, coarse):
         fine = solve_on(finer, coarse)
-        solves += fine.stats.get("solves", 1)
-        iterations += fine.stats.get("iterations", 0)
-        error = estimate(coarse, fine)
-        history.append({"intervals": mesh.intervals, "estimate": error})
-        if error * 2.0 ** -mesh.degree <= tol:
-            history.append({"intervals": finer.intervals, "estimate": error * 2.0 ** -mesh.degree})
-            fine.stats.update(mesh_refinement={"tol": tol, "meshes": history}, solves=solves, iterations=iterations)
-            return fine
-        coarse, mesh = fine, finer
-    coarse.stats.update(success=False, status=STATUS, mesh_refinement={"tol": tol, "meshes": history})
+        spent.append(SolveStats.of(fine.stats))
+        return fine
+
+    result = double_until_agreed(solve_counted, mesh, estimate, lambda error: error * 2.0 ** -mesh.degree <= tol,
+                                 more=lambda level, doublings: doublings < MAX_DOUBLINGS, coarse=trajectory)
+    history = [{"intervals": level.intervals, "estimate": error} for level, error in result.history]
+    total = sum(spent[1:], spent[0])
+    if result.converged:
+        history.append({"intervals": result.level.intervals, "estimate": history[-1]["estimate"] * 2.0 ** -mesh.degree})
+        fine = result.solution
+        fine.stats.update(mesh_refinement={"tol": tol, "meshes": history}, solves=total.solves,
+                          iterations=total.iterations)
+        return fine
+    finest = result.solution
+    finest.stats.update(success=False, status=STATUS, mesh_refinement={"tol": tol, "meshes": history})
     raise SolveError(
         f"mesh refinement did not reach the tolerance {tol:g} on horizon {horizon:g}: with "
-        f"{mesh.intervals} intervals two meshes still differ by {history[-1]['estimate']:.2g} of the "
+        f"{result.level.intervals} intervals two meshes still differ by {history[-1]['estimate']:.2g} of the "
         f"path's range; the horizon is long against the path's time scales: solve with horizon=inf "
         f"(the path is the infinite-horizon one until near T) or give a finer mesh", STATUS,
-        iterations, coarse)
+        total.iterations, finest)

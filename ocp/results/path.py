@@ -11,8 +11,8 @@ from __future__ import annotations
 import casadi
 import numpy as np
 
-from .collocation import lagrange_basis, lagrange_derivative
-from .errors import OCPError
+from ..errors import OCPError
+from ..nlp.collocation import lagrange_basis, lagrange_derivative
 from .trajectory import Trajectory
 
 MAX_ELEMENTS = 4000

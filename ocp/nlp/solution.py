@@ -1,14 +1,13 @@
-"""Post-processing of raw NLP solutions: samples, energies, costates; checked solves."""
+"""Raw NLP solutions as Trajectories: samples, energies, costates (the one-window solve is
+:mod:`ocp.nlp.window`)."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
 
-from .budget import NO_DEADLINE, TIME_LIMIT
+from ..results.trajectory import Trajectory
 from .collocation import element_scheme, lagrange_basis, lagrange_derivative
-from .errors import SolveError
-from .trajectory import Trajectory
 
 
 @lru_cache(maxsize=None)
@@ -83,22 +82,6 @@ def from_solution(transcription, raw, scale, t_offset=0.0) -> Trajectory:
 
 def _columns(params, m):
     return np.broadcast_to(np.asarray(params, float)[:, None], (len(params), m))
-
-
-def checked_solve(tr, theta0, params, scale, thetaT, guess, s_end=1.0, deadline=NO_DEADLINE):
-    """A raw solution that IPOPT reports as converged, else SolveError with the last iterate
-    (status TIME_LIMIT when ``deadline`` stopped it)."""
-    raw = tr.solve(theta0, params, scale, thetaT, guess, s_end, deadline=deadline)
-    if not raw["success"]:
-        try:
-            last = from_solution(tr, raw, scale)
-        except Exception:  # a diverged iterate may not even post-process
-            last = None
-        if raw.get("time_limit"):
-            raise SolveError(f"time limit of {deadline.seconds:g} s reached in an NLP solve", TIME_LIMIT,
-                             raw["iterations"], last)
-        raise SolveError("IPOPT did not converge", raw["status"], raw["iterations"], last)
-    return raw
 
 
 def velocity_from_costate(tr, t, theta, lam, u, params, iterations=20):
