@@ -30,6 +30,7 @@ import numpy as np
 import ocp
 
 from .checks import array, scalar  # noqa: F401 (the scenarios' checkers, re-exported)
+from .loss_shift import ShiftedLoss
 
 
 class Scenario:
@@ -77,12 +78,7 @@ class Scenario:
         minimum = scalar(f"{self.name}.loss_minimum", self.loss_minimum)
         if minimum == 0.0:
             return
-        loss = self.problem.loss
-
-        def shifted_loss(theta, **constants):
-            return loss(theta, **constants) - minimum
-        shifted_loss.__doc__ = f"{getattr(loss, '__name__', 'loss')} − {minimum:g} (the declared loss_minimum)"
-        self.problem.loss = shifted_loss
+        self.problem.loss = ShiftedLoss(self.problem.loss, minimum)
 
     @property
     def dim(self) -> int:

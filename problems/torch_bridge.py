@@ -75,11 +75,12 @@ class CompiledFunction:
         def build():
             weights = [casadi.SX.sym(f"w{j}", _size(shape)) for j, shape in enumerate(self.out_shapes)]
             total = casadi.SX(0)
-            for weight, output in zip(weights, self.outputs):
+            for weight, output in zip(weights, self.outputs, strict=True):
                 total += casadi.dot(weight, output)
             grads = [casadi.gradient(total, x) for x in self.inputs]
             return CompiledFunction(f"{self.name}_vjp", [*self.inputs, *weights],
-                                    [*self.in_shapes, *self.out_shapes], grads, self.in_shapes, self.constants)
+                                    [*self.in_shapes, *self.out_shapes], grads, self.in_shapes,
+                                    self.constants)
         return self._derive("backward", build)
 
     @property
@@ -90,11 +91,12 @@ class CompiledFunction:
             outputs = []
             for output in self.outputs:
                 total = casadi.SX.zeros(output.shape)
-                for x, t in zip(self.inputs, tangents):
+                for x, t in zip(self.inputs, tangents, strict=True):
                     total += casadi.jtimes(output, x, t)
                 outputs.append(total)
             return CompiledFunction(f"{self.name}_jvp", [*self.inputs, *tangents],
-                                    [*self.in_shapes, *self.in_shapes], outputs, self.out_shapes, self.constants)
+                                    [*self.in_shapes, *self.in_shapes], outputs, self.out_shapes,
+                                    self.constants)
         return self._derive("tangent", build)
 
     @property
@@ -102,8 +104,8 @@ class CompiledFunction:
         """x… → ∂y_j/∂x_i as (size y_j, size x_i) matrices, j-major (row-major entries)."""
         def build():
             outputs, shapes = [], []
-            for output, out_shape in zip(self.outputs, self.out_shapes):
-                for x, in_shape in zip(self.inputs, self.in_shapes):
+            for output, out_shape in zip(self.outputs, self.out_shapes, strict=True):
+                for x, in_shape in zip(self.inputs, self.in_shapes, strict=True):
                     outputs.append(casadi.vec(casadi.jacobian(output, x).T))
                     shapes.append((_size(out_shape), _size(in_shape)))
             return CompiledFunction(f"{self.name}_jac", self.inputs, self.in_shapes, outputs, shapes,
@@ -133,7 +135,7 @@ class CasadiFunction(torch.autograd.Function):
         arrays = [t.detach().to(device="cpu", dtype=torch.float64).reshape(size, -1).numpy() for t in tensors]
         results = compiled.evaluate(constants, arrays, size)
         return tuple(torch.as_tensor(result, dtype=like.dtype, device=like.device).reshape(batch + shape)
-                     for result, shape in zip(results, compiled.out_shapes))
+                     for result, shape in zip(results, compiled.out_shapes, strict=True))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -152,14 +154,14 @@ class CasadiFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, _compiled_tangent, _constants_tangent, *tangents):
         inputs = ctx.saved_tensors
-        tangents = [torch.zeros_like(x) if t is None else t for x, t in zip(inputs, tangents)]
+        tangents = [torch.zeros_like(x) if t is None else t for x, t in zip(inputs, tangents, strict=True)]
         return CasadiFunction.apply(ctx.compiled.tangent, ctx.constants, *inputs, *tangents)
 
     @staticmethod
     def vmap(info, in_dims, compiled, constants, *tensors):
         # bring every input to the batch (expand: its backward sums over the batch), batch first
         batched = [x.expand(info.batch_size, *x.shape) if dim is None else x.movedim(dim, 0)
-                   for x, dim in zip(tensors, in_dims[2:])]
+                   for x, dim in zip(tensors, in_dims[2:], strict=True)]
         outputs = CasadiFunction.apply(compiled, constants, *batched)
         return outputs, tuple(0 for _ in outputs)
 
@@ -227,11 +229,12 @@ def output_shape(problem, piece: str) -> tuple:
     return {"loss": (), "drift": (problem.dim,), "metric": (problem.dim, problem.dim)}[piece]
 
 
-def compile_formula(problem, piece: str) -> CompiledFunction:
-    """``piece`` of ``problem`` as a :class:`CompiledFunction` of (θ; constants), built once per
-    structure (the callable, dim and the constants' names and shapes; the last
-    :data:`_CACHE_SIZE` structures are kept), so problems that differ only in constant values share it."""
-    function = formula(problem, piece)
+def compile_formula(problem, piece: str, function=None) -> CompiledFunction:
+    """``piece`` of ``problem`` (or ``function``, a callable of the same signature) as a
+    :class:`CompiledFunction` of (θ; constants), built once per structure (the callable, dim and
+    the constants' names and shapes; the last :data:`_CACHE_SIZE` structures are kept), so
+    problems that differ only in constant values share it."""
+    function = formula(problem, piece) if function is None else function
     if function is None:
         raise ocp.ProblemError(f"{problem.name} has no {piece} function to compile")
     shapes = constant_shapes(problem)
@@ -251,7 +254,8 @@ def compile_formula(problem, piece: str) -> CompiledFunction:
     if value.shape != expected:
         raise ocp.ProblemError(f"{problem.name}: {piece} must have shape {expected}, got {value.shape}")
     flat = casadi.vec(value.T)         # row-major, as torch reshapes
-    compiled = CompiledFunction(f"{problem.name}_{piece}", [theta], [(problem.dim,)], [flat], [shape], constants)
+    compiled = CompiledFunction(f"{problem.name}_{piece}", [theta], [(problem.dim,)], [flat], [shape],
+                                constants)
     _COMPILED[key] = compiled
     while len(_COMPILED) > _CACHE_SIZE:
         _COMPILED.popitem(last=False)
@@ -259,7 +263,8 @@ def compile_formula(problem, piece: str) -> CompiledFunction:
 
 
 def bridged(problem, piece: str, theta, compiled: CompiledFunction = None):
-    """``piece`` of ``problem`` at the tensor θ through CasADi, differentiable to any order."""
+    """``piece`` of ``problem`` at the tensor θ through CasADi (``compiled``: that of
+    :func:`compile_formula`), differentiable to any order."""
     compiled = compile_formula(problem, piece) if compiled is None else compiled
     (value,) = CasadiFunction.apply(compiled, pack_constants(problem), theta)
     return value

@@ -35,6 +35,7 @@ import torch
 import ocp
 
 from . import torch_bridge
+from .loss_shift import ShiftedLoss
 
 NATIVE, BRIDGE = "native", "bridge"
 AGREEMENT = 1e-8
@@ -54,7 +55,21 @@ def evaluate(scenario, piece: str, theta):
         shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
         raise ocp.ProblemError(f"{scenario.name}: {piece} expects θ as a tensor of shape ({problem.dim},), "
                                f"got {shape}")
-    return torch_bridge.bridged(problem, piece, theta)
+    return _bridged(problem, piece, theta)
+
+
+def compiled(problem, piece: str) -> torch_bridge.CompiledFunction:
+    """The CasADi Function the bridge evaluates for ``piece``: a loss shifted by a declared
+    loss_minimum compiles its raw loss (one Function for every L*; L* is subtracted in torch)."""
+    function = torch_bridge.formula(problem, piece)
+    raw = function.loss if isinstance(function, ShiftedLoss) else function
+    return torch_bridge.compile_formula(problem, piece, raw)
+
+
+def _bridged(problem, piece, theta):
+    function = torch_bridge.formula(problem, piece)
+    value = torch_bridge.bridged(problem, piece, theta, compiled(problem, piece))
+    return value - function.minimum if isinstance(function, ShiftedLoss) else value
 
 
 def path(scenario, piece: str) -> str:
@@ -134,17 +149,17 @@ def _check_native(scenario, piece, theta, value) -> None:
                                "problems.ops (native torch) or casadi functions (run through CasADi)")
     if (value.numel() != 1) if piece == "loss" else (tuple(value.shape) != shape):
         raise ocp.ProblemError(f"{where} has shape {tuple(value.shape)}, expected {shape}")
-    compiled = torch_bridge.compile_formula(problem, piece)
-    depends = bool(casadi.depends_on(compiled.outputs[0], compiled.inputs[0]))
+    function = compiled(problem, piece)
+    depends = bool(casadi.depends_on(function.outputs[0], function.inputs[0]))
     if depends and value.grad_fn is None:
         raise ocp.ProblemError(f"{where} is not connected to θ by autograd (a detach, .item() or numpy "
                                "step?): its gradient would be lost")
-    reference = torch_bridge.bridged(problem, piece, theta.detach(), compiled)
+    reference = _bridged(problem, piece, theta.detach())
     weight = torch.linspace(0.5, 1.5, value.numel(), dtype=torch.float64)
     pairs = [("value", value.detach().reshape(-1), reference.reshape(-1))]
     if depends:
         (native_vjp,) = torch.autograd.grad(value, theta, weight.reshape(value.shape))
-        bridged_vjp = torch_bridge.bridged_vjp(compiled, problem, theta.detach(), weight.reshape(shape))
+        bridged_vjp = torch_bridge.bridged_vjp(function, problem, theta.detach(), weight.reshape(shape))
         pairs.append(("derivative", native_vjp, bridged_vjp))
     for what, native, casadi_value in pairs:
         scale = max(1.0, float(casadi_value.abs().max()) if casadi_value.numel() else 1.0)
