@@ -331,3 +331,46 @@ def test_the_cli_error_of_an_unevaluable_loss_is_one_line(fresh_registry, tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("lossnav: error: math_exp_loss: loss evaluates to a non-finite")
+
+
+TORCH_BUG_PLUGIN = '''
+import casadi
+import numpy as np
+import ocp
+from problems import Scenario
+
+
+def loss(theta):
+    if isinstance(theta, casadi.SX):
+        return casadi.sumsqr(theta)
+    raise KeyError("the torch branch is unfinished")
+
+
+class TorchBug(Scenario):
+    name = "torch_bug"
+    defaults = {"gamma": 1.0}
+
+    def build(self, params):
+        return ocp.DiscountedOCP(dim=2, loss=loss, gamma=params["gamma"])
+
+    def default_theta0(self):
+        return np.array([0.5, 1.0])
+
+    def fixed_point(self):
+        return np.zeros(2)
+'''
+
+
+@pytest.mark.parametrize("command", [
+    ["validate", "torch_bug", "--draws", "0", "--gammas", "1"],
+    ["solve", "torch_bug", "--method", "rule:gradient_descent", "--dt", "0.1"],
+])
+def test_the_cli_error_of_a_broken_torch_path_is_one_line(fresh_registry, tmp_path, capsys, command):
+    """The engine solves it (CasADi evaluates the loss); the torch rules stop with one line."""
+    from lossnav import cli
+    path = tmp_path / "torch_bug_plugin.py"
+    path.write_text(TORCH_BUG_PLUGIN, encoding="utf-8")
+    assert cli.main([*command, "--plugin", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("lossnav: error: torch_bug: its loss fails on torch tensors (KeyError")
