@@ -269,8 +269,3 @@ def bridged(problem, piece: str, theta, compiled: CompiledFunction = None):
     (value,) = CasadiFunction.apply(compiled, pack_constants(problem), theta)
     return value
 
-
-def bridged_vjp(compiled: CompiledFunction, problem, theta, weight):
-    """wᵀ ∂F/∂θ through CasADi (the backward of :func:`bridged`), for checks."""
-    (product,) = CasadiFunction.apply(compiled.backward, pack_constants(problem), theta, weight)
-    return product
