@@ -5,7 +5,7 @@ L(θ), the drift f(θ), the metric G(θ)); the torch rules need the same formula
 with autograd. A formula written with :mod:`problems.ops` runs on both natively; one written
 with ``casadi.mtimes``, ``casadi.DM(X)``, ``casadi.exp`` ... cannot take a tensor, so it is
 compiled here, once per problem structure, as a CasADi Function F(x_0, …, x_m; c) of θ and
-the problem constants c (an input, so a ``replace``\\ d problem reuses it), and exposed to
+the problem constants c (an input, so a problem from ``replace`` reuses it), and exposed to
 torch as :class:`CasadiFunction`, a ``torch.autograd.Function`` whose derivatives are
 themselves CasADi Functions of the same kind, compiled the first time they are asked for
 (:class:`CompiledFunction`):
@@ -27,6 +27,7 @@ the result copied back in the dtype and onto the device of θ: correct, but a ho
 per call (which synchronises a GPU stream) and float32 results are float64 ones rounded.
 Integer, boolean and complex tensors are an :class:`ocp.ProblemError`; so is a call inside
 torch's legacy ``torch._vmap_internals._vmap`` other than for cotangents (use ``torch.func.vmap``).
+What a call costs against the native path: ``benchmarks/bench_torch_bridge.py``.
 """
 from __future__ import annotations
 
