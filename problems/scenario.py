@@ -8,8 +8,10 @@ A scenario subclass declares
   come from, as text (shown by ``lossnav problems``),
 
 and implements :meth:`build` (parameters → :class:`ocp.DiscountedOCP`, with the loss,
-drift and metric written once with :mod:`problems.ops` so they run on CasADi symbols and
-on torch tensors), :meth:`default_theta0`, :meth:`random_params` and, where the paper
+drift and metric written once, with :mod:`problems.ops`, which runs natively on CasADi symbols
+and on torch tensors, or in plain CasADi, which the torch rules reach through
+:mod:`problems.torch_bridge`: CasADi on the CPU in float64; :mod:`problems.torch_views`
+says which path a formula takes), :meth:`default_theta0`, :meth:`random_params` and, where the paper
 has a closed form, :meth:`analytic` and :meth:`fixed_point`. Make it known to the
 ``lossnav`` commands with :func:`problems.register`, ``--plugin FILE.py`` or an entry point
 in the group ``lossnav.scenarios`` (:mod:`problems.registry`).
@@ -28,6 +30,7 @@ import numpy as np
 import ocp
 
 from .checks import array, scalar  # noqa: F401 (the scenarios' checkers, re-exported)
+from .loss_shift import ShiftedLoss
 
 
 class Scenario:
@@ -53,7 +56,10 @@ class Scenario:
             raise ocp.ProblemError(
                 f"unknown parameter {unknown[0]!r} for {self.name}; valid: {', '.join(self.defaults)}")
         self.params = self.normalise({**self.defaults, **params})
-        self.problem = self.build(self.params)
+        try:
+            self.problem = self.build(self.params)
+        except ocp.ProblemError as exc:    # e.g. a loss CasADi cannot evaluate: say which scenario
+            raise ocp.ProblemError(_naming(self.name, exc)) from exc
         self._subtract_loss_minimum()
         self.theta0 = self.default_theta0()
 
@@ -72,12 +78,7 @@ class Scenario:
         minimum = scalar(f"{self.name}.loss_minimum", self.loss_minimum)
         if minimum == 0.0:
             return
-        loss = self.problem.loss
-
-        def shifted_loss(theta, **constants):
-            return loss(theta, **constants) - minimum
-        shifted_loss.__doc__ = f"{getattr(loss, '__name__', 'loss')} − {minimum:g} (the declared loss_minimum)"
-        self.problem.loss = shifted_loss
+        self.problem.loss = ShiftedLoss(self.problem.loss, minimum)
 
     @property
     def dim(self) -> int:
@@ -130,14 +131,30 @@ class Scenario:
                 for key, value in self.problem.constants.items()}
 
     def torch_loss(self, theta):
-        """L(θ) on a 1-D torch tensor, differentiable by autograd (the OCP's own loss)."""
-        return self.problem.loss(theta, **self.torch_constants(theta))
+        """L(θ) on a 1-D torch tensor, differentiable by autograd and torch.func (the OCP's own
+        loss): natively for a loss written with problems.ops, through CasADi (float64, CPU;
+        :mod:`problems.torch_bridge`) for one written in plain CasADi; the rule is
+        :mod:`problems.torch_views`. ocp.ProblemError, naming the scenario, if neither works."""
+        from . import torch_views
+        return torch_views.evaluate(self, "loss", theta)
 
     def torch_drift(self, theta):
-        """f(θ) on a 1-D torch tensor, or None when the scenario has no drift."""
+        """f(θ) on a 1-D torch tensor, or None when the scenario has no drift (as torch_loss)."""
         if self.problem.drift is None:
             return None
-        return self.problem.drift(theta, **self.torch_constants(theta))
+        from . import torch_views
+        return torch_views.evaluate(self, "drift", theta)
+
+    def torch_metric(self, theta):
+        """G(θ), (dim, dim), on a 1-D torch tensor (as torch_loss); a constant metric as a tensor of
+        θ's dtype and device; None when the metric is the identity."""
+        if getattr(self.problem, "metric_function", None) is not None:
+            from . import torch_views
+            return torch_views.evaluate(self, "metric", theta)
+        if self.problem.metric is None:
+            return None
+        import torch
+        return torch.as_tensor(self.problem.metric, dtype=theta.dtype, device=theta.device)
 
     def describe(self) -> dict:
         """Name, reference, parameters with defaults and ranges, θ0, analytic: for listings."""
@@ -150,3 +167,14 @@ class Scenario:
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+
+def _naming(name: str, exc: Exception) -> str:
+    """``exc``'s message in one line, prefixed with the scenario's name; the message of the error
+    that caused it (CasADi's lists every overload) cut to its first line."""
+    message = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        message = message.replace(str(cause), str(cause).strip().splitlines()[0])
+    message = " ".join(message.split())
+    return message if message.startswith(f"{name}:") else f"{name}: {message}"
