@@ -32,7 +32,9 @@ class Deadline:
     """A wall-clock budget: ``Deadline(None)`` never expires."""
 
     def __init__(self, seconds=None):
-        seconds = math.inf if seconds is None else number("time_limit", seconds, positive=True, allow_inf=True)
+        if seconds is not None:
+            seconds = number("time_limit", seconds, positive=True, allow_inf=True)
+        seconds = math.inf if seconds is None else seconds
         self.seconds = seconds
         self.end = time.perf_counter() + seconds
 

@@ -88,7 +88,8 @@ def _checked_terminal(problem, terminal, infinite):
     except (TypeError, ValueError):
         raise TerminalConstraintError("terminal must be a vector of numbers") from None
     if terminal.shape != (problem.state_dim,):
-        raise TerminalConstraintError(f"terminal must have length {problem.state_dim}, got {terminal.shape[0]}")
+        raise TerminalConstraintError(
+            f"terminal must have length {problem.state_dim}, got {terminal.shape[0]}")
     if not np.all(np.isfinite(terminal)):
         raise TerminalConstraintError("terminal must be finite")
     return terminal

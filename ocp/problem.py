@@ -186,7 +186,8 @@ class DiscountedOCP:
                 setattr(new, key, _check_rate(key, value, allow_zero=(key != "eta")))
             elif key == "metric":
                 if self.metric is None:
-                    raise ProblemError("metric can be replaced only on a problem built with a constant metric")
+                    raise ProblemError(
+                        "metric can be replaced only on a problem built with a constant metric")
                 new.metric = self._constant_metric(value)
             elif key in constants:
                 value = np.asarray(value, dtype=float)

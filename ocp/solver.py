@@ -56,7 +56,7 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
     refinement does not meet its tolerance.
     """
     theta0 = problem.check_initial_state(theta0)
-    options = SolveOptions.checked(problem, horizon=horizon, terminal=terminal, mesh=mesh, time_scale=time_scale,
-                                   guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0, time_limit=time_limit,
-                                   mesh_tol=mesh_tol)
+    options = SolveOptions.checked(problem, horizon=horizon, terminal=terminal, mesh=mesh,
+                                   time_scale=time_scale, guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0,
+                                   time_limit=time_limit, mesh_tol=mesh_tol)
     return pipeline.run(problem, theta0, options)

@@ -235,3 +235,67 @@ def test_default_mesh_with_mesh_tol_meets_1e_9_on_the_strongest_non_normal_draw(
     record = path.stats["mesh_refinement"]
     assert record["meshes"][0]["intervals"] == 40 and record["meshes"][-1]["estimate"] <= 1e-10
     assert path.objective == pytest.approx(solution.value(theta0), rel=1e-9)
+
+
+# -- the one discounted Riccati core: block-diagonal problems solved block by block ------------
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), gamma=st.floats(0.0, 20.0), singles=st.integers(0, 6),
+       coupled=st.integers(0, 2))
+def test_the_riccati_core_splits_coupled_blocks_exactly(seed, gamma, singles, coupled):
+    """A problem made of 1 × 1 blocks (closed form, including drifts whose 1-D problem is
+    unstable) and coupled 3 × 3 blocks, in a random order of the coordinates: P and K agree with
+    one dense solve of the whole equation to round-off, and K − γ/2 is Hurwitz."""
+    from ocp.horizons.lq import coupled_blocks, discounted_riccati
+    rng = np.random.default_rng(seed)
+    sizes = [1] * singles + [3] * coupled
+    if not sizes:
+        sizes = [1]
+    n = sum(sizes)
+    A, Q, R = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
+    start = 0
+    for size in sizes:
+        block = slice(start, start + size)
+        A[block, block] = rng.normal(scale=1.5, size=(size, size))
+        Q[block, block] = spd(rng, size, floor=0.1)
+        R[block, block] = spd(rng, size, floor=0.5)
+        start += size
+    order = rng.permutation(n)
+    A, Q, R = (matrix[np.ix_(order, order)] for matrix in (A, Q, R))
+    assert len(coupled_blocks(A, Q, R)) == len(sizes)
+    P, K = discounted_riccati(A, Q, R, gamma)
+    dense = scipy.linalg.solve_continuous_are(A - 0.5 * gamma * np.eye(n), np.eye(n), Q, R)
+    assert np.abs(P - dense).max() <= 1e-9 * max(np.abs(dense).max(), 1.0)
+    assert np.abs(K - (A - np.linalg.solve(R, dense))).max() <= 1e-9 * max(np.abs(K).max(), 1.0)
+    assert np.linalg.eigvals(K - 0.5 * gamma * np.eye(n)).real.max() < 0
+
+
+def test_the_riccati_core_refuses_a_block_without_a_stabilising_solution():
+    """A coordinate whose Hamiltonian has eigenvalues on the imaginary axis (q = 0 and
+    a = A − γ/2 = 0, or a² + q/R < 0) beside a good one: LinAlgError, which solve_lq turns into its
+    ProblemError, never a P that does not stabilise; with q = 0 and a > 0 the stabilising root
+    P = 2aR exists (the 1-D Riccati equation's other root, 0, does not stabilise)."""
+    from ocp.horizons.lq import discounted_riccati
+    R = np.eye(2)
+    for A, Q in ((np.diag([0.25, -1.0]), np.diag([0.0, 1.0])), (np.diag([0.0, -1.0]), np.diag([-1.0, 1.0]))):
+        with pytest.raises(np.linalg.LinAlgError):
+            discounted_riccati(A, Q, R, 0.5)
+    P, K = discounted_riccati(np.diag([0.5, -1.0]), np.diag([0.0, 1.0]), R, 0.5)
+    assert P[0, 0] == pytest.approx(0.5) and K[0, 0] - 0.25 < 0
+
+
+def test_a_separable_lq_tail_is_the_dense_one():
+    """The LQ tail at the rest point of a separable non-quadratic problem (blocks of 1) follows the
+    same path as the dense exponential of its feedback."""
+    from ocp.horizons.rest_point import linear_tail, rest_point
+    n = 6
+    c = np.linspace(-0.3, 0.3, n)
+    problem = ocp.DiscountedOCP(n, lambda th, c: casadi.sum1((th ** 2 - 1) ** 2 + c * th), gamma=0.5,
+                                constants={"c": c})
+    params = problem.parameter_values()
+    rest = rest_point(problem, np.ones(n), params)
+    tail = linear_tail(problem, rest, params)
+    start = rest + 0.01 * np.arange(1, n + 1)
+    taus = np.array([0.0, 0.3, 2.0])
+    dense = rest + np.array([scipy.linalg.expm(tail.feedback * tau) @ (start - rest) for tau in taus])
+    assert np.abs(tail.path(start)(taus) - dense).max() <= 1e-13
+    assert np.count_nonzero(tail.feedback - np.diag(np.diag(tail.feedback))) == 0

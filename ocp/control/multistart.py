@@ -57,7 +57,9 @@ def loss_minima(problem, theta0, samples=None, radius=None, seed=0) -> np.ndarra
     theta0 = problem.check_initial_state(theta0)[: problem.dim]
     n = problem.dim
     samples = min(16 * n, MAX_SAMPLES) if samples is None else count("samples", samples)
-    radius = 2.0 * max(1.0, np.abs(theta0).max()) if radius is None else number("radius", radius, positive=True)
+    if radius is None:
+        radius = 2.0 * max(1.0, np.abs(theta0).max())
+    radius = number("radius", radius, positive=True)
     value, gradient, hessian = _loss_functions(problem)
     rng = np.random.default_rng(seed)
     points = np.vstack([theta0[None, :], theta0 + radius * rng.uniform(-1, 1, size=(samples, n))])
@@ -114,14 +116,16 @@ def solve_global(problem, theta0, horizon=math.inf, starts=None, samples=None, r
     candidates = _distinct(candidates)
     results = _run(problem, theta0, candidates, checked, checked.deadline.seconds, workers)
     records, best = [], None
-    for index, (start, result) in enumerate(zip(candidates, results)):
+    for index, (start, result) in enumerate(zip(candidates, results, strict=True)):
         record = {"start": _describe(start), "objective": None, "status": None, "theta_final": None}
         if isinstance(result, Trajectory):
-            record.update(objective=float(result.objective), status="optimal", theta_final=result.theta[-1].tolist())
+            record.update(objective=float(result.objective), status="optimal",
+                          theta_final=result.theta[-1].tolist())
             if best is None or result.objective < results[best].objective:
                 best = index
         else:
-            record["status"] = result.status if isinstance(result, SolveError) else f"{type(result).__name__}: {result}"
+            record["status"] = (result.status if isinstance(result, SolveError)
+                                else f"{type(result).__name__}: {result}")
         records.append(record)
     if best is None:
         first = next(r for r in results if isinstance(r, Exception))
@@ -145,7 +149,8 @@ def _run(problem, theta0, candidates, options, seconds, workers):
         if workers == 1 or len(candidates) == 1 or "fork" not in multiprocessing.get_all_start_methods():
             return [_candidate(i) for i in range(len(candidates))]
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(candidates), os.cpu_count() or 1), mp_context=context) as pool:
+        processes = min(workers, len(candidates), os.cpu_count() or 1)
+        with ProcessPoolExecutor(processes, mp_context=context) as pool:
             return list(pool.map(_candidate, range(len(candidates))))
     finally:
         _JOB.clear()
@@ -154,7 +159,8 @@ def _run(problem, theta0, candidates, options, seconds, workers):
 def _candidate(index):
     job = _JOB
     try:
-        options = job["options"].replace(guesses=(job["candidates"][index],), deadline=Deadline(job["seconds"]))
+        options = job["options"].replace(guesses=(job["candidates"][index],),
+                                         deadline=Deadline(job["seconds"]))
         return pipeline.run(job["problem"], job["theta0"], options)
     except SolveError as exc:
         if exc.status == TIME_LIMIT:
@@ -190,7 +196,8 @@ def _check_starts(problem, starts):
 def _distinct(candidates):
     out = []
     for start in candidates:
-        if isinstance(start, np.ndarray) and any(isinstance(o, np.ndarray) and np.allclose(start, o, rtol=1e-9, atol=1e-12)
+        if isinstance(start, np.ndarray) and any(isinstance(o, np.ndarray)
+                                                 and np.allclose(start, o, rtol=1e-9, atol=1e-12)
                                                  for o in out):
             continue
         out.append(start)

@@ -72,8 +72,8 @@ class TrustRegionPlanner:
         if guess is None:
             guess = np.broadcast_to(theta0, (N * d, self.n))
         nodes = np.vstack([theta0, np.asarray(guess, float).reshape(-1, self.n)])
-        raw = solve_window(tr, theta0, np.asarray(params, float), N * width, guess=self._variables(nodes, width),
-                           radius=radius, require_converged=False)
+        raw = solve_window(tr, theta0, np.asarray(params, float), N * width,
+                           guess=self._variables(nodes, width), radius=radius, require_converged=False)
         X, _, _ = tr.unpack(raw["x"])
         nodes = np.vstack([theta0, X[:, :, 1:].transpose(0, 2, 1).reshape(-1, self.n)])
         offsets = np.linalg.norm(nodes - theta0, axis=1) / radius
@@ -98,5 +98,6 @@ class TrustRegionPlanner:
         d = self.degree
         element = np.minimum(np.floor(times).astype(int), self.intervals - 1)
         weights = lagrange_basis(np.concatenate([[0.0], self.scheme.points]), times - element)   # (d + 1, J)
-        blocks = np.asarray(nodes)[element[:, None] * d + np.arange(d + 1)]    # node 0 = previous element's end
+        # node 0 of an element is the previous element's end
+        blocks = np.asarray(nodes)[element[:, None] * d + np.arange(d + 1)]
         return np.einsum("ij,jin->jn", weights, blocks)

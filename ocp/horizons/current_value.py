@@ -73,8 +73,10 @@ def _guess(problem, system, mesh, path_of, gradients, params):
     if getattr(path_of, "q_of", None) is not None:     # a guess that knows its costate
         Q = path_of.q_of(mesh.node_times(nodes))
     else:
-        Q = np.asarray(gradients.map(len(flat_x))(flat_x.T, flat_u.T, np.tile(params[:, None], (1, len(flat_x))))[1]).T
-    return np.concatenate([X.reshape(N, -1), Q.reshape(N, -1), velocity[:, 1:, :].reshape(N, -1)], axis=1).ravel()
+        columns = np.tile(params[:, None], (1, len(flat_x)))
+        Q = np.asarray(gradients.map(len(flat_x))(flat_x.T, flat_u.T, columns)[1]).T
+    blocks = [X.reshape(N, -1), Q.reshape(N, -1), velocity[:, 1:, :].reshape(N, -1)]
+    return np.concatenate(blocks, axis=1).ravel()
 
 
 def _interpolant(system, mesh, z, after):
@@ -173,7 +175,8 @@ def _refined(problem, t1, span, scale, guess_path, fixed_tail, params, gradients
         stats["error_estimate"] = estimate
         return estimate
 
-    result = double_until_agreed(solve_on, FIRST_ELEMENTS, difference, lambda estimate: estimate <= MESH_TOLERANCE,
+    result = double_until_agreed(solve_on, FIRST_ELEMENTS, difference,
+                                 lambda estimate: estimate <= MESH_TOLERANCE,
                                  more=lambda elements, doublings: 2 * elements <= MAX_ELEMENTS)
     return result.solution if result.converged else None
 

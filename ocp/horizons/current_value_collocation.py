@@ -101,12 +101,13 @@ class System:
         block = np.arange(n) + row
         rows.append(block), cols.append(self._x(0, 0)), values.append(np.ones(n))
         row += n
+        coupled_rows, coupled_cols = np.nonzero(riccati)     # P's own pattern (diagonal when separable)
         for j in range(d + 1):                          # q_end + P x_end
-            rows += [np.arange(n) + row] + [np.repeat(np.arange(n) + row, n)]
-            cols += [self._x(N - 1, j) + q_shift] + [np.tile(self._x(N - 1, j), n)]
-            values += [np.full(n, c[j])] + [(c[j] * riccati).ravel()]
-        jacobian = scipy.sparse.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                                           shape=(self.size, self.size))
+            rows += [np.arange(n) + row] + [coupled_rows + row]
+            cols += [self._x(N - 1, j) + q_shift] + [self._x(N - 1, j)[coupled_cols]]
+            values += [np.full(n, c[j])] + [c[j] * riccati[coupled_rows, coupled_cols]]
+        entries = (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols)))
+        jacobian = scipy.sparse.csc_matrix(entries, shape=(self.size, self.size))
         return np.concatenate(pieces), jacobian
 
     def states(self, z):

@@ -65,7 +65,8 @@ def head_until(problem, theta0, head, split):
     when asked)."""
     head_part = cut(problem, head, split)
     start = head_part.theta[-1]
-    settled = np.abs(start - head.theta[-1]).max() <= 1e-6 * max(np.abs(theta0 - head.theta[-1]).max(), 1e-300)
+    way = max(np.abs(theta0 - head.theta[-1]).max(), 1e-300)
+    settled = np.abs(start - head.theta[-1]).max() <= 1e-6 * way
     return head_part, settled
 
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
+import scipy.sparse.csgraph
 
 from ..checks import number
 from ..errors import ProblemError
@@ -167,7 +169,8 @@ def solve_lq(A=None, H=None, mu=None, G=None, gamma=0.0, eta=1.0, k=1.0, b=None,
     constant = 0.0
     if gamma > 0:       # c = (running cost at the stationary control)/γ: huge, or ∞, as γ → 0
         with np.errstate(over="ignore"):
-            constant = (0.5 * mu @ weight @ mu + linear @ b - 0.5 * eta * linear @ np.linalg.solve(G, linear)) / gamma
+            running = 0.5 * mu @ weight @ mu + linear @ b - 0.5 * eta * linear @ np.linalg.solve(G, linear)
+            constant = running / gamma
     fixed = None
     if np.linalg.cond(closed_loop) < 1e12:
         fixed = np.linalg.solve(closed_loop, -offset)
@@ -183,12 +186,71 @@ def discounted_riccati(drift_matrix, state_weight, control_weight, gamma):
     scipy.linalg.solve_continuous_are with B = I). Stabilising: K − (γ/2)I is Hurwitz, so
     Re λ(K) < γ/2; the optimum comes to rest only when every Re λ(K) < 0 (else it grows, slower
     than e^{γt/2}: ``ocp.horizons.growing``). Raises LinAlgError or ValueError when there is
-    no stabilising solution (imaginary-axis Hamiltonian eigenvalues, R not definite)."""
-    A = np.asarray(drift_matrix, float)
+    no stabilising solution (imaginary-axis Hamiltonian eigenvalues, R not definite).
+
+    The equation decouples over the connected components of the common sparsity of A, Q and R
+    (:func:`coupled_blocks`): each block is solved on its own, a 1 × 1 block in closed form
+    (P = R(a + √(a² + Q/R)), written without cancellation), so a separable problem in D
+    dimensions costs O(D), not a 2D × 2D QZ decomposition."""
+    A, Q, R = (np.atleast_2d(np.asarray(matrix, float))
+               for matrix in (drift_matrix, state_weight, control_weight))
     n = A.shape[0]
-    P = scipy.linalg.solve_continuous_are(A - 0.5 * gamma * np.eye(n), np.eye(n), state_weight, control_weight)
-    P = 0.5 * (P + P.T)
-    return P, A - np.linalg.solve(control_weight, P)
+    blocks = coupled_blocks(A, Q, R)
+    if len(blocks) == 1:
+        P = scipy.linalg.solve_continuous_are(A - 0.5 * gamma * np.eye(n), np.eye(n), Q, R)
+        P = 0.5 * (P + P.T)
+        return P, A - np.linalg.solve(R, P)
+    P = np.zeros((n, n))
+    single = np.array([block[0] for block in blocks if len(block) == 1], int)
+    if len(single):
+        a, q, r = A[single, single] - 0.5 * gamma, Q[single, single], R[single, single]
+        P[single, single] = _scalar_riccati(a, q, r)
+    for block in (block for block in blocks if len(block) > 1):
+        cut = np.ix_(block, block)
+        P[cut], _ = discounted_riccati(A[cut], Q[cut], R[cut], gamma)
+    return P, A - _block_solve(R, P, blocks, single)
+
+
+def coupled_blocks(*matrices) -> list:
+    """Index arrays of the connected components of the matrices' common sparsity pattern (i and
+    j are coupled when any matrix has an entry at (i, j) or (j, i)), each sorted."""
+    n = matrices[0].shape[0]
+    pattern = np.zeros((n, n), bool)
+    for matrix in matrices:
+        pattern |= matrix != 0
+    graph = scipy.sparse.csr_matrix(pattern)
+    count, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    if count == 1:
+        return [np.arange(n)]
+    order = np.argsort(labels, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+
+
+def _scalar_riccati(shifted, weight, control):
+    """The stabilising roots P of 2aP − P²/R + Q = 0 (arrays of 1 × 1 problems):
+    P/R = a + √(a² + Q/R), as (Q/R)/(√(a² + Q/R) − a) where a < 0 (no cancellation).
+    LinAlgError when some a² + Q/R < 0, or = 0 with a ≥ 0 (no stabilising root)."""
+    if np.any(control <= 0):
+        raise np.linalg.LinAlgError("the control weight R must be positive definite")
+    ratio = weight / control
+    discriminant = shifted ** 2 + ratio
+    root = np.sqrt(np.maximum(discriminant, 0.0))
+    if np.any(discriminant < 0) or np.any((root == 0) & (shifted >= 0)):
+        raise np.linalg.LinAlgError("no stabilising solution of the Riccati equation")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = np.where(root - shifted > 0, ratio / (root - shifted), 0.0)
+    return control * np.where(shifted < 0, below, shifted + root)
+
+
+def _block_solve(matrix, rhs, blocks, single):
+    """matrix⁻¹ rhs for a block-diagonal ``matrix`` and ``rhs`` (the same blocks; ``single``:
+    the indices of the 1 × 1 blocks, divided at once)."""
+    out = np.zeros_like(rhs)
+    out[single, single] = rhs[single, single] / matrix[single, single]
+    for block in (block for block in blocks if len(block) > 1):
+        cut = np.ix_(block, block)
+        out[cut] = np.linalg.solve(matrix[cut], rhs[cut])
+    return out
 
 
 def from_problem(problem, at=None) -> dict:
@@ -227,7 +289,7 @@ def _check_detectable(shifted, weight):
     """PBH test: every eigenvector of A_γ with Re λ ≥ 0 must be seen by kH."""
     values, vectors = np.linalg.eig(shifted)
     scale = max(np.abs(weight).max(), 1e-300)
-    for value, vector in zip(values, vectors.T):
+    for value, vector in zip(values, vectors.T, strict=True):
         if value.real >= -DETECTABILITY_TOL and np.linalg.norm(weight @ vector) <= 1e-10 * scale:
             raise ProblemError(
                 f"no stabilising LQ optimum: the drift direction with exponent {value:.3g} (after the "
@@ -252,7 +314,8 @@ def _matrix(value, n, name):
     except (TypeError, ValueError):
         raise ProblemError(f"{name} must be a matrix of numbers") from None
     if value.ndim != 2 or value.shape[0] != value.shape[1] or (n is not None and value.shape[0] != n):
-        raise ProblemError(f"{name} must be a square matrix{f' of size {n}' if n else ''}, got shape {value.shape}")
+        size = f" of size {n}" if n else ""
+        raise ProblemError(f"{name} must be a square matrix{size}, got shape {value.shape}")
     if not np.all(np.isfinite(value)):
         raise ProblemError(f"{name} has non-finite entries")
     return value

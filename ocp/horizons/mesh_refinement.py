@@ -73,12 +73,13 @@ def refine(solve_on, trajectory, mesh, tol, horizon):
         spent.append(SolveStats.of(fine.stats))
         return fine
 
-    result = double_until_agreed(solve_counted, mesh, estimate, lambda error: error * 2.0 ** -mesh.degree <= tol,
+    own_error = 2.0 ** -mesh.degree      # the finer solution's error, as a fraction of the estimate
+    result = double_until_agreed(solve_counted, mesh, estimate, lambda error: error * own_error <= tol,
                                  more=lambda level, doublings: doublings < MAX_DOUBLINGS, coarse=trajectory)
     history = [{"intervals": level.intervals, "estimate": error} for level, error in result.history]
     total = sum(spent[1:], spent[0])
     if result.converged:
-        history.append({"intervals": result.level.intervals, "estimate": history[-1]["estimate"] * 2.0 ** -mesh.degree})
+        history.append({"intervals": result.level.intervals, "estimate": history[-1]["estimate"] * own_error})
         fine = result.solution
         fine.stats.update(mesh_refinement={"tol": tol, "meshes": history}, solves=total.solves,
                           iterations=total.iterations)

@@ -61,8 +61,9 @@ def first_window(problem, theta0, options) -> FirstWindow:
     for guess in options.guesses:
         initial = initial_guess(tr, theta0, options.terminal, scale, guess, s_end, options.t0)
         try:
-            candidates.append(solve_window(tr, theta0, params, scale, terminal=options.terminal, guess=initial,
-                                           s_end=s_end, deadline=options.deadline, t_offset=options.t0))
+            candidates.append(solve_window(tr, theta0, params, scale, terminal=options.terminal,
+                                           guess=initial, s_end=s_end, deadline=options.deadline,
+                                           t_offset=options.t0))
         except SolveError as exc:   # another guess may still converge: keep the others
             if exc.status == TIME_LIMIT:
                 raise
@@ -71,8 +72,9 @@ def first_window(problem, theta0, options) -> FirstWindow:
         raise failures[0]
     raw = min(candidates, key=lambda candidate: candidate["f"])
     trajectory = from_solution(tr, raw, scale, t_offset=options.t0)
-    trajectory.stats.update(horizon=options.horizon, gamma=problem.gamma, t0=options.t0, solves=len(candidates),
-                            candidate_objectives=[c["f"] for c in candidates], failed_guesses=len(failures))
+    trajectory.stats.update(horizon=options.horizon, gamma=problem.gamma, t0=options.t0,
+                            solves=len(candidates), candidate_objectives=[c["f"] for c in candidates],
+                            failed_guesses=len(failures))
     return FirstWindow(trajectory, raw, tr, scale, s_end)
 
 
@@ -84,7 +86,8 @@ def infinite_path(problem, theta0, options):
         return path
 
     def solve_on(finer, coarse):      # the whole infinite path again, the first window on ``finer``
-        return infinite_core(problem, theta0, options.replace(mesh=finer, guesses=(coarse,), mesh_tol=math.inf))
+        finer_options = options.replace(mesh=finer, guesses=(coarse,), mesh_tol=math.inf)
+        return infinite_core(problem, theta0, finer_options)
     return mesh_refinement.refine(solve_on, path, options.mesh, options.mesh_tol, options.horizon)
 
 
@@ -132,8 +135,8 @@ def long_path(problem, theta0, options, window=None, head=None):
     if head is None:
         head = infinite_path(problem, theta0, options.replace(horizon=math.inf, terminal=None, mesh_tol=None))
     head_part, settled = long_horizon.head_until(problem, theta0, head, split)
-    final_options = options.replace(horizon=window, guesses=(None,), t0=split,
-                                    mesh_tol=math.inf if options.mesh_tol is None and settled else options.mesh_tol)
+    final_tol = math.inf if options.mesh_tol is None and settled else options.mesh_tol
+    final_options = options.replace(horizon=window, guesses=(None,), t0=split, mesh_tol=final_tol)
     final = finite_path(problem, head_part.theta[-1], final_options)
     return long_horizon.join(problem, head, head_part, final, options.horizon, options.t0, split, window)
 
@@ -142,7 +145,8 @@ def _split_at_the_end_effect(problem, theta0, options):
     """A horizon long against the path's time scales as the infinite path and a final window,
     when the path comes to rest well before T; else None. The caller asks only for an
     autonomous cost (a time-dependent one has no rest point to settle at)."""
-    head_options = options.replace(horizon=math.inf, terminal=None, guesses=(None,), rest_tol=1e-10, mesh_tol=None)
+    head_options = options.replace(horizon=math.inf, terminal=None, guesses=(None,), rest_tol=1e-10,
+                                   mesh_tol=None)
     try:
         head = infinite_path(problem, theta0, head_options)
     except (ProblemError, SolveError) as exc:     # no infinite-horizon path (γ = 0, cost at the limit)

@@ -95,7 +95,8 @@ class Policy:
         tr = self.tr
         dp = np.zeros(len(self.last["p"]))
         dp[tr.parameter_index("t0")] = 1.0
-        d_value_gradient = -parameter_sensitivity(tr, self.last, dp, self._kkt())[tr.n_var + tr.initial_constraint_rows]
+        sensitivity = parameter_sensitivity(tr, self.last, dp, self._kkt())
+        d_value_gradient = -sensitivity[tr.n_var + tr.initial_constraint_rows]
         _, _, _, l_uu, _ = tr._post(t, theta, u, params)
         l_ut = np.asarray(self._l_ut(t, theta, u, params)).ravel()
         return -np.linalg.solve(np.asarray(l_uu), l_ut + d_value_gradient)
@@ -203,6 +204,9 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
         J[:n, n] = policy.time_derivative(z[n], z[:n])
         return J
 
+    def tolerance(new):
+        return atol + rtol * np.abs(new[:n])
+
     t = float(t0)
     z = np.append(np.asarray(theta0, float), t) if timed else np.asarray(theta0, float)
     times, states = [np.array([t])], [z[None, :n]]
@@ -217,22 +221,7 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
         J = jacobian(t, z)
         if h is None:
             h = 0.5 / max(np.abs(np.linalg.eigvals(J)).max(), 1e-300)
-        failures = 0
-        while True:
-            try:
-                step = _Step(field, t, z, velocity, J, h)
-            except SolveError as exc:   # a stage left the domain (e.g. a variance ≤ 0): a shorter step
-                if exc.status == TIME_LIMIT:
-                    raise
-                failures += 1
-                if failures > MAX_STAGE_FAILURES:
-                    raise
-                h *= 0.25
-                continue
-            error = np.max(np.abs(step.difference[:n]) / (atol + rtol * np.abs(step.new[:n])))
-            if error <= 1.0:
-                break
-            h *= max(0.2, 0.9 * error ** (-0.25))
+        step, h, error = _accepted_step(field, t, z, velocity, J, h, tolerance, n)
         velocity = field(t + h, step.new)
         sample_times, sample_states = step.samples(velocity, SAMPLES_PER_STEP)
         times.append(sample_times)
@@ -241,3 +230,25 @@ def integrate(policy, t0, theta0, rest_speed, rtol=1e-10, atol=1e-13, max_time=n
         if timed:
             z[n] = t     # the time component is exact (its row of J is zero); drop round-off
         h *= min(5.0, max(0.2, 0.9 * max(error, 1e-12) ** (-0.25)))
+
+
+def _accepted_step(field, t, z, velocity, J, h, tolerance, n):
+    """The first exprb43 step from (t, z) whose embedded error is within ``tolerance(new)``,
+    shrinking h as it goes: (step, h, error). A stage that leaves the domain (a SolveError, e.g.
+    a variance ≤ 0) quarters h, at most MAX_STAGE_FAILURES times in a row."""
+    failures = 0
+    while True:
+        try:
+            step = _Step(field, t, z, velocity, J, h)
+        except SolveError as exc:
+            if exc.status == TIME_LIMIT:
+                raise
+            failures += 1
+            if failures > MAX_STAGE_FAILURES:
+                raise
+            h *= 0.25
+            continue
+        error = np.max(np.abs(step.difference[:n]) / tolerance(step.new))
+        if error <= 1.0:
+            return step, h, error
+        h *= max(0.2, 0.9 * error ** (-0.25))

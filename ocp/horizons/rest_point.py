@@ -15,7 +15,8 @@ because r(x*) = 0). Its current-value value function ½δxᵀPδx solves the HJB
 δẋ = −R⁻¹Nᵀδx + w with cost ½δxᵀ(Q − NR⁻¹Nᵀ)δx + ½wᵀRw, solved by the engine's one
 discounted Riccati core (``ocp.horizons.lq.discounted_riccati``, stabilising solution); the
 optimal feedback is u = K δx, K = −R⁻¹(Nᵀ + P). K may have exponents with 0 ≤ Re λ < γ/2:
-the optimum then grows instead of coming to rest (``LinearTail.grows``, ``ocp.horizons.growing``). The nonlinear policy differs from K δx by
+the optimum then grows instead of coming to rest (``LinearTail.grows``, ``ocp.horizons.growing``).
+The nonlinear policy differs from K δx by
 O(|δx|²), so a path continued by the LQ solution from a state at distance d from x* is
 exact to O(d²) (Anderson & Moore, *Optimal Control: Linear Quadratic Methods*, 1990, Ch. 3;
 the discounted form by the substitution x̃ = e^{−γt/2}x). For quadratic problems it is exact.
@@ -31,7 +32,7 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .lq import discounted_riccati
+from .lq import coupled_blocks, discounted_riccati
 
 NEWTON_STEPS = 50
 
@@ -56,7 +57,8 @@ def _functions(problem):
         residual = casadi.substitute(l_x + params["gamma"] * l_u, u, casadi.DM.zeros(n))
         blocks = [casadi.substitute(block, u, casadi.DM.zeros(n)) for block in
                   (casadi.jacobian(l_x, x), casadi.jacobian(l_x, u), casadi.jacobian(l_u, u))]
-        cache["rest_point"] = (casadi.Function("rest_residual", [x, P], [residual, casadi.jacobian(residual, x)]),
+        residual_function = casadi.Function("rest_residual", [x, P], [residual, casadi.jacobian(residual, x)])
+        cache["rest_point"] = (residual_function,
                                casadi.Function("rest_blocks", [x, P], blocks))
     return cache["rest_point"]
 
@@ -67,7 +69,8 @@ def cost_gradients(problem):
     cache = problem._structure.cache
     if "cost_gradients" not in cache:
         x, u, P, _, cost = cost_symbols(problem)
-        cache["cost_gradients"] = casadi.Function("l_xu", [x, u, P], [casadi.gradient(cost, x), casadi.gradient(cost, u)])
+        cache["cost_gradients"] = casadi.Function("l_xu", [x, u, P],
+                                                  [casadi.gradient(cost, x), casadi.gradient(cost, u)])
     return cache["cost_gradients"]
 
 
@@ -121,7 +124,8 @@ def rest_point_ahead(problem, start, params, deadline):
         with warnings.catch_warnings():     # LSODA's convergence chatter: the outcome is checked below
             warnings.simplefilter("ignore")
             flow = scipy.integrate.solve_ivp(rhs, (0.0, 1e300), np.asarray(start, float), method="LSODA",
-                                             rtol=1e-8, atol=1e-12 * max(np.abs(start).max(), 1.0), events=stopped)
+                                             rtol=1e-8, atol=1e-12 * max(np.abs(start).max(), 1.0),
+                                             events=stopped)
     except (ArithmeticError, ValueError, RuntimeError, _FlowBudget):
         return None
     if flow.status != 1:          # no stop: it ran off
@@ -154,16 +158,19 @@ def rest_point(problem, start, params):
 
 class LinearTail:
     """The LQ solution at a rest point: δx(τ) = e^{Kτ} δx(0), with e^{Kτ} by the eigen-
-    decomposition of K when it is well conditioned, else scipy's expm per time."""
+    decomposition of each coupled block of K (``ocp.horizons.lq.coupled_blocks``: a separable
+    problem is D blocks of size 1) when it is well conditioned, else scipy's expm per time."""
 
     def __init__(self, rest, feedback):
         self.rest, self.feedback = rest, feedback
-        values, vectors = scipy.linalg.eig(feedback)
-        self.rates = values
-        self.growth = float(values.real.max())     # ≥ 0: the optimum grows (ocp.horizons.growing)
+        blocks = coupled_blocks(feedback)
+        # the 1 × 1 blocks as one diagonal (each mode its own coordinate), the others dense
+        single = np.array([block[0] for block in blocks if len(block) == 1], int)
+        self._diagonal = (single, feedback[single, single].astype(complex))
+        self._blocks = [_block_modes(feedback, block) for block in blocks if len(block) > 1]
+        self.rates = np.concatenate([self._diagonal[1]] + [modes[1] for modes in self._blocks])
+        self.growth = float(self.rates.real.max())     # ≥ 0: the optimum grows (ocp.horizons.growing)
         self.grows = self.growth >= 0
-        well_conditioned = np.linalg.cond(vectors) < 1e8
-        self._eigen = (values, vectors, np.linalg.inv(vectors)) if well_conditioned else None
 
     @property
     def slowest_rate(self) -> float:
@@ -176,20 +183,21 @@ class LinearTail:
     def path(self, start):
         """τ (m,) → states (m, n) of the tail from ``start``."""
         offset = np.asarray(start, float) - self.rest
-        if self._eigen is not None:
-            values, vectors, inverse = self._eigen
-            coefficients = inverse @ offset
 
-            def states(tau):
-                tau = np.atleast_1d(np.asarray(tau, float))
-                modes = np.exp(np.outer(tau, values)) * coefficients
-                return self.rest + (modes @ vectors.T).real
-            return states
-
-        def states_by_expm(tau):
+        def states(tau):
             tau = np.atleast_1d(np.asarray(tau, float))
-            return self.rest + np.array([scipy.linalg.expm(self.feedback * s) @ offset for s in tau])
-        return states_by_expm
+            out = np.empty((len(tau), len(offset)))
+            single, rates = self._diagonal
+            out[:, single] = (np.exp(np.outer(tau, rates)) * offset[single]).real
+            for block, values, vectors, inverse in self._blocks:
+                if inverse is None:        # ill-conditioned eigenvectors: the exponential itself
+                    local = self.feedback[np.ix_(block, block)]
+                    out[:, block] = np.array([scipy.linalg.expm(local * s) @ offset[block] for s in tau])
+                else:
+                    modes = np.exp(np.outer(tau, values)) * (inverse @ offset[block])
+                    out[:, block] = (modes @ vectors.T).real
+            return self.rest + out
+        return states
 
     def duration_to(self, start, speed):
         """τ at which |δẋ| falls to ``speed`` (doubling, then bisection on the tail's speed)."""
@@ -205,6 +213,13 @@ class LinearTail:
             middle = 0.5 * (low + high)
             low, high = (middle, high) if moving(middle) else (low, middle)
         return high
+
+
+def _block_modes(feedback, block):
+    """(block, eigenvalues, eigenvectors, their inverse or None when ill-conditioned) of K there."""
+    values, vectors = scipy.linalg.eig(feedback[np.ix_(block, block)])
+    inverse = np.linalg.inv(vectors) if np.linalg.cond(vectors) < 1e8 else None
+    return block, values, vectors, inverse
 
 
 def linear_tail(problem, rest, params, allow_growth=False):

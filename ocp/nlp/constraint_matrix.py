@@ -64,7 +64,8 @@ def casadi_sparse(matrix) -> casadi.DM:
     """A scipy sparse matrix as a CasADi DM with the same sparsity."""
     matrix = scipy.sparse.csc_matrix(matrix)
     matrix.sort_indices()
-    sparsity = casadi.Sparsity(matrix.shape[0], matrix.shape[1], matrix.indptr.tolist(), matrix.indices.tolist())
+    rows, cols = matrix.shape
+    sparsity = casadi.Sparsity(rows, cols, matrix.indptr.tolist(), matrix.indices.tolist())
     return casadi.DM(sparsity, matrix.data)
 
 

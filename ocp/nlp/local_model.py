@@ -20,9 +20,11 @@ def local_curvatures(problem, theta0) -> np.ndarray:
     if "local_model" not in cache:
         theta, P = casadi.SX.sym("theta", problem.dim), casadi.SX.sym("P", problem.layout.size)
         params = problem.layout.unpack(P)
-        cache["local_model"] = casadi.Function("local_model", [theta, P], [
-            casadi.hessian(problem.loss_value(theta, params), theta)[0], problem.metric_matrix(theta, params)])
-    H, G = (np.asarray(value) for value in cache["local_model"](theta0[: problem.dim], problem.parameter_values()))
+        hessian = casadi.hessian(problem.loss_value(theta, params), theta)[0]
+        cache["local_model"] = casadi.Function("local_model", [theta, P],
+                                               [hessian, problem.metric_matrix(theta, params)])
+    model = cache["local_model"](theta0[: problem.dim], problem.parameter_values())
+    H, G = (np.asarray(value) for value in model)
     curvatures = np.abs(np.linalg.eigvals(np.linalg.solve(G, H)).real)
     return problem.eta * max(problem.k, 1e-12) * np.maximum(curvatures, 1e-3 * max(curvatures.max(), 1e-6))
 

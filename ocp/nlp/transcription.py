@@ -83,7 +83,8 @@ class Transcription:
         V = casadi.MX.sym("V", self.n_var)
         p_all = casadi.MX.sym("p", self.layout.size)
         named = self.layout.unpack(p_all)
-        theta0, thetaT, scale, s_end, P = (named[key] for key in ("theta0", "thetaT", "scale", "s_end", "problem"))
+        theta0, thetaT, scale, s_end, P = (named[key]
+                                           for key in ("theta0", "thetaT", "scale", "s_end", "problem"))
         blocks = casadi.reshape(V[: N * self.block], self.block, N)
 
         # Three mapped Functions (cost; cost and gradient; Hessian): a mapped call evaluates
@@ -106,14 +107,16 @@ class Transcription:
         if terminal_cost is not None:
             if infinite:
                 raise ValueError("a terminal cost needs a finite horizon")
-            end_cost, end_grad_fn, end_hess_fn = terminal_cost_functions(problem, terminal_cost, self.time_map)
+            end_cost, end_grad_fn, end_hess_fn = terminal_cost_functions(problem, terminal_cost,
+                                                                         self.time_map)
             end_args = (V[N * self.block:], scale, s_end, P)
             objective = objective + end_cost(*end_args)
             end_value, end_gradient = end_grad_fn(*end_args)
             objective_g = objective_g + end_value
             end_hessian = end_hess_fn(*end_args)
         gradient = casadi.vertcat(*grads, end_gradient)   # dense: IPOPT reads n_var values
-        hessian = casadi.diagcat(casadi.MX(casadi.diagcat(*sparsities), casadi.vertcat(*hessians)), end_hessian)
+        element_hessians = casadi.MX(casadi.diagcat(*sparsities), casadi.vertcat(*hessians))
+        hessian = casadi.diagcat(element_hessians, end_hessian)
 
         # Linear constraints g = A(p) V − b(p): constant entries plus −h·t'(s) in the U columns.
         self._A_constant, selector = constraint_structure(self.schemes, n, self.block, self.n_var,

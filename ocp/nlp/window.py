@@ -40,7 +40,8 @@ class SolveStats:
     @classmethod
     def of(cls, stats: dict) -> SolveStats:
         """The counts recorded in a Trajectory's ``stats`` (a missing count of solves is one)."""
-        return cls(int(stats.get("solves", 1)), int(stats.get("iterations", 0)), float(stats.get("solve_time", 0.0)))
+        return cls(int(stats.get("solves", 1)), int(stats.get("iterations", 0)),
+                   float(stats.get("solve_time", 0.0)))
 
     def record(self, stats: dict) -> dict:
         """``stats`` with ``solves``, ``iterations`` and ``solve_time`` set to these counts."""

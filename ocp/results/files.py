@@ -119,7 +119,8 @@ def unseal(data: bytes, name) -> bytes:
     if not newline or len(header) != 64:
         raise FileFormatError(f"{name}: truncated header")
     if digest(payload).encode() != header:
-        raise FileFormatError(f"{name}: content does not match its checksum (corrupted or truncated); refused")
+        raise FileFormatError(
+            f"{name}: content does not match its checksum (corrupted or truncated); refused")
     return payload
 
 

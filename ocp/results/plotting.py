@@ -80,7 +80,8 @@ def loss_on_grid(problem, x, y) -> np.ndarray:
     import casadi
     theta = casadi.SX.sym("theta", 2)
     symbols = casadi.SX.sym("p", problem.layout.size)
-    loss = casadi.Function("loss", [theta, symbols], [problem.loss_value(theta, problem.layout.unpack(symbols))])
+    value = problem.loss_value(theta, problem.layout.unpack(symbols))
+    loss = casadi.Function("loss", [theta, symbols], [value])
     points = np.vstack([np.ravel(x), np.ravel(y)])
     values = loss.map(points.shape[1])(points, np.tile(problem.parameter_values()[:, None], points.shape[1]))
     return np.asarray(values, float).reshape(np.shape(x))

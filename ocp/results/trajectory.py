@@ -53,7 +53,8 @@ class Trajectory:
 
     @property
     def discounted_energy(self) -> np.ndarray:
-        """e^{−γ(t − t_0)}(kinetic + potential): the integrand of the objective (discounted from the start)."""
+        """e^{−γ(t − t_0)}(kinetic + potential): the integrand of the objective (discounted from the
+        start)."""
         gamma = self.stats.get("gamma", 0.0)
         return np.exp(-gamma * (self.t - self.t[0])) * (self.kinetic + self.potential)
 
@@ -98,7 +99,8 @@ class Trajectory:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
             raise FileFormatError(f"{path}: not a saved lossnav trajectory, or truncated/corrupted "
                                   f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
-        missing = [key for key in (*ARRAY_KEYS, "objective", "elements", "stats", "checksum") if key not in contents]
+        required = (*ARRAY_KEYS, "objective", "elements", "stats", "checksum")
+        missing = [key for key in required if key not in contents]
         if missing:
             raise FileFormatError(f"{path}: not a saved lossnav trajectory (no {', '.join(missing)})")
         checksum = str(contents.pop("checksum"))
@@ -106,15 +108,16 @@ class Trajectory:
             raise FileFormatError(f"{path}: content does not match its checksum (corrupted); refused")
         try:
             arrays = {key: np.asarray(contents[key], dtype=float) for key in ARRAY_KEYS}
-            return cls(objective=float(contents["objective"]), elements=np.asarray(contents["elements"], float),
+            return cls(objective=float(contents["objective"]),
+                       elements=np.asarray(contents["elements"], float),
                        stats=json.loads(str(contents["stats"])), **arrays)
         except (TypeError, ValueError, OCPError) as exc:
             raise FileFormatError(f"{path}: not a valid trajectory ({' '.join(str(exc).split())})") from None
 
     def summary(self) -> dict:
         """A JSON-friendly summary (used by the CLI's --json)."""
-        keep = ("success", "iterations", "solves", "build_time", "solve_time", "mesh",
-                "horizon", "gamma", "reached_rest", "t0", "policy_from", "junction_mismatch", "mesh_refinement")
+        keep = ("success", "iterations", "solves", "build_time", "solve_time", "mesh", "horizon", "gamma",
+                "reached_rest", "t0", "policy_from", "junction_mismatch", "mesh_refinement")
         return {
             "objective": self.objective,
             "theta0": self.theta[0].tolist(),

@@ -25,7 +25,8 @@ def cut(problem, trajectory: Trajectory, t_end: float) -> Trajectory:
         if t_end == trajectory.t[-1]:
             return trajectory
         rest = np.tile(trajectory.theta[-1], (2, 1))
-        hold = from_samples(problem, [trajectory.t[-1], t_end], rest, 2, objective=0.0, velocity=np.zeros_like(rest))
+        hold = from_samples(problem, [trajectory.t[-1], t_end], rest, 2, objective=0.0,
+                            velocity=np.zeros_like(rest))
         return concatenate(trajectory, hold)
     starts = trajectory.t[trajectory.elements[:, 0].astype(int)]
     e = int(np.searchsorted(starts, t_end, side="left")) - 1
@@ -35,7 +36,8 @@ def cut(problem, trajectory: Trajectory, t_end: float) -> Trajectory:
     nodes, _ = element_coordinate(nodes_t, t_a, scale)
     end, _ = element_coordinate(np.array([t_end]), t_a, scale)
     # Chebyshev–Lobatto samples of the shortened range (well conditioned for the interpolant)
-    new_local = nodes[0] + (end[0] - nodes[0]) * (1 - np.cos(np.pi * np.arange(len(nodes)) / (len(nodes) - 1))) / 2
+    lobatto = (1 - np.cos(np.pi * np.arange(len(nodes)) / (len(nodes) - 1))) / 2
+    new_local = nodes[0] + (end[0] - nodes[0]) * lobatto
     new_t = element_time(new_local, t_a, scale)
     new_t[0], new_t[-1] = nodes_t[0], t_end
     theta = lagrange_basis(nodes, new_local).T @ trajectory.theta[i0:i1 + 1]
@@ -105,8 +107,8 @@ def discounted_integral(problem, trajectory: Trajectory, origin: float = 0.0) ->
         theta = lagrange_basis(nodes, points).T @ trajectory.theta[i0:i1 + 1]
         velocity = (lagrange_derivative(nodes, points).T @ trajectory.theta[i0:i1 + 1]) * rate[:, None]
         kinetic, potential, _ = running_cost(problem, times, theta, velocity)
-        total += (nodes[-1] - nodes[0]) / 2 * np.sum(weights / rate * np.exp(-problem.gamma * (times - origin))
-                                                     * (kinetic + potential))
+        discount = np.exp(-problem.gamma * (times - origin))
+        total += (nodes[-1] - nodes[0]) / 2 * np.sum(weights / rate * discount * (kinetic + potential))
     return float(total)
 
 
