@@ -44,9 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse
-import scipy.sparse.csgraph
 
+from ..block_diagonal import block_solve, coupled_blocks
 from ..checks import number
 from ..errors import ProblemError
 
@@ -208,22 +207,7 @@ def discounted_riccati(drift_matrix, state_weight, control_weight, gamma):
     for block in (block for block in blocks if len(block) > 1):
         cut = np.ix_(block, block)
         P[cut], _ = discounted_riccati(A[cut], Q[cut], R[cut], gamma)
-    return P, A - _block_solve(R, P, blocks, single)
-
-
-def coupled_blocks(*matrices) -> list:
-    """Index arrays of the connected components of the matrices' common sparsity pattern (i and
-    j are coupled when any matrix has an entry at (i, j) or (j, i)), each sorted."""
-    n = matrices[0].shape[0]
-    pattern = np.zeros((n, n), bool)
-    for matrix in matrices:
-        pattern |= matrix != 0
-    graph = scipy.sparse.csr_matrix(pattern)
-    count, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    if count == 1:
-        return [np.arange(n)]
-    order = np.argsort(labels, kind="stable")
-    return np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+    return P, A - block_solve(R, P, blocks)
 
 
 def _scalar_riccati(shifted, weight, control):
@@ -240,17 +224,6 @@ def _scalar_riccati(shifted, weight, control):
     with np.errstate(divide="ignore", invalid="ignore"):
         below = np.where(root - shifted > 0, ratio / (root - shifted), 0.0)
     return control * np.where(shifted < 0, below, shifted + root)
-
-
-def _block_solve(matrix, rhs, blocks, single):
-    """matrix⁻¹ rhs for a block-diagonal ``matrix`` and ``rhs`` (the same blocks; ``single``:
-    the indices of the 1 × 1 blocks, divided at once)."""
-    out = np.zeros_like(rhs)
-    out[single, single] = rhs[single, single] / matrix[single, single]
-    for block in (block for block in blocks if len(block) > 1):
-        cut = np.ix_(block, block)
-        out[cut] = np.linalg.solve(matrix[cut], rhs[cut])
-    return out
 
 
 def from_problem(problem, at=None) -> dict:

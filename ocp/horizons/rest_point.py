@@ -32,7 +32,8 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .lq import coupled_blocks, discounted_riccati
+from ..block_diagonal import block_eigenvalues, block_product, block_solve, coupled_blocks
+from .lq import discounted_riccati
 
 NEWTON_STEPS = 50
 
@@ -234,10 +235,12 @@ def linear_tail(problem, rest, params, allow_growth=False):
     Q, N, R = (np.asarray(block) for block in blocks(rest, params))
     n = len(rest)
     Q, R = 0.5 * (Q + Q.T), 0.5 * (R + R.T)
+    coupled = coupled_blocks(Q, N, R)          # a separable cost: n blocks of 1, O(n) work
     try:
-        np.linalg.cholesky(R)
-        coupling = np.linalg.solve(R, N.T)            # R⁻¹Nᵀ: completing the square
-        reduced = Q - N @ coupling
+        if not np.all(block_eigenvalues(R, coupled).real > 0):
+            return None                        # R not positive definite: no minimum in the velocity
+        coupling = block_solve(R, N.T, coupled)            # R⁻¹Nᵀ: completing the square
+        reduced = Q - block_product(N, coupling, coupled)
         P, feedback = discounted_riccati(-coupling, 0.5 * (reduced + reduced.T), R, problem.gamma)
     except (np.linalg.LinAlgError, ValueError):
         return None
