@@ -30,9 +30,18 @@ first mapped window, receding windows, LQ tail), vectorised (``casadi.sum1``) an
 a plain Python sum over the coordinates, D ∈ {10, 100, 1000} ({10, 100} with ``--quick``):
 the case issue 15 measured (plain sum: D = 100 16 s, D = 1000 1,043 s before).
 
+The **concave start** (issue 24): θ0_i = 0.1, in the concave part of every well, random tilts
+c_i ∈ (−0.3, 0.3) (seed 0), L = Σ (θ_i² − 1)² + c_i θ_i, γ = 0.5, ∞ horizon, D ∈ {10, 100, 1000},
+twice: with the default first guess (from a concave start the rest point downhill from θ0,
+``ocp.horizons.downhill``: every coordinate's downhill basin is the right well, since
+L'(0.1) = −0.396 + c_i < 0) and with ``guess=`` the well each tilt favours (the deeper one, the
+left for c_i > 0). Before issue 24, D = 1000 took 50 s (idle) / 904 s (loaded): 70 % in a dense
+2000 × 2000 QZ of the LQ tail's Riccati equation, the rest in 22 regularised IPOPT iterations.
+Goal: under 10 s at D = 1000, growth ≤ 15× per 10× D.
+
 Target (issue 2, "Benchmarks" (b); issue 15 item 2 on the infinite horizon): D = 1000
-separable built and solved in under 10 s on this 2-core machine, growth near-linear in D. This script reports; it never
-fails (benchmarks do not gate CI).
+separable built and solved in under 10 s on this 2-core machine, growth near-linear in D. This
+script reports; it never fails (benchmarks do not gate CI).
 
 Usage: ``python benchmarks/bench_scaling.py [--quick] [--mesh small|default|both]
 [--ipopt KEY=VALUE ...]`` (IPOPT options passed to ``ocp.solve``, values as JSON).
@@ -69,8 +78,9 @@ def separable(D, rng):
 def separable_plain_sum(D, rng):
     """The same separable loss written as a user would first write it: a Python sum over the
     coordinates (an SX expression with D terms per collocation point)."""
-    problem = ocp.DiscountedOCP(dim=D, loss=lambda th: sum((th[i] ** 2 - 1) ** 2 - TILT * th[i] for i in range(D)),
-                                gamma=GAMMA, name=f"double_wells_sum_{D}")
+    def loss(th):
+        return sum((th[i] ** 2 - 1) ** 2 - TILT * th[i] for i in range(D))
+    problem = ocp.DiscountedOCP(dim=D, loss=loss, gamma=GAMMA, name=f"double_wells_sum_{D}")
     theta0 = 0.5 + 0.05 * rng.standard_normal(D)
     return problem, theta0
 
@@ -82,6 +92,37 @@ def infinite(family, gamma=INFINITE_GAMMA):
         return problem.replace(gamma=gamma), theta0
     build.horizon = math.inf
     return build
+
+
+def concave_start(D, rng):
+    """θ0 = 0.1 between the wells, tilts c_i uniform in (−0.3, 0.3); the favoured wells as
+    ``build.favoured`` (the deeper minimiser per coordinate)."""
+    tilts = rng.uniform(-0.3, 0.3, D)
+    problem = ocp.DiscountedOCP(dim=D, loss=lambda th, c: casadi.sum1((th ** 2 - 1) ** 2 + c * th),
+                                gamma=INFINITE_GAMMA, constants={"c": tilts}, name=f"concave_{D}")
+    concave_start.tilts = tilts
+    return problem, np.full(D, 0.1)
+
+
+concave_start.horizon = math.inf
+
+
+def favoured_wells(tilts):
+    """Per coordinate the deeper minimiser of (θ² − 1)² + cθ: the left well for c > 0."""
+    wells = []
+    for c in tilts:
+        roots = [r.real for r in np.roots([4.0, 0.0, -4.0, c]) if abs(r.imag) < 1e-12]
+        wells.append(min(roots, key=lambda x, c=c: (x ** 2 - 1) ** 2 + c * x))
+    return np.array(wells)
+
+
+def concave_with_favoured_guess(D, rng):
+    problem, theta0 = concave_start(D, rng)
+    concave_with_favoured_guess.guess = favoured_wells(concave_start.tilts)
+    return problem, theta0
+
+
+concave_with_favoured_guess.horizon = math.inf
 
 
 def dense(D, rng):
@@ -107,12 +148,15 @@ def measure(family, D, mesh, ipopt):
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     problem, theta0 = family(D, rng)
-    traj = ocp.solve(problem, theta0, horizon=getattr(family, "horizon", HORIZON), mesh=mesh, ipopt=ipopt)
-    wall = time.perf_counter() - t0
+    cpu = time.process_time()
+    traj = ocp.solve(problem, theta0, horizon=getattr(family, "horizon", HORIZON), mesh=mesh, ipopt=ipopt,
+                     guess=getattr(family, "guess", None))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu
     n_var = mesh.intervals * D * (2 * mesh.degree + 1) + D
-    return {"D": D, "n_var": n_var, "iterations": traj.stats["iterations"], "solves": traj.stats.get("solves", 1),
+    return {"D": D, "n_var": n_var, "iterations": traj.stats["iterations"],
+            "solves": traj.stats.get("solves", 1),
             "build": traj.stats["build_time"], "solve": traj.stats["solve_time"], "wall": wall,
-            "objective": traj.objective, "end": traj.theta[-1]}
+            "objective": traj.objective, "end": traj.theta[-1], "cpu": cpu}
 
 
 def slope(a, b, key):
@@ -146,6 +190,28 @@ def table(title, family, dims, mesh, ipopt, check=None):
     return rows
 
 
+def in_favoured_well(row):
+    """The concave start's check: the share of coordinates in the well its tilt favours."""
+    favoured = favoured_wells(concave_start.tilts)
+    share = float(np.mean(np.abs(row["end"] - favoured) < 0.05))
+    right = float(np.mean(row["end"] > 0))
+    return (f"J = {row['objective']:.6g}, in the favoured well {100 * share:.0f} %, right well "
+            f"{100 * right:.0f} %, CPU {row['cpu']:.2f} s")
+
+
+def concave_tables(dims, mesh, ipopt):
+    """The concave start with the default guess and with the favoured wells as the guess (on the
+    engine's default mesh, 40 x 5, as ``ocp.solve`` runs it)."""
+    for label, family in (("default guess (downhill from a concave start)", concave_start),
+                          ("guess = the well each tilt favours", concave_with_favoured_guess)):
+        rows = table(f"infinite horizon, gamma = {INFINITE_GAMMA}, concave start theta0 = 0.1, tilts in "
+                     f"(-0.3, 0.3), {label}", family, dims, mesh, ipopt, in_favoured_well)
+        if len(rows) > 1:
+            growth = rows[-1]["wall"] / rows[-2]["wall"]
+            print(f"concave start, {label}: D = {rows[-1]['D']} in {rows[-1]['wall']:.2f} s "
+                  f"(goal < 10 s), growth x{growth:.1f} per 10x D (goal <= 15)\n")
+
+
 def parse_ipopt(items):
     options = {}
     for item in items or []:
@@ -164,6 +230,7 @@ def main(argv=None):
                         help="small = Mesh(20, 4); default = the engine's 40 x 5; both (separable "
                              "family on both meshes). Default: both, or small with --quick")
     parser.add_argument("--ipopt", nargs="*", metavar="KEY=VALUE", help="IPOPT options for ocp.solve")
+    parser.add_argument("--concave-only", action="store_true", help="only the concave-start tables")
     args = parser.parse_args(argv)
     ipopt = parse_ipopt(args.ipopt)
     args.mesh = args.mesh or ("small" if args.quick else "both")
@@ -171,7 +238,8 @@ def main(argv=None):
     print(f"cores: {os.cpu_count()}, casadi {casadi.__version__}, gamma = {GAMMA}, T = {HORIZON} "
           f"(free end); IPOPT options: {ipopt or 'engine defaults'}")
     print("columns: build = traj.stats['build_time'], IPOPT = traj.stats['solve_time'], wall = problem "
-          "construction + ocp.solve; other = wall - build - IPOPT; slope = log-log growth vs the previous D\n")
+          "construction + ocp.solve; other = wall - build - IPOPT; slope = log-log growth vs the "
+          "previous D\n")
     # Load IPOPT's library once, outside the measurements.
     ocp.solve(*separable(2, np.random.default_rng(0)), horizon=HORIZON, mesh=SMALL_MESH)
 
@@ -183,14 +251,18 @@ def main(argv=None):
 
     meshes = {"small": [SMALL_MESH], "default": [ocp.Mesh()], "both": [SMALL_MESH, ocp.Mesh()]}[args.mesh]
     separable_rows = None
+    infinite_dims = (10, 100) if args.quick else (10, 100, 1000)
+    if args.concave_only:
+        concave_tables(infinite_dims, ocp.Mesh(), ipopt)
+        return
     for mesh in meshes:
         rows = table("separable double wells, sum_i (theta_i^2-1)^2 - 0.3 theta_i", separable,
                      (10, 100, 1000), mesh, ipopt, in_global_well)
         separable_rows = separable_rows or rows
-    infinite_dims = (10, 100) if args.quick else (10, 100, 1000)
     for label, family in (("vectorised", separable), ("plain Python sum", separable_plain_sum)):
-        table(f"infinite horizon, gamma = {INFINITE_GAMMA}, separable double wells, {label}", infinite(family),
-              infinite_dims, meshes[0], ipopt, in_global_well)
+        table(f"infinite horizon, gamma = {INFINITE_GAMMA}, separable double wells, {label}",
+              infinite(family), infinite_dims, meshes[0], ipopt, in_global_well)
+    concave_tables(infinite_dims, ocp.Mesh(), ipopt)
     dense_dims = (10, 25, 50) if args.quick else (10, 50, 100)
     table("dense coupling, theta^T A theta / 2 + 0.1 sum theta_i^4 (A dense SPD, a constant)", dense,
           dense_dims, meshes[0], ipopt)

@@ -35,7 +35,9 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
                  curvature at θ0 and γ (:func:`ocp.nlp.local_model.default_time_scale`).
                  Infinite horizons only (a finite horizon's map is [0, T]).
     guess      : a Trajectory, a callable t → θ, or a target point θ_∞ (the guess then
-                 approaches it exponentially); default: θ0 held constant. A list of such
+                 approaches it exponentially); default: θ0 held constant, or, on the infinite
+                 horizon from a start where the loss is locally concave, the rest point downhill
+                 from θ0 (:mod:`ocp.horizons.downhill`; ``stats["default_guess"]``). A list of such
                  guesses (e.g. several local minima of the loss) solves from each and keeps
                  the path of lowest objective: IPOPT finds local optima only.
     rest_tol   : the infinite-horizon path is followed until |θ̇| ≤ rest_tol · max|θ̇|.

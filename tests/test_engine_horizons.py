@@ -172,3 +172,20 @@ def test_cli_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
     assert process.returncode == 130
     assert len(stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_concave_start_is_guessed_downhill_and_reaches_the_held_guess_optimum():
+    """From θ0 = 0.1 between the wells of Σ (θ_i² − 1)² + c_i θ_i (locally concave: L'' < 0) the
+    default first guess is the rest point downhill from θ0 (ocp.horizons.downhill): the same
+    optimum as the θ0-held guess, in fewer IPOPT iterations; a convex start keeps θ0 held."""
+    c = np.array([-0.2, 0.1, 0.25])
+    problem = ocp.DiscountedOCP(3, lambda th, c: casadi.sum1((th ** 2 - 1) ** 2 + c * th), gamma=0.5,
+                                constants={"c": c})
+    theta0 = np.full(3, 0.1)
+    guessed = ocp.solve(problem, theta0)
+    held = ocp.solve(problem, theta0, guess=lambda t: theta0)
+    assert guessed.stats["default_guess"] == "downhill" and "default_guess" not in held.stats
+    assert guessed.objective == pytest.approx(held.objective, rel=1e-12)
+    assert np.abs(guessed.theta[-1] - held.theta[-1]).max() <= 1e-9
+    assert guessed.stats["iterations"] < held.stats["iterations"]
+    assert "default_guess" not in ocp.solve(problem, np.full(3, 1.2)).stats

@@ -30,6 +30,7 @@ from ..nlp.time_maps import window_end
 from ..nlp.transcription import transcription_for
 from ..nlp.window import solve_window
 from . import long_horizon, mesh_refinement
+from .downhill import downhill_guess
 from .infinite import FirstWindow, continue_infinite
 from .policy import time_cross_derivative
 
@@ -57,8 +58,12 @@ def first_window(problem, theta0, options) -> FirstWindow:
         scale = options.horizon
     s_end = window_end(scale, problem.gamma) if infinite else 1.0
     params = problem.parameter_values(t0=options.t0)
+    guesses, default_guess = options.guesses, None
+    if infinite and len(guesses) == 1 and guesses[0] is None:
+        default_guess = downhill_guess(problem, theta0)     # a concave start: ocp.horizons.downhill
+        guesses = guesses if default_guess is None else (default_guess,)
     candidates, failures = [], []
-    for guess in options.guesses:
+    for guess in guesses:
         initial = initial_guess(tr, theta0, options.terminal, scale, guess, s_end, options.t0)
         try:
             candidates.append(solve_window(tr, theta0, params, scale, terminal=options.terminal,
@@ -75,6 +80,8 @@ def first_window(problem, theta0, options) -> FirstWindow:
     trajectory.stats.update(horizon=options.horizon, gamma=problem.gamma, t0=options.t0,
                             solves=len(candidates), candidate_objectives=[c["f"] for c in candidates],
                             failed_guesses=len(failures))
+    if default_guess is not None:
+        trajectory.stats["default_guess"] = "downhill"
     return FirstWindow(trajectory, raw, tr, scale, s_end)
 
 

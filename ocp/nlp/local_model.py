@@ -15,9 +15,9 @@ import numpy as np
 from ..block_diagonal import block_eigenvalues, block_solve, coupled_blocks
 
 
-def local_curvatures(problem, theta0) -> np.ndarray:
-    """ηk·λ for the eigenvalues λ of G⁻¹∇²L at θ0 (absolute values, floored at 1e-3 of the
-    largest): the local quadratic model's curvatures, which set its EL exponents."""
+def metric_curvatures(problem, theta0) -> np.ndarray:
+    """The eigenvalues λ of G⁻¹∇²L at θ0 (real parts, signed: a negative one is a direction in
+    which the loss is locally concave)."""
     cache = problem._structure.cache
     if "local_model" not in cache:
         theta, P = casadi.SX.sym("theta", problem.dim), casadi.SX.sym("P", problem.layout.size)
@@ -28,7 +28,13 @@ def local_curvatures(problem, theta0) -> np.ndarray:
     model = cache["local_model"](theta0[: problem.dim], problem.parameter_values())
     H, G = (np.asarray(value) for value in model)
     blocks = coupled_blocks(H, G)          # a separable loss: D blocks of 1, no dense eigenproblem
-    curvatures = np.abs(block_eigenvalues(block_solve(G, H, blocks), blocks).real)
+    return block_eigenvalues(block_solve(G, H, blocks), blocks).real
+
+
+def local_curvatures(problem, theta0) -> np.ndarray:
+    """ηk·λ for the eigenvalues λ of G⁻¹∇²L at θ0 (absolute values, floored at 1e-3 of the
+    largest): the local quadratic model's curvatures, which set its EL exponents."""
+    curvatures = np.abs(metric_curvatures(problem, theta0))
     return problem.eta * max(problem.k, 1e-12) * np.maximum(curvatures, 1e-3 * max(curvatures.max(), 1e-6))
 
 
