@@ -31,8 +31,8 @@ a plain Python sum over the coordinates, D ∈ {10, 100, 1000} ({10, 100} with `
 the case issue 15 measured (plain sum: D = 100 16 s, D = 1000 1,043 s before).
 
 Target (issue 2, "Benchmarks" (b); issue 15 item 2 on the infinite horizon): D = 1000
-separable built and solved in under 10 s on this 2-core machine, growth near-linear in D. This script reports; it never
-fails (benchmarks do not gate CI).
+separable built and solved in under 10 s on this 2-core machine, growth near-linear in D. This
+script reports; it never fails (benchmarks do not gate CI).
 
 Usage: ``python benchmarks/bench_scaling.py [--quick] [--mesh small|default|both]
 [--ipopt KEY=VALUE ...]`` (IPOPT options passed to ``ocp.solve``, values as JSON).
@@ -47,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 
 import casadi  # noqa: E402
 import numpy as np  # noqa: E402
@@ -69,7 +69,8 @@ def separable(D, rng):
 def separable_plain_sum(D, rng):
     """The same separable loss written as a user would first write it: a Python sum over the
     coordinates (an SX expression with D terms per collocation point)."""
-    problem = ocp.DiscountedOCP(dim=D, loss=lambda th: sum((th[i] ** 2 - 1) ** 2 - TILT * th[i] for i in range(D)),
+    problem = ocp.DiscountedOCP(dim=D,
+                                loss=lambda th: sum((th[i] ** 2 - 1) ** 2 - TILT * th[i] for i in range(D)),
                                 gamma=GAMMA, name=f"double_wells_sum_{D}")
     theta0 = 0.5 + 0.05 * rng.standard_normal(D)
     return problem, theta0
@@ -110,7 +111,8 @@ def measure(family, D, mesh, ipopt):
     traj = ocp.solve(problem, theta0, horizon=getattr(family, "horizon", HORIZON), mesh=mesh, ipopt=ipopt)
     wall = time.perf_counter() - t0
     n_var = mesh.intervals * D * (2 * mesh.degree + 1) + D
-    return {"D": D, "n_var": n_var, "iterations": traj.stats["iterations"], "solves": traj.stats.get("solves", 1),
+    return {"D": D, "n_var": n_var, "iterations": traj.stats["iterations"],
+            "solves": traj.stats.get("solves", 1),
             "build": traj.stats["build_time"], "solve": traj.stats["solve_time"], "wall": wall,
             "objective": traj.objective, "end": traj.theta[-1]}
 
@@ -171,7 +173,8 @@ def main(argv=None):
     print(f"cores: {os.cpu_count()}, casadi {casadi.__version__}, gamma = {GAMMA}, T = {HORIZON} "
           f"(free end); IPOPT options: {ipopt or 'engine defaults'}")
     print("columns: build = traj.stats['build_time'], IPOPT = traj.stats['solve_time'], wall = problem "
-          "construction + ocp.solve; other = wall - build - IPOPT; slope = log-log growth vs the previous D\n")
+          "construction + ocp.solve; other = wall - build - IPOPT; "
+          "slope = log-log growth vs the previous D\n")
     # Load IPOPT's library once, outside the measurements.
     ocp.solve(*separable(2, np.random.default_rng(0)), horizon=HORIZON, mesh=SMALL_MESH)
 
@@ -189,8 +192,8 @@ def main(argv=None):
         separable_rows = separable_rows or rows
     infinite_dims = (10, 100) if args.quick else (10, 100, 1000)
     for label, family in (("vectorised", separable), ("plain Python sum", separable_plain_sum)):
-        table(f"infinite horizon, gamma = {INFINITE_GAMMA}, separable double wells, {label}", infinite(family),
-              infinite_dims, meshes[0], ipopt, in_global_well)
+        table(f"infinite horizon, gamma = {INFINITE_GAMMA}, separable double wells, {label}",
+              infinite(family), infinite_dims, meshes[0], ipopt, in_global_well)
     dense_dims = (10, 25, 50) if args.quick else (10, 50, 100)
     table("dense coupling, theta^T A theta / 2 + 0.1 sum theta_i^4 (A dense SPD, a constant)", dense,
           dense_dims, meshes[0], ipopt)
