@@ -2,10 +2,10 @@
 
 Cases (the issue's measurements, and the top of its range γ ∈ [0, 100]): a 2-D logistic
 regression, 8 points, ridge 0.05, η = k = 1, γ = 0.3, 2, 10 and 100; 10 tilted double wells
-at γ = 20, η = 0.05 from the concave part of the right well (``crawl``); the same with the metric G = [[2, .5], [.5, 1]] and 5 points,
-γ = 0.5 and 1. Data: x_i ~ N(0, I) (seed 0), labels y_i = 1 if x_i·(1, −0.5) + 0.3 z_i > 0
-(z ~ N(0, 1)); L(θ) = mean_i log(1 + e^{−s_i x_i·θ}) + (0.05/2)|θ|², s_i = 2y_i − 1;
-θ0 = (3, −3).
+at γ = 20, η = 0.05 from the concave part of the right well (``crawl``); the same with the
+metric G = [[2, .5], [.5, 1]] and 5 points, γ = 0.5 and 1. Data: x_i ~ N(0, I) (seed 0),
+labels y_i = 1 if x_i·(1, −0.5) + 0.3 z_i > 0 (z ~ N(0, 1)); L(θ) = mean_i log(1 + e^{−s_i x_i·θ})
++ (0.05/2)|θ|², s_i = 2y_i − 1; θ0 = (3, −3).
 
 Per case, side by side in one run:
 
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 
 import casadi  # noqa: E402
 import numpy as np  # noqa: E402
@@ -49,7 +49,8 @@ def logistic(points, gamma, metric=None):
 
     def loss(theta, X, signs):
         margins = casadi.mtimes(X, theta) * signs
-        return casadi.sum1(casadi.log(1 + casadi.exp(-margins))) / X.shape[0] + RIDGE / 2 * casadi.sumsqr(theta)
+        mean_log_loss = casadi.sum1(casadi.log(1 + casadi.exp(-margins))) / X.shape[0]
+        return mean_log_loss + RIDGE / 2 * casadi.sumsqr(theta)
 
     return ocp.DiscountedOCP(2, loss, gamma=gamma, eta=1.0, k=1.0, metric=metric,
                              constants={"X": X, "signs": signs}, name=f"logistic_{points}")
@@ -100,7 +101,8 @@ def run_case(name, points, gamma, metric):
     early = finite.t <= 0.5 * t_move                # away from its free end
     finite_error = np.abs(finite.theta[early] - reference(finite.t[early])).max() / distance
     print(f"{name:28s} γ={gamma:<4g} {seconds:7.2f} s  solves {path.stats['solves']:4d} "
-          f"{path.stats.get('nlp_solves')} tail={path.stats.get('tail')}{_bridge(path.stats)}  error {error:.1e}  | "
+          f"{path.stats.get('nlp_solves')} tail={path.stats.get('tail')}{_bridge(path.stats)}  "
+          f"error {error:.1e}  | "
           f"one finite NLP (80x5) over T_move={t_move:.1f}: {finite_seconds:.2f} s (error on the first half "
           f"{finite_error:.1e})  "
           f"ratio {seconds / finite_seconds:.1f}", flush=True)
@@ -111,8 +113,9 @@ def _bridge(stats):
     bridge = stats.get("current_value")
     if not bridge:
         return ""
+    estimate = bridge.get("error_estimate", float("nan"))
     return (f" bridge: span {bridge['spans'][-1]:.0f}, elements {bridge['elements']}, "
-            f"{bridge['newton_iterations']} Newton, estimate {bridge.get('error_estimate', float('nan')):.0e}")
+            f"{bridge['newton_iterations']} Newton, estimate {estimate:.0e}")
 
 
 def main(argv=None):

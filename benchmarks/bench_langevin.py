@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 
 import numpy as np  # noqa: E402
 
@@ -72,8 +72,10 @@ def main(argv=None):
                            pos_exact=worst(var["position"]["ratio_exact"]),
                            vel_exact=worst(var["velocity"]["ratio_exact"]), disc=disc, noise=noise)
                 rows.append(row)
-                print(f"{beta:5.2f} {r:5.2f} {S:3d} {lr:8.4f} | {row['speed']:8.3f} {row['speed_exact']:7.3f} | "
-                      f"{row['pos']:7.3f} {row['vel']:8.3f} {row['pos_exact']:7.3f} {row['vel_exact']:7.3f} | "
+                print(f"{beta:5.2f} {r:5.2f} {S:3d} {lr:8.4f} | "
+                      f"{row['speed']:8.3f} {row['speed_exact']:7.3f} | "
+                      f"{row['pos']:7.3f} {row['vel']:8.3f} "
+                      f"{row['pos_exact']:7.3f} {row['vel_exact']:7.3f} | "
                       f"{disc:5.3f} {noise:5.3f} | {c['measured']:6.3f} {c['predicted_eq17']:6.3f} "
                       f"{c['predicted_ou']:6.3f} {c['predicted_exact']:6.3f}", flush=True)
     print(f"\n{len(rows)} points in {time.perf_counter() - start:.0f} s")
@@ -81,7 +83,8 @@ def main(argv=None):
     def summary(label, subset):
         if not subset:
             return
-        dev = lambda key: max(abs(row[key] - 1) for row in subset)  # noqa: E731
+        def dev(key):                   # the worst |ratio − 1| of a column over the subset
+            return max(abs(row[key] - 1) for row in subset)
         speed_ok = sum(abs(row["speed"] - 1) <= 0.10 for row in subset)
         var_ok = sum(max(abs(row["pos"] - 1), abs(row["vel"] - 1)) <= 0.15 for row in subset)
         print(f"{label} ({len(subset)} points): max |speed/OU − 1| = {dev('speed'):.3f} "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 import ocp  # noqa: E402
 import problems  # noqa: E402
 
@@ -55,7 +55,8 @@ def run_case(name, params, theta0, guess, dt, steps):
           f"{'iters':>6} {'ms/step':>8}")
     runs = [(horizon, 200) for horizon in HORIZONS] + [(4.0, 5), (4.0, 3)]
     for horizon, max_iter in runs:
-        mpc = ocp.RecedingHorizonController(problem, plan_horizon=horizon, dt=dt, max_iter=max_iter, guess=guess)
+        mpc = ocp.RecedingHorizonController(problem, plan_horizon=horizon, dt=dt, max_iter=max_iter,
+                                            guess=guess)
         start = time.perf_counter()
         closed = mpc.run(theta0, steps=steps)
         per_step = (time.perf_counter() - start) / steps

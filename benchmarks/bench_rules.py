@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 
 from learning_rules import Ballistic, NaturalGradient, OptimalQuadratic  # noqa: E402
 
@@ -90,9 +90,10 @@ def main(argv=None):
 
     wall = {name: statistics.median(run[2]) for name, run in runs.items()}
     cpu = {name: statistics.median(run[3]) for name, run in runs.items()}
-    print(f"MLP 64-128-128-10, batch 128, float32, {torch.get_num_threads()} thread(s), torch {torch.__version__}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; median of {args.rounds} interleaved "
-          f"rounds × {args.steps} steps after {args.warmup} warm-up; wall clock and this thread's CPU time")
+    print(f"MLP 64-128-128-10, batch 128, float32, {torch.get_num_threads()} thread(s), "
+          f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"median of {args.rounds} interleaved rounds × {args.steps} steps after {args.warmup} warm-up; "
+          "wall clock and this thread's CPU time")
     print(f"{'optimizer':44s} {'wall ms':>8s} {'× Adam':>7s} {'CPU ms':>8s} {'× Adam':>7s}  target")
     for name in runs:
         target = TARGETS.get(name)

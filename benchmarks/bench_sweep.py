@@ -89,8 +89,8 @@ def build_tasks(args) -> list:
                                          {"problem": name, "case": case.label}))
     for rule in args.rules.split(","):
         for seed in range(args.seeds):
-            argv = ["train", "--data", "digits", "--model", "mlp", "--rule", rule, "--epochs", str(args.epochs),
-                    "--seed", str(seed), "--json"]
+            argv = ["train", "--data", "digits", "--model", "mlp", "--rule", rule,
+                    "--epochs", str(args.epochs), "--seed", str(seed), "--json"]
             tasks.append(sweep.make_task(len(tasks), ("argv", argv), {"argv": argv},
                                          {"problem": f"train {rule}", "case": f"seed {seed}"}))
     return tasks
@@ -141,7 +141,8 @@ def main(argv=None) -> int:
         list(pool.run(noop, warm))
         startup = time.perf_counter() - start
         walls["pool"], tables["pool"], counts = timed_sweep(tasks, pool, os.path.join(out, "pool"))
-    print(f"local pool ({args.workers})         {walls['pool']:7.1f} s   speed-up {walls['serial'] / walls['pool']:.2f}x "
+    print(f"local pool ({args.workers})         {walls['pool']:7.1f} s   "
+          f"speed-up {walls['serial'] / walls['pool']:.2f}x "
           f"(machine offered {offered['pool']:.2f}x; start-up {startup:.1f} s apart)   {counts}")
 
     offered["dask"] = available_parallelism(args.workers)
@@ -166,9 +167,10 @@ def main(argv=None) -> int:
     print(f"tables equal (timings aside): {equal}" + (" (the source changed during the run; the workers "
           "all forked from the fork server that imported it once)" if changed else ""))
     best = max(walls["serial"] / walls["pool"], walls["serial"] / walls["dask"])
+    efficiency = {kind: walls["serial"] / walls[kind] / offered[kind] for kind in ("pool", "dask")}
     print(f"goal speed-up ≥ 1.7x with {args.workers} workers: {'met' if best >= 1.7 else 'NOT met'} "
           f"(best {best:.2f}x; parallel efficiency against what the machine offered: pool "
-          f"{walls['serial'] / walls['pool'] / offered['pool']:.2f}, Dask {walls['serial'] / walls['dask'] / offered['dask']:.2f}); "
+          f"{efficiency['pool']:.2f}, Dask {efficiency['dask']:.2f}); "
           f"goal Dask overhead ≤ 50 ms: {'met' if per_task <= 0.05 else 'NOT met'}")
     print("uptime after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print(f"tables: {out}")

@@ -7,6 +7,7 @@
 3. WeightUncertainty against its limit (the overdamped flow) for Δt → 0, and against the
    collocation reference across a switch for γ → ∞ at η = γ, Δt = 0.4/γ.
 """
+import itertools
 import math
 import time
 
@@ -14,21 +15,24 @@ import numpy as np
 
 import ocp
 from lossnav.validation.weight_uncertainty_study import joint_limit_study, run_on_scenario
-from problems.weight_uncertainty import WeightUncertainty, hand_residual, solve_switch
+from problems.task_switch import solve_switch
+from problems.weight_uncertainty import WeightUncertaintyScenario
+from problems.weight_uncertainty_ocp import hand_residual
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], H_after=[0.5, 0.25])
 
 
 def order(errors):
-    return ["—"] + [f"{math.log2(a / b):.2f}" for a, b in zip(errors, errors[1:])]
+    return ["—"] + [f"{math.log2(a / b):.2f}" for a, b in itertools.pairwise(errors)]
 
 
 def collocation_checks():
     print("1. stationary solves (infinite horizon, default mesh 40 × 5)")
-    print(f"{'gamma':>6} {'beta':>5} {'EL engine':>10} {'EL hand':>10} {'|v_end/(β/kH) − 1|':>20} {'seconds':>8}")
+    print(f"{'gamma':>6} {'beta':>5} {'EL engine':>10} {'EL hand':>10} {'|v_end/(β/kH) − 1|':>20} "
+          f"{'seconds':>8}")
     for gamma in (0.0, 0.25, 1.0):
         for beta in (1.0, 2.5):
-            scenario = WeightUncertainty(H=[5.0, 0.3], g=[1.0, -0.6], beta=beta, k=1.5, gamma=gamma)
+            scenario = WeightUncertaintyScenario(H=[5.0, 0.3], g=[1.0, -0.6], beta=beta, k=1.5, gamma=gamma)
             start = time.perf_counter()
             path = ocp.solve(scenario.problem, scenario.theta0)
             seconds = time.perf_counter() - start
@@ -42,7 +46,7 @@ def collocation_checks():
 
 def switch_checks():
     print("\n2. two-phase switch (t_s = 4, until 8): receding windows vs the engine's infinite horizon")
-    scenario = WeightUncertainty(**SWITCH, t_switch=4.0, gamma=2.0, eta=2.0)
+    scenario = WeightUncertaintyScenario(**SWITCH, t_switch=4.0, gamma=2.0, eta=2.0)
     t = np.linspace(0, 8, 161)
     start = time.perf_counter()
     infinite = solve_switch(scenario)
@@ -52,26 +56,28 @@ def switch_checks():
     t_rec = time.perf_counter() - start
     finer = solve_switch(scenario, until=8.0, mesh=ocp.Mesh(80))
     print(f"   infinite: {t_inf:.1f} s, EL {infinite.el_error():.1e}; receding: {t_rec:.1f} s, EL "
-          f"{receding.el_error():.1e}; max |Δx| receding vs infinite {np.abs(infinite(t) - receding(t)).max():.1e}; "
+          f"{receding.el_error():.1e}; "
+          f"max |Δx| receding vs infinite {np.abs(infinite(t) - receding(t)).max():.1e}; "
           f"mesh 40 → 80 change {np.abs(finer(t) - receding(t)).max():.1e}")
 
 
 def optimizer_checks():
     print("\n3a. WeightUncertainty vs the overdamped flow (γ = η = 2, t_s = 4, [0, 8])")
-    scenario = WeightUncertainty(**SWITCH, t_switch=4.0, gamma=2.0, eta=2.0)
+    scenario = WeightUncertaintyScenario(**SWITCH, t_switch=4.0, gamma=2.0, eta=2.0)
     errors = []
     dts = (0.1, 0.05, 0.025, 0.0125)
     for dt in dts:
         t, x = run_on_scenario(scenario, dt, int(round(8 / dt)))
         errors.append(np.abs(x - scenario.overdamped_path(t)).max())
-    for dt, error, o in zip(dts, errors, order(errors)):
+    for dt, error, o in zip(dts, errors, order(errors), strict=True):
         print(f"   Δt = {dt:<7g} max error {error:.3e}  order {o}")
     print("\n3b. against the collocation reference across the switch (η = γ, Δt = 0.4/γ, t_s = 4, [0, 8])")
-    print(f"   {'gamma':>6} {'Δt':>8} {'rule vs coll.':>14} {'flow vs coll.':>14} {'rule vs flow':>13} {'order':>6} {'EL coll.':>9}")
+    print(f"   {'gamma':>6} {'Δt':>8} {'rule vs coll.':>14} {'flow vs coll.':>14} {'rule vs flow':>13} "
+          f"{'order':>6} {'EL coll.':>9}")
     for row in joint_limit_study():
         o = f"{row['order_vs_collocation']:.2f}" if "order_vs_collocation" in row else "—"
-        print(f"   {row['gamma']:6g} {row['dt']:8.4f} {row['vs_collocation']:14.3e} {row['flow_vs_collocation']:14.3e} "
-              f"{row['vs_flow']:13.3e} {o:>6} {row['el_error']:9.1e}")
+        print(f"   {row['gamma']:6g} {row['dt']:8.4f} {row['vs_collocation']:14.3e} "
+              f"{row['flow_vs_collocation']:14.3e} {row['vs_flow']:13.3e} {o:>6} {row['el_error']:9.1e}")
 
 
 if __name__ == "__main__":

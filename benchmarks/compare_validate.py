@@ -32,7 +32,8 @@ def differences(old, new, path, out):
     elif isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             out.append((math.inf, path, f"length {len(old)} vs {len(new)}"))
-        for index, (a, b) in enumerate(zip(old, new)):
+        # unequal lengths are a difference reported above; the common prefix is still compared
+        for index, (a, b) in enumerate(zip(old, new, strict=False)):
             differences(a, b, path + [index], out)
     elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new)):
         if old != new and not (math.isnan(old) and math.isnan(new)):

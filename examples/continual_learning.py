@@ -3,22 +3,25 @@ raising weight variances after a task switch is the optimal form of weight reset
 
 WeightUncertainty (learning_rules.WeightUncertainty, rule ``weight_uncertainty``) against
 Adam, SGD and Adam whose state is reset at every task boundary (rule ``adam_reset``), each at
-its registered default (lossnav/training/rules.py), on the digits task sequences of lossnav/training/tasks.py:
-``split`` (5 domain-incremental pairs {0,1}, …, {8,9}, shared two-way head) and ``permuted``
-(5 fixed pixel permutations, task 0 unpermuted). One MLP per (sequence, seed, rule), seeds
-rule-interleaved. Figure: per task switch i, plasticity (accuracy on task i after training on
-it) and forgetting (mean drop on the earlier tasks, R[j][j] − R[i][j]), mean ± std over seeds,
-and WeightUncertainty's geometric-mean weight variance per epoch (the App. I mechanism: does it
-rise after a switch?); a table of the means over the switches, the final forgetting, the
-final average accuracy, and the variance just before and after each switch.
+its registered default (lossnav/training/rules.py), on the digits task sequences of
+lossnav/training/tasks.py: ``split`` (5 domain-incremental pairs {0,1}, …, {8,9}, shared
+two-way head) and ``permuted`` (5 fixed pixel permutations, task 0 unpermuted). One MLP per
+(sequence, seed, rule), seeds rule-interleaved. Figure: per task switch i, plasticity
+(accuracy on task i after training on it) and forgetting (mean drop on the earlier tasks,
+R[j][j] − R[i][j]), mean ± std over seeds, and WeightUncertainty's geometric-mean weight
+variance per epoch (the App. I mechanism: does it rise after a switch?); a table of the means
+over the switches, the final forgetting, the final average accuracy, and the variance just
+before and after each switch.
 
 Usage:
-    python examples/continual_learning.py [--seeds 5] [--epochs 5] [--rules weight_uncertainty adam sgd adam_reset]
+    python examples/continual_learning.py [--seeds 5] [--epochs 5]
+                                          [--rules weight_uncertainty adam sgd adam_reset]
                                           [--sequences split permuted] [--data digits] [--model mlp]
                                           [--out continual_learning] [--save results.json]
 
 A rule may carry its own lr as ``RULE@LR`` (e.g. ``sgd@0.3``, the learning-rate control in
-docs/continual_learning.md). Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics (lossnav.training.continual.summary).
+docs/continual_learning.md). Writes OUT.png and OUT.pdf; ``--save`` keeps every run's metrics
+(lossnav.training.continual.summary).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 import torch  # noqa: E402
 
 from lossnav import training  # noqa: E402
@@ -73,15 +76,16 @@ def run(sequences, rules, seeds, epochs, batch=32, data_name="digits", model_nam
                 optimizer = training.make_optimizer(name, model.parameters(), lr)
                 variances = []
 
-                def record_variances(index, record, optimizer=optimizer, model=model):
+                def record_variances(index, record, optimizer=optimizer, model=model, variances=variances):
                     if hasattr(optimizer, "variances"):       # WeightUncertainty: per epoch
-                        v = torch.cat([x.reshape(-1) for x in optimizer.variances(list(model.parameters()))])
+                        per_tensor = optimizer.variances(list(model.parameters()))
+                        v = torch.cat([x.reshape(-1) for x in per_tensor])
                         cap = optimizer.param_groups[0]["max_variance"]
                         variances.append({"task": index, "epoch": record["epoch"],
                                           "geometric_mean": float(v.log().mean().exp()),
                                           "at_cap": float((v >= cap).float().mean())})
-                sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch, progress=False,
-                                          on_epoch=record_variances)
+                sequence = train_sequence(model, optimizer, tasks, epochs, seed=seed, batch=batch,
+                                          progress=False, on_epoch=record_variances)
                 config = {"data": data_name, "model": model_name, "rule": name, "seed": seed, "batch": batch,
                           "lr": training.RULES[name].default_lr if lr is None else lr, "tasks": kind,
                           "task_count": len(tasks),
@@ -116,7 +120,8 @@ def plot(results, stem):
             axis = axes[row, column]
             for rule, runs in results[kind].items():
                 xs, mean, std = band(runs, key)
-                axis.plot(xs, mean, marker="o", color=COLOURS.get(rule), label=rule)  # RULE@LR: matplotlib's colour
+                # a RULE@LR not in COLOURS: matplotlib's next colour
+                axis.plot(xs, mean, marker="o", color=COLOURS.get(rule), label=rule)
                 axis.fill_between(xs, mean - std, mean + std, color=COLOURS.get(rule), alpha=0.2)
             axis.set_xlabel("after training on task")
             axis.set_ylabel(label, fontsize=8)
@@ -129,7 +134,8 @@ def plot(results, stem):
                 values = np.array([[v["geometric_mean"] for v in r["variances"]] for r in runs])
                 epochs_total = np.arange(1, values.shape[1] + 1)
                 std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
-                axis.plot(epochs_total, values.mean(axis=0), color=COLOURS.get(rule), label=f"{rule}: geometric mean v")
+                axis.plot(epochs_total, values.mean(axis=0), color=COLOURS.get(rule),
+                          label=f"{rule}: geometric mean v")
                 axis.fill_between(epochs_total, values.mean(axis=0) - std, values.mean(axis=0) + std,
                                   color=COLOURS.get(rule), alpha=0.2)
                 per_task = max(v["epoch"] for v in runs[0]["variances"])
@@ -149,7 +155,8 @@ def switch_response(runs):
     """Per task t: WeightUncertainty's geometric-mean variance and fraction at the cap after the
     last epoch of t, and after the first epoch of t + 1 (means over seeds)."""
     def at(task, epoch, key):
-        return statistics.fmean(next(v[key] for v in r["variances"] if (v["task"], v["epoch"]) == (task, epoch))
+        return statistics.fmean(next(v[key] for v in r["variances"]
+                                     if (v["task"], v["epoch"]) == (task, epoch))
                                 for r in runs)
     tasks = max(v["task"] for v in runs[0]["variances"]) + 1
     epochs = max(v["epoch"] for v in runs[0]["variances"])
@@ -176,12 +183,13 @@ def table(results):
             cells = [mean_std([statistics.fmean(r["plasticity"][1:]) for r in runs]),
                      mean_std([r["final_forgetting"] for r in runs]),
                      mean_std([r["final_average_accuracy"] for r in runs])]
-            lines.append(f"{kind:8s}  {rule:18s}  " + "  ".join(f"{m:7.2f} ± {s:5.2f}    " for m, s in cells))
+            lines.append(f"{kind:8s}  {rule:18s}  "
+                         + "  ".join(f"{m:7.2f} ± {s:5.2f}    " for m, s in cells))
     for kind, by_rule in results.items():
         for rule, runs in by_rule.items():
             if runs[0]["variances"]:
-                lines.append(f"{kind} {rule}: geometric-mean variance (fraction at the cap) at the end of each "
-                             f"task -> after the next task's first epoch:")
+                lines.append(f"{kind} {rule}: geometric-mean variance (fraction at the cap) at the end of "
+                             "each task -> after the next task's first epoch:")
                 lines.append("    " + "  ".join(switch_response(runs)))
     return "\n".join(lines)
 
@@ -216,8 +224,8 @@ def main(argv=None):
     plot(results, args.out)
     if args.save:
         Path(args.save).write_text(json.dumps(results) + "\n")
-    print(f"{args.data}-{args.model}, 5 tasks × {args.epochs} epochs, {args.seeds} seeds, batch 32, rule defaults; "
-          f"{elapsed:.0f} s")
+    print(f"{args.data}-{args.model}, 5 tasks × {args.epochs} epochs, {args.seeds} seeds, batch 32, "
+          f"rule defaults; {elapsed:.0f} s")
     print(table(results))
     print(f"figure: {args.out}.png, {args.out}.pdf")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository first: E402 below
 from lossnav.training.compare import run_grid  # noqa: E402
 
 TASKS = ("digits-mlp", "mnist1d-cnn")     # the paper's two settings (the transformer: bench_train --tuning)
@@ -52,8 +52,9 @@ def plot(results, path):
     import matplotlib.pyplot as plt
     tasks = list(results)
     figure, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.6 * len(tasks)), squeeze=False)
+    panels = (("train_loss", "training loss"), ("test_accuracy", "test accuracy (%)"))
     for row, task in enumerate(tasks):
-        for column, (key, label) in enumerate((("train_loss", "training loss"), ("test_accuracy", "test accuracy (%)"))):
+        for column, (key, label) in enumerate(panels):
             axis = axes[row, column]
             for rule, histories in results[task].items():
                 centre, low, high = curves(histories, key, geometric=(key == "train_loss"))
@@ -81,14 +82,16 @@ def main(argv=None):
     parser.add_argument("--epochs-digits", type=int, default=20)
     parser.add_argument("--epochs-mnist1d", type=int, default=30)
     parser.add_argument("--out", default="fig2ef.png")
-    parser.add_argument("--results", metavar="FILE.json", help="histories from benchmarks/bench_train.py --save")
+    parser.add_argument("--results", metavar="FILE.json",
+                        help="histories from benchmarks/bench_train.py --save")
     args = parser.parse_args(argv)
     if args.results:
         saved = json.loads(Path(args.results).read_text())["results"]
         results = {task: {rule: saved[task][rule] for rule in RULES if rule in saved[task]} for task in saved}
     else:
         epochs = {"digits-mlp": args.epochs_digits, "mnist1d-cnn": args.epochs_mnist1d}
-        results = run_grid(list(TASKS), RULES, range(args.seeds), epochs, log=lambda line: print(line, flush=True))
+        results = run_grid(list(TASKS), RULES, range(args.seeds), epochs,
+                           log=lambda line: print(line, flush=True))
     plot(results, args.out)
     for task, by_rule in results.items():
         print(f"\n{task}: final test accuracy (%), mean ± std over seeds")

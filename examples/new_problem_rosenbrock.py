@@ -16,7 +16,7 @@ To make it a scenario of every ``lossnav`` command, no edit to lossnav needed:
 """
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")   # before pyplot is imported: hence the imports below it (E402)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

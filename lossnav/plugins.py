@@ -53,29 +53,6 @@ def add_argument(parser) -> None:
                                          "(repeatable)")
 
 
-class LazyHelp(str):
-    """An argparse help text computed only when help is printed (argparse expands a help
-    string as ``help % params``): listing a registry that imports torch costs nothing on a
-    command line that does not ask for ``--help``."""
-
-    def __new__(cls, compute):
-        text = super().__new__(cls, "(computed when shown)")
-        text.compute = compute
-        return text
-
-    def __mod__(self, params):
-        return self.compute()
-
-
-def rule_help() -> LazyHelp:
-    """The ``lossnav train --rule`` help: every rule of the registry, plug-ins included."""
-    def compute():
-        from lossnav.training import rules
-        return (f"one of: {', '.join(rules.RULES)} (lossnav.training.rules; plug-ins add rules "
-                "through the entry-point group lossnav.rules or --plugin FILE.py:factory)")
-    return LazyHelp(compute)
-
-
 def preparse(argv) -> list:
     """The ``--plugin`` values in ``argv`` (``--plugin X`` and ``--plugin=X``), in order."""
     specs, argv = [], list(argv)
@@ -105,7 +82,8 @@ def load(spec: str) -> list:
     Loading a spec again (or in a process that has it) adds nothing and is not an error."""
     target, _, attribute = _split(spec)
     module = _import(target, spec)
-    absolute = (str(pathlib.Path(target).resolve()) if _is_file(target) else target) + (f":{attribute}" if attribute else "")
+    where = str(pathlib.Path(target).resolve()) if _is_file(target) else target
+    absolute = where + (f":{attribute}" if attribute else "")
     if absolute not in _LOADED:
         _LOADED.append(absolute)
     before = set(problems.names())
@@ -136,7 +114,8 @@ def load_object(spec: str, option: str, expects: str):
     ``--optimizer module:factory``); PluginError (usage) when the spec has no ':name'."""
     target, _, attribute = _split(spec)
     if not attribute:
-        raise PluginError(f"{option} expects FILE.py:name or module:name ({expects}), got {spec!r}", usage=True)
+        raise PluginError(f"{option} expects FILE.py:name or module:name ({expects}), got {spec!r}",
+                          usage=True)
     module = _import(target, spec, option)
     if not hasattr(module, attribute):
         raise PluginError(f"{option} {spec}: {module.__name__} has no attribute {attribute!r}")
@@ -173,16 +152,20 @@ def _import(target: str, spec: str, option: str = OPTION):
             loader_spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[name]
-            raise PluginError(f"{option} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"{option} {spec}: importing {target} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
         return module
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         if exc.name == target or target.startswith(f"{exc.name}."):
-            raise PluginError(f"{option} {spec}: no module named {target!r} (not a file either)", usage=True) from None
-        raise PluginError(f"{option} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"{option} {spec}: no module named {target!r} (not a file either)",
+                              usage=True) from None
+        raise PluginError(f"{option} {spec}: importing {target} failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:
-        raise PluginError(f"{option} {spec}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"{option} {spec}: importing {target} failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def _register_object(value, name: str, spec: str) -> str:
@@ -214,7 +197,8 @@ def _registers_rules(module) -> bool:
     """Whether importing ``module`` registered a training rule (a plug-in of rules only)."""
     training_rules = sys.modules.get("lossnav.training.rules")
     return training_rules is not None and any(
-        getattr(rule.factory, "__module__", None) == module.__name__ for rule in training_rules.RULES.values())
+        getattr(rule.factory, "__module__", None) == module.__name__
+        for rule in training_rules.RULES.values())
 
 
 def _kind(value) -> str:

@@ -20,8 +20,8 @@ def write(directory, results, progress=None, studies=()) -> str:
              f"analytic vs collocation ≤ {validate.TOLERANCE:g} relative to |θ0 − θ*| (until the "
              f"exact path has converged to {validate.CONVERGED:g} of it); Euler–Lagrange residual "
              f"≤ {validate.EL_TOLERANCE:g} (collocation polynomials) and "
-             f"{validate.EL_TOLERANCE_ANALYTIC:g} (closed forms) relative to the equation's largest term; the path's end "
-             f"within {validate.FINAL_TOLERANCE:g} of a minimum (basin 0 = global).", "",
+             f"{validate.EL_TOLERANCE_ANALYTIC:g} (closed forms) relative to the equation's largest term; "
+             f"the path's end within {validate.FINAL_TOLERANCE:g} of a minimum (basin 0 = global).", "",
              "| problem | case | error | EL collocation | EL analytic | final | basin | J | s | result |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for result in results:

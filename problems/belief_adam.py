@@ -47,17 +47,18 @@ import numpy as np
 
 import ocp
 
-from .belief_adam_ocp import (  # noqa: F401
+from .belief_adam_ocp import (
     KERNEL_TAIL,
     BeliefOCP,
-    euler_lagrange_by_hand,
+    euler_lagrange_by_hand,  # noqa: F401 (re-exported: tests/test_belief_adam.py imports it from here)
     landscape,
     observation,
-    rest_equations,
+    rest_equations,  # noqa: F401 (re-exported: tests/test_belief_adam.py imports it from here)
     rest_point,
     stream_weights,
 )
-from .scenario import Scenario, array, scalar
+from .checks import array, scalar
+from .scenario import Scenario
 
 POSITIVE = ("noise", "sample_interval", "sigma1", "sigma2", "xi1", "xi2", "v0", "eta", "k")
 RATES = ("alpha1", "alpha2", "gamma")
@@ -70,7 +71,8 @@ class BeliefAdamScenario(Scenario):
                 "sample_interval": 0.5, "seed": 0, "sigma1": 0.5, "sigma2": 0.5, "xi1": 1.0,
                 "xi2": 1.0, "alpha1": 4.0, "alpha2": 1.0, "v0": 1.0, "gamma": 0.0, "eta": 400.0,
                 "k": 0.05}
-    ranges = {"gradient": "vector ḡ (the stream's settled mean, the true gradient at θ̂); draws: N(0, 1), dim 1–3",
+    ranges = {"gradient": "vector ḡ (the stream's settled mean, the true gradient at θ̂); "
+                          "draws: N(0, 1), dim 1–3",
               "curvature": "vector h > 0 (true Hessian diagonal; stream variance s²h); draws: [0.5, 4]",
               "noise": "> 0 (stream noise scale s); draws: [0.2, 0.8]",
               "samples": "integer ≥ 1 (noise samples N)", "sample_interval": "> 0 (Δs between samples)",
@@ -112,10 +114,12 @@ class BeliefAdamScenario(Scenario):
                                    f"valid: {self.ranges['curvature']}")
         for key in POSITIVE:
             if out[key] <= 0:
-                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {out[key]}; valid: {self.ranges[key]}")
+                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {out[key]}; "
+                                       f"valid: {self.ranges[key]}")
         for key in RATES:
             if out[key] < 0:
-                raise ocp.ProblemError(f"parameter {key!r} must be ≥ 0, got {out[key]}; valid: {self.ranges[key]}")
+                raise ocp.ProblemError(f"parameter {key!r} must be ≥ 0, got {out[key]}; "
+                                       f"valid: {self.ranges[key]}")
         return out
 
     def build(self, params):
@@ -173,7 +177,8 @@ class BeliefAdamScenario(Scenario):
         """Draws near the defaults, redrawn until a rest state exists at every validation γ."""
         for _ in range(100):
             dim = int(rng.integers(1, 4))
-            params = {"gradient": rng.normal(size=dim).tolist(), "curvature": rng.uniform(0.5, 4, dim).tolist(),
+            params = {"gradient": rng.normal(size=dim).tolist(),
+                      "curvature": rng.uniform(0.5, 4, dim).tolist(),
                       "noise": float(rng.uniform(0.2, 0.8)), "seed": int(rng.integers(0, 2 ** 31)),
                       "sigma1": float(rng.uniform(0.4, 0.6)), "sigma2": float(rng.uniform(0.4, 0.6)),
                       "xi1": float(rng.uniform(0.8, 1.2)), "xi2": float(rng.uniform(0.8, 1.2)),
@@ -201,5 +206,5 @@ def quasi_static_velocity(scenario, m, v, theta=None):
     p = scenario.params
     d = 0.0 if theta is None else np.asarray(theta) - scenario.problem.constants["anchor"]
     eta_k = p["eta"] * p["k"]
-    return -eta_k * (np.asarray(m) + np.asarray(v) * d) / (np.sqrt(p["gamma"] ** 2 / 4 + eta_k * np.asarray(v))
-                                                          + p["gamma"] / 2)
+    v = np.asarray(v)
+    return -eta_k * (np.asarray(m) + v * d) / (np.sqrt(p["gamma"] ** 2 / 4 + eta_k * v) + p["gamma"] / 2)

@@ -65,8 +65,8 @@ class BeliefOCP(ocp.DiscountedOCP):
         """(θ, m, v)(0) as a float array; the variance beliefs v(0) must be > 0."""
         state = super().check_initial_state(theta0)
         if np.any(state[2 * self.dim:] <= 0):
-            raise ocp.ProblemError(f"the initial variance beliefs v(0) (the last {self.dim} entries of theta0) "
-                                   f"must be > 0, got {state[2 * self.dim:].tolist()}")
+            raise ocp.ProblemError(f"the initial variance beliefs v(0) (the last {self.dim} entries of "
+                                   f"theta0) must be > 0, got {state[2 * self.dim:].tolist()}")
         return state
 
     def split(self, x):
@@ -117,7 +117,8 @@ def rest_point(params):
     """(θ*, m*, v*) with θ̂ = 0, coordinate by coordinate by Newton from the data-only beliefs
     (k = 0: m = ḡ/(1 + A1σ1²), v = (ḡ − m)²/(1 + A2σ2²), A_i = α_i(α_i + γ)/ξ_i²);
     None when some coordinate has no root with v > 0."""
-    model = {key: params[key] for key in ("sigma1", "sigma2", "xi1", "xi2", "alpha1", "alpha2", "gamma", "eta", "k")}
+    model = {key: params[key]
+             for key in ("sigma1", "sigma2", "xi1", "xi2", "alpha1", "alpha2", "gamma", "eta", "k")}
     a1 = params["alpha1"] * (params["alpha1"] + params["gamma"]) / params["xi1"] ** 2
     a2 = params["alpha2"] * (params["alpha2"] + params["gamma"]) / params["xi2"] ** 2
     rest = []
@@ -143,8 +144,11 @@ def euler_lagrange_by_hand(scenario, trajectory) -> dict:
     and v equations, each (n, dim), and their error relative to the largest term."""
     p, n = scenario.params, scenario.coordinates
     gamma, eta, k = p["gamma"], p["eta"], p["k"]
-    x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)   # θ̈ from the element polynomials
-    split = lambda z: (z[:, :n], z[:, n:2 * n], z[:, 2 * n:])
+    x, u, a = trajectory.theta, trajectory.velocity, acceleration(trajectory)   # θ̈: the element polynomials
+
+    def split(z):
+        return z[:, :n], z[:, n:2 * n], z[:, 2 * n:]
+
     (theta, m, v), (dtheta, dm, dv), (atheta, am, av) = split(x), split(u), split(a)
     g = scenario.observations(trajectory.t)
     d, e = theta - np.array(scenario.problem.constants["anchor"]), g - m

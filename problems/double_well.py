@@ -20,7 +20,8 @@ import scipy.optimize
 
 import ocp
 
-from .scenario import Scenario, scalar
+from .checks import scalar
+from .scenario import Scenario
 
 
 def double_well_loss(theta, h, theta_star, q, L_min):
@@ -151,7 +152,8 @@ class DoubleWellScenario(Scenario):
             elif g(low) <= target:      # |u| below the smallest float: at the minimum
                 y = -math.inf
             else:
-                y = scipy.optimize.brentq(lambda y: g(y) - target, low, y0, xtol=1e-15, rtol=1e-15)
+                y = scipy.optimize.brentq(lambda y, level: g(y) - level, low, y0, args=(target,),
+                                          xtol=1e-15, rtol=1e-15)
             out[i, 0] = minimum + side * math.exp(y)
         return out[0] if np.ndim(t) == 0 else out
 

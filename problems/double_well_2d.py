@@ -13,7 +13,8 @@ import numpy as np
 
 import ocp
 
-from .scenario import Scenario, scalar
+from .checks import scalar
+from .scenario import Scenario
 
 
 def double_well_loss(theta, a, b, c, d):

@@ -19,6 +19,7 @@ import scipy.linalg
 
 import ocp
 
+from .checks import scalar
 from .quadratic import (
     DEFINITE_H,
     QuadraticScenario,
@@ -29,7 +30,7 @@ from .quadratic import (
     stable_rate,
     symmetric_matrix,
 )
-from .scenario import Scenario, scalar
+from .scenario import Scenario
 
 
 class NaturalGradientScenario(Scenario):

@@ -66,7 +66,8 @@ def softplus(z):
     if backend == "torch":
         torch = sys.modules["torch"]
         # clamped so that neither branch overflows (torch.where backpropagates through both)
-        return torch.where(z > 0, z + torch.log1p(torch.exp(-z.clamp(min=0))), torch.log1p(torch.exp(z.clamp(max=0))))
+        return torch.where(z > 0, z + torch.log1p(torch.exp(-z.clamp(min=0))),
+                           torch.log1p(torch.exp(z.clamp(max=0))))
     return np.logaddexp(0.0, z)
 
 

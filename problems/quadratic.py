@@ -18,7 +18,8 @@ import numpy as np
 import ocp
 
 from . import ops
-from .scenario import Scenario, array, scalar
+from .checks import array, scalar
+from .scenario import Scenario
 
 SPD_DRAWS = "draws: random SPD, dimension 1–5, condition number ≤ 100"
 DEFINITE_H = "symmetric positive definite matrix, or a list (its diagonal, > 0); " + SPD_DRAWS

@@ -20,8 +20,9 @@ import numpy as np
 import ocp
 
 from . import ops
+from .checks import scalar
 from .quadratic import RestingOCP, centre, stable_rate
-from .scenario import Scenario, scalar
+from .scenario import Scenario
 
 
 def isotropic_loss(theta, h, mu, **_):

@@ -29,8 +29,12 @@ import numpy as np
 
 import ocp
 
-from .checks import array, scalar  # noqa: F401 (the scenarios' checkers, re-exported)
+from .checks import array, scalar
 from .loss_shift import ShiftedLoss
+
+# array and scalar are the checkers a scenario's build() uses; scenario authors import them from here
+# with the base class (README, "Define a new OCP problem"; examples/new_problem_rosenbrock.py).
+__all__ = ["Scenario", "array", "scalar"]
 
 
 class Scenario:

@@ -51,7 +51,7 @@ class SwitchSolution:
         A phase at rest (speed ≤ 1e-9·|x|, e.g. phase 1 started at the rest point) has only
         round-off terms, whose ratio means nothing: it is left out."""
         errors = [0.0]
-        for problem, trajectory in zip(self.problems, (self.before, self.after)):
+        for problem, trajectory in zip(self.problems, (self.before, self.after), strict=True):
             if np.abs(trajectory.velocity).max() > 1e-9 * max(1.0, np.abs(trajectory.theta).max()):
                 errors.append(ocp.euler_lagrange_error(problem, collocated(trajectory)))
         return max(errors)
@@ -94,8 +94,9 @@ def solve_switch(scenario, theta0=None, mesh=None, until=None) -> SwitchSolution
     objective = discounted_integral(first, before) + math.exp(-first.gamma * t_s) * later.objective
     path = ocp.results.trajectory.concatenate(before, after)
     path.objective = objective
-    path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma,
-                      window_meshes=before.stats.get("window_meshes", []) + later.stats.get("window_meshes", []),
-                      unconverged_windows=before.stats.get("unconverged_windows", [])
-                      + [(t_s + start, change) for start, change in later.stats.get("unconverged_windows", [])])
+    meshes = before.stats.get("window_meshes", []) + later.stats.get("window_meshes", [])
+    unconverged = before.stats.get("unconverged_windows", []) + [      # the second phase's on the joint clock
+        (t_s + start, change) for start, change in later.stats.get("unconverged_windows", [])]
+    path.stats.update(t_switch=t_s, phases=2, gamma=first.gamma, window_meshes=meshes,
+                      unconverged_windows=unconverged)
     return SwitchSolution(before, after, path, t_s, objective, (first, second))

@@ -20,6 +20,7 @@ import numpy as np
 
 import ocp
 
+from .checks import scalar
 from .quadratic import (
     DEFINITE_H,
     QuadraticScenario,
@@ -30,7 +31,7 @@ from .quadratic import (
     random_spd,
     stable_rate,
 )
-from .scenario import Scenario, scalar
+from .scenario import Scenario
 
 
 def weight_decay_loss(theta, H, mu, **_):

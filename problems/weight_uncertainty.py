@@ -23,9 +23,9 @@ Rest point: μ* = μ0 − H⁻¹g, v* = β/(k H_ii) (Eq. 149 for β = 1; exact a
 the overdamped limit). Overdamped limit (γ → ∞ at fixed η/γ, Eq. 148): μ̇ = −(ηk/γ) v ⊙ ∇L,
 v̇ = (η/γ) v ⊙ (β − k H_ii v): :meth:`WeightUncertaintyScenario.overdamped_path`.
 
-A switch is a kink in time: :func:`problems.task_switch.solve_switch` (re-exported here)
-solves it in two phases joined by time consistency, each a stationary problem (the
-learner re-plans at t_s; docs/weight_uncertainty.md §4). ``ocp.solve`` of the problem of
+A switch is a kink in time: :func:`problems.task_switch.solve_switch` solves it in two
+phases joined by time consistency, each a stationary problem (the learner re-plans at t_s;
+docs/weight_uncertainty.md §4). ``ocp.solve`` of the problem of
 a scenario with ``t_switch`` raises ProblemError: the engine's mesh has no break point at
 t_s (a jump of the loss inside an element spoils collocation). The OCP itself (metric,
 expected loss, the hand-derived EL residual :func:`hand_residual`) is in
@@ -41,10 +41,14 @@ import numpy as np
 import ocp
 from ocp.control.receding import receding_windows
 
+from .checks import array, scalar
 from .quadratic import random_spd, symmetric_matrix
-from .scenario import Scenario, array, scalar
-from .task_switch import SwitchSolution, solve_switch  # noqa: F401 (re-exported)
-from .weight_uncertainty_ocp import WeightUncertaintyOCP, expected_loss, fisher_metric, hand_residual  # noqa: F401
+from .scenario import Scenario
+from .task_switch import SwitchSolution, solve_switch
+from .weight_uncertainty_ocp import (
+    WeightUncertaintyOCP,
+    hand_residual,  # noqa: F401 (re-exported: tests/test_weight_uncertainty.py imports it from here)
+)
 
 CURVATURE = ("symmetric positive definite matrix, or a list (its diagonal, > 0); draws: 1–3 weights, "
              "diagonal log-uniform in [0.3, 5] or a random SPD matrix")
@@ -77,7 +81,8 @@ class WeightUncertaintyScenario(Scenario):
         out = {key: scalar(key, params[key]) for key in ("beta", "gamma", "eta", "k")}
         for key in ("beta", "eta", "k"):
             if not out[key] > 0:
-                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {out[key]}; valid: {self.ranges[key]}")
+                raise ocp.ProblemError(f"parameter {key!r} must be > 0, got {out[key]}; "
+                                       f"valid: {self.ranges[key]}")
         if out["gamma"] < 0:
             raise ocp.ProblemError(f"parameter 'gamma' must be ≥ 0, got {out['gamma']}")
         switch = params["t_switch"]
@@ -159,11 +164,11 @@ class WeightUncertaintyScenario(Scenario):
         scale = np.abs(target[n:]).max()
         after = x[t > self.SWITCH_TIME, n:]
         decrease = max(0.0, float(-np.diff(after, axis=0).min(initial=0.0)))
+        mesh_change = max((change for _, change in solution.path.stats["unconverged_windows"]), default=0.0)
         return {"switch_rest_variance": (np.abs(final[n:] / target[n:] - 1).max(), 1e-3),
                 "switch_v_decrease": (decrease / scale, 1e-7),
                 "switch_mu_move": (np.abs(x[:, :n] - start[:n]).max() / scale, 1e-7),
-                "switch_window_mesh_change": (max((change for _, change in solution.path.stats["unconverged_windows"]),
-                                                  default=0.0), 1e-6)}
+                "switch_window_mesh_change": (mesh_change, 1e-6)}
 
     def guesses(self):
         """One first guess for IPOPT: the path approaching the rest point exponentially. It
@@ -174,7 +179,8 @@ class WeightUncertaintyScenario(Scenario):
     def random_params(self, rng):
         dim = int(rng.integers(1, 4))
         diagonal = np.exp(rng.uniform(np.log(0.3), np.log(5), size=dim))
-        H = diagonal.tolist() if dim == 1 or rng.uniform() < 0.5 else (0.3 * random_spd(rng, dim, 10.0)).tolist()
+        dense = dim > 1 and rng.uniform() >= 0.5
+        H = (0.3 * random_spd(rng, dim, 10.0)).tolist() if dense else diagonal.tolist()
         return {"H": H,
                 "g": rng.normal(size=dim).tolist(), "beta": float(rng.uniform(0.5, 2)),
                 "eta": float(rng.uniform(0.5, 2)), "k": float(rng.uniform(0.5, 2))}
@@ -228,8 +234,8 @@ def anticipated_switch(scenario: WeightUncertaintyScenario, theta0=None, until=N
     if t_s is None or gamma <= 0:
         raise ocp.ProblemError("anticipated_switch needs t_switch and gamma > 0")
     if gamma * t_s > KEEP_WINDOW * (1 + 1e-9):
-        raise ocp.ProblemError(f"anticipated_switch needs t_switch ≤ {KEEP_WINDOW:g}/γ = {KEEP_WINDOW / gamma:g} "
-                               "(one NLP window)")
+        raise ocp.ProblemError(f"anticipated_switch needs t_switch ≤ {KEEP_WINDOW:g}/γ = "
+                               f"{KEEP_WINDOW / gamma:g} (one NLP window)")
     theta0 = scenario.theta0 if theta0 is None else scenario.problem.check_state(theta0)
     until = t_s + 10.0 / gamma if until is None else until
     if not until > t_s:
@@ -267,7 +273,8 @@ def _overdamped(scenario, theta0, times, after):
     import scipy.integrate
 
     def velocity(t, a):
-        v = v0 * np.exp(rho * p["beta"] * t) / (1 + (p["k"] * h * v0 / p["beta"]) * np.expm1(rho * p["beta"] * t))
+        rate = rho * p["beta"]
+        v = v0 * np.exp(rate * t) / (1 + (p["k"] * h * v0 / p["beta"]) * np.expm1(rate * t))
         return -rho * p["k"] * v * (H @ a)
     solution = scipy.integrate.solve_ivp(velocity, (0.0, max(float(times.max()), 0.0)), mu0 - rest[:n],
                                          method="DOP853", t_eval=times, rtol=1e-12, atol=1e-14)
@@ -290,5 +297,6 @@ def _curvature_like(name, value, dim):
 def _vector(name, value, dim):
     vector = np.atleast_1d(array(name, value, (0, 1)))
     if vector.shape != (dim,):
-        raise ocp.ProblemError(f"parameter {name!r} must have length {dim} (the size of H), got {vector.shape[0]}")
+        raise ocp.ProblemError(f"parameter {name!r} must have length {dim} (the size of H), "
+                               f"got {vector.shape[0]}")
     return vector

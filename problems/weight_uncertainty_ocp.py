@@ -53,7 +53,8 @@ class WeightUncertaintyOCP(ocp.DiscountedOCP):
 
     def __init__(self, weights, constants, gamma, eta, k, name="weight_uncertainty", switch=False):
         if not k > 0:
-            raise ocp.ProblemError(f"k must be > 0 for weight_uncertainty (the rest variance is β/(kH)), got {k}")
+            raise ocp.ProblemError("k must be > 0 for weight_uncertainty (the rest variance is β/(kH)), "
+                                   f"got {k}")
         super().__init__(dim=2 * weights, loss=expected_loss, gamma=gamma, eta=eta, k=k,
                          metric=fisher_metric, constants=constants, name=name)
         self.weights = weights

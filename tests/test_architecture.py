@@ -139,8 +139,10 @@ def test_the_checks_fail_on_planted_violations():
     tree = source_tree()
     planted = dict(tree)
     planted["ocp.solver"] = (tree["ocp.solver"][0] + "\nimport torch\n", False)
-    planted["learning_rules.kernels"] = (tree["learning_rules.kernels"][0] + "\nfrom problems import get\n", False)
-    planted["problems.quadratic"] = (tree["problems.quadratic"][0] + "\n\ndef f():\n    from lossnav import cli\n", False)
+    planted["learning_rules.kernels"] = (tree["learning_rules.kernels"][0] + "\nfrom problems import get\n",
+                                         False)
+    planted["problems.quadratic"] = (tree["problems.quadratic"][0]
+                                     + "\n\ndef f():\n    from lossnav import cli\n", False)
     violations = layer_violations(planted)
     assert "ocp.solver imports torch" in violations
     assert "learning_rules.kernels imports problems" in violations
@@ -163,7 +165,8 @@ def test_the_distribution_installs_four_import_roots():
     assert sorted({name.split(".")[0] for name in packages}) == sorted(PACKAGES)
     assert config["project"]["scripts"]["lossnav"] == "lossnav.cli:main"
     # every package directory is listed (a subpackage left out would be missing when installed)
-    on_disk = {module_name(path.parent) for package in PACKAGES for path in (ROOT / package).rglob("__init__.py")}
+    on_disk = {module_name(path.parent)
+               for package in PACKAGES for path in (ROOT / package).rglob("__init__.py")}
     assert on_disk == set(packages)
 
 
@@ -179,8 +182,8 @@ def test_lossnav_runs_from_a_directory_with_its_own_training_package(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("raise ImportError('the user package was imported')\n")
     env = {**os.environ, "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-m", "lossnav", "train", "--data", "no-such-data", "--model", "mlp",
-                           "--rule", "sgd", "--epochs", "1", "--seed", "0"],
+    done = subprocess.run([sys.executable, "-m", "lossnav", "train", "--data", "no-such-data",
+                           "--model", "mlp", "--rule", "sgd", "--epochs", "1", "--seed", "0"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "unknown dataset 'no-such-data'; valid: digits" in done.stderr
@@ -196,7 +199,8 @@ def _guarded_by_version(tree: ast.AST) -> set:
     guarded = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "version_info" in ast.unparse(node.test):
-            guarded.update(id(child) for child in ast.walk(node) if isinstance(child, (ast.Import, ast.ImportFrom)))
+            guarded.update(id(child) for child in ast.walk(node)
+                           if isinstance(child, (ast.Import, ast.ImportFrom)))
     return guarded
 
 
@@ -249,6 +253,14 @@ def test_the_sources_compile_under_python_310():
 
 
 # -- the engine's layers call down: no module of ocp re-enters the public solve -------------------
+def _origin(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module a ``from ... import`` names, relative levels resolved in ``package``."""
+    if not node.level:
+        return node.module
+    parts = package.split(".")
+    return ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+
+
 def public_solve_calls(tree: dict) -> list:
     """Modules of ``ocp`` (but the façade ``ocp.solver`` and the package) that import the public
     ``solve`` (``from .solver import solve``, ``from ocp import solve``, ``from .. import solve``)
@@ -259,14 +271,14 @@ def public_solve_calls(tree: dict) -> list:
             continue
         package = module if is_package else module.rpartition(".")[0]
         for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.ImportFrom) and any(alias.name in ("solve", "solver") for alias in node.names):
-                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
-                origin = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
-                names = {alias.name for alias in node.names}
-                if (origin == "ocp.solver" and "solve" in names) or (origin == "ocp" and names & {"solve", "solver"}):
+            if isinstance(node, ast.ImportFrom):
+                origin, names = _origin(node, package), {alias.name for alias in node.names}
+                public = ((origin == "ocp.solver" and "solve" in names)
+                          or (origin == "ocp" and names & {"solve", "solver"}))
+                if public:
                     out.append(f"{module} imports {origin}.{'solve' if 'solve' in names else 'solver'}")
-            elif isinstance(node, ast.Attribute) and node.attr == "solve" and isinstance(node.value, ast.Name) \
-                    and node.value.id in ("ocp", "solver"):
+            elif (isinstance(node, ast.Attribute) and node.attr == "solve"
+                  and isinstance(node.value, ast.Name) and node.value.id in ("ocp", "solver")):
                 out.append(f"{module} calls {node.value.id}.solve")
     return out
 
@@ -278,7 +290,8 @@ def test_no_module_of_the_engine_calls_the_public_solve():
     tree = source_tree()
     assert public_solve_calls(tree) == []
     planted = dict(tree)
-    planted["ocp.control.multistart"] = (tree["ocp.control.multistart"][0] + "\nfrom ..solver import solve\n", False)
+    planted["ocp.control.multistart"] = (tree["ocp.control.multistart"][0]
+                                         + "\nfrom ..solver import solve\n", False)
     planted["ocp.horizons.infinite"] = (tree["ocp.horizons.infinite"][0] + "\nimport ocp\n\ndef f():\n"
                                         "    return ocp.solve\n", False)
     planted["ocp.results.verification"] = (tree["ocp.results.verification"][0] + "\nfrom .. import solver\n"

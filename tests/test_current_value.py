@@ -84,7 +84,8 @@ def test_a_bridge_that_does_not_converge_leaves_the_windows_to_carry_on(monkeypa
 def test_bridge_agrees_with_the_windows_on_a_state_dependent_metric_and_a_drift(monkeypatch):
     """Beyond the BVP reference's reach: G(θ) depends on θ and a drift pulls towards a point."""
     def loss(theta):
-        return casadi.log(1 + casadi.exp(theta[0] - theta[1])) + 0.2 * casadi.sumsqr(theta) + 0.05 * theta[0] ** 4
+        return (casadi.log(1 + casadi.exp(theta[0] - theta[1])) + 0.2 * casadi.sumsqr(theta)
+                + 0.05 * theta[0] ** 4)
 
     def metric(theta):
         return casadi.diag(casadi.vertcat(1 + 0.3 * theta[0] ** 2, 2 + casadi.sin(theta[1]) ** 2))

@@ -117,7 +117,8 @@ def test_path_solves_the_closed_loop_and_matches_the_schur_exponential():
     t = np.linspace(0, 2, 9)
     path = solution.path(t, theta0)
     R = linear_quadratic.feedback_matrix(data["H"], 10.0, data["eta"], data["k"], data["G"], data["A"])
-    star = linear_quadratic.fixed_point(data["H"], data["mu"], 10.0, data["eta"], data["k"], data["G"], data["A"])
+    star = linear_quadratic.fixed_point(data["H"], data["mu"], 10.0, data["eta"], data["k"], data["G"],
+                                        data["A"])
     assert np.abs(path - linear_quadratic.trajectory(t, theta0, R, star)).max() <= 1e-9 * np.abs(path).max()
     assert np.allclose(solution.path(0.0, theta0), theta0, atol=1e-15)
     step = 1e-5

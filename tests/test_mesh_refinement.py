@@ -18,8 +18,10 @@ from ocp.horizons import mesh_refinement
 
 def quadratic(h, gamma, offset=0.0):
     H = np.diag(h)
-    return ocp.DiscountedOCP(len(h), lambda th: 0.5 * casadi.mtimes(th.T, casadi.mtimes(casadi.DM(H), th)) + offset,
-                             gamma=gamma)
+
+    def loss(th):
+        return 0.5 * casadi.mtimes(th.T, casadi.mtimes(casadi.DM(H), th)) + offset
+    return ocp.DiscountedOCP(len(h), loss, gamma=gamma)
 
 
 def free_end_path(t, theta0, h, gamma, T):
@@ -41,7 +43,8 @@ def test_long_finite_horizons_match_the_closed_form(gamma, horizon):
     assert path.stats["success"] and path.t[-1] == pytest.approx(horizon, rel=1e-14)
     exact = free_end_path(path.t, theta0, h, gamma, horizon)
     assert np.abs(path.theta - exact).max() <= 1e-8
-    assert "mesh_refinement" in path.stats or "long_horizon" in path.stats or horizon / 40 * math.sqrt(3) <= 0.5
+    fine_enough = horizon / 40 * math.sqrt(3) <= 0.5    # the 40 default elements resolve the rate √3
+    assert "mesh_refinement" in path.stats or "long_horizon" in path.stats or fine_enough
 
 
 def test_the_refinement_is_recorded_and_meets_its_tolerance():

@@ -105,7 +105,8 @@ def site(tmp_path_factory):
     (root / PACKAGE / "__init__.py").write_text(SOURCE, encoding="utf-8")
     info = root / f"{PACKAGE}-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 0.1\n", encoding="utf-8")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 0.1\n",
+                                   encoding="utf-8")
     (info / "entry_points.txt").write_text(ENTRY_POINTS, encoding="utf-8")
     return root
 
@@ -156,8 +157,10 @@ def test_listed_by_problems_with_the_builtins_intact(installed, capsys):
     assert cli.main(["problems", "--json"]) == 0
     out, err = capsys.readouterr()
     catalogue = {entry["name"]: entry for entry in json.loads(out)}
-    assert len(err.splitlines()) == 3 and all(line.startswith("lossnav: warning: ") for line in err.splitlines())
-    assert "demo_offset" in catalogue and catalogue["demo_offset"]["origin"].startswith("entry point lossnav.scenarios")
+    assert len(err.splitlines()) == 3
+    assert all(line.startswith("lossnav: warning: ") for line in err.splitlines())
+    assert "demo_offset" in catalogue
+    assert catalogue["demo_offset"]["origin"].startswith("entry point lossnav.scenarios")
     assert catalogue["quadratic"]["origin"] == "built-in"
     assert problems.get("quadratic", H=[2.0]).dim == 1
     assert {"broken", "not_a_scenario", "clash"}.isdisjoint(catalogue)
@@ -204,7 +207,8 @@ SCRIPT = textwrap.dedent('''
         defaults = {"gamma": 1.0}
 
         def build(self, params):
-            return ocp.DiscountedOCP(dim=1, loss=lambda theta: (theta[0] ** 2 - 1) ** 2, gamma=params["gamma"])
+            return ocp.DiscountedOCP(dim=1, loss=lambda theta: (theta[0] ** 2 - 1) ** 2,
+                                     gamma=params["gamma"])
 
         def default_theta0(self):
             return np.array([0.5])
@@ -242,7 +246,8 @@ def script(tmp_path, monkeypatch):
 def test_plugin_option_loads_a_script(script, capsys):
     assert cli.main(["problems", "--plugin", str(script)]) == 0
     out, err = capsys.readouterr()
-    assert "script_well" in out and "quadratic" in out and registry.origin("script_well").startswith("--plugin")
+    assert "script_well" in out and "quadratic" in out
+    assert registry.origin("script_well").startswith("--plugin")
     # a plug-in that cannot be built at its defaults: one warning line, the others still listed
     assert "unbuildable" not in out and err.count("\n") == 1 and "the user's build is broken" in err
     assert cli.main(["problems", f"--plugin={script}:descent"]) == 0
@@ -301,7 +306,8 @@ def test_cases_carry_the_plugins_to_worker_processes(script, monkeypatch):
     assert cli.main(["problems", "--plugin", str(script)]) == 0
     case = cases.cases("script_well", draws=0)[0]
     assert case.plugins == (str(script.resolve()),)
-    monkeypatch.setattr(registry, "_SCENARIOS", {k: v for k, v in registry._SCENARIOS.items() if k != "script_well"})
+    others = {name: cls for name, cls in registry._SCENARIOS.items() if name != "script_well"}
+    monkeypatch.setattr(registry, "_SCENARIOS", others)
     monkeypatch.setattr(plugins, "_LOADED", [])
     monkeypatch.delitem(sys.modules, "lossnav_plugin_my_scenarios")
     assert "script_well" not in problems.names()

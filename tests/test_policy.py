@@ -191,8 +191,8 @@ def test_junction_mismatch_flags_an_under_resolved_window_end():
     shrinks with the mesh. On a quadratic both are exact (NLP tolerance)."""
     import problems
     scenario = problems.get("belief_adam", gamma=0.5)
-    coarse, fine = (ocp.solve(scenario.problem, scenario.theta0, mesh=ocp.Mesh(n, 5)).stats["junction_mismatch"]
-                    for n in (40, 80))
+    coarse, fine = (ocp.solve(scenario.problem, scenario.theta0, mesh=ocp.Mesh(n, 5))
+                    .stats["junction_mismatch"] for n in (40, 80))
     assert coarse > 1e-4 and fine < coarse / 20, (coarse, fine)
     quadratic = ocp.DiscountedOCP(2, lambda th: 2.0 * th[0] ** 2 + 0.1 * th[1] ** 2, gamma=1.0)
     path = ocp.solve(quadratic, [1.0, 1.0], mesh=ocp.Mesh(20, 5))

@@ -62,8 +62,9 @@ def small_trajectory(problem=None, theta0=None, **_):
     dim = len(theta0) if theta0 is not None else 2
     t = np.linspace(0.0, 1.0, 3)
     theta = np.outer(np.exp(-t), np.ones(dim))
-    return ocp.Trajectory(t=t, theta=theta, velocity=-theta, kinetic=t, potential=t, costate=theta, objective=1.0,
-                          elements=np.array([[0, 1, 0.0, 0.0], [1, 2, 0.0, 0.0]]), stats={"success": True})
+    return ocp.Trajectory(t=t, theta=theta, velocity=-theta, kinetic=t, potential=t, costate=theta,
+                          objective=1.0, elements=np.array([[0, 1, 0.0, 0.0], [1, 2, 0.0, 0.0]]),
+                          stats={"success": True})
 
 
 @pytest.fixture
@@ -80,10 +81,12 @@ def install_stand_ins(monkeypatch):
     monkeypatch.setattr(ocp, "solve", lambda problem, theta0, **options: small_trajectory(problem, theta0))
     monkeypatch.setattr(ocp.RecedingHorizonController, "run",
                         lambda self, theta0, steps, t0=0.0: small_trajectory(None, theta0))
-    monkeypatch.setattr(rule_runner, "run_rule",
-                        lambda name, scenario, dt, steps, theta0=None, **o: (dt * np.arange(3), np.tile(theta0, (3, 1))))
-    history = {"epochs": [{"epoch": 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 50.0, "wall_time": 0.1}],
-               "steps": 1, "fallbacks": 0, "skipped_steps": 0}
+
+    def run_rule(name, scenario, dt, steps, theta0=None, **options):   # three iterates standing still
+        return dt * np.arange(3), np.tile(theta0, (3, 1))
+    monkeypatch.setattr(rule_runner, "run_rule", run_rule)
+    epoch = {"epoch": 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 50.0, "wall_time": 0.1}
+    history = {"epochs": [epoch], "steps": 1, "fallbacks": 0, "skipped_steps": 0}
     monkeypatch.setattr(training, "train", lambda *a, **k: history)
     monkeypatch.setattr(cases, "validate", lambda *a, **k: [])
     real_cases = cases.cases
@@ -125,17 +128,20 @@ def argv_for(command, folder):
     """Strategy of argv lists for ``command``: a subset of its options, mostly valid values mixed
     with generated ones (so that most examples get past the parser to the checks behind it)."""
     names = problems.names()
-    scenario = st.one_of(st.sampled_from(names), st.sampled_from(names), st.sampled_from(["nope", "", "QUADRATIC"]))
+    scenario = st.one_of(st.sampled_from(names), st.sampled_from(names),
+                         st.sampled_from(["nope", "", "QUADRATIC"]))
     setting = st.tuples(st.sampled_from(["H", "gamma", "mu", "eta", "k", "nope", "theta0"]),
                         st.one_of(st.sampled_from(["0.5", "[[2,0],[0,1]]", "[1,-1]"]), numbers_text)) \
         .map(lambda kv: f"{kv[0]}={kv[1]}")
+    methods = st.sampled_from(["collocation", "analytic", "mpc", "rule:gradient_descent", "rule:ballistic",
+                               "rule:nope", "rule:", "newton"])
     options = {
         "problems": [option("--json")],
-        "solve": [st.tuples(st.just("--method"), st.sampled_from(["collocation", "analytic", "mpc", "rule:gradient_descent",
-                                                                  "rule:ballistic", "rule:nope", "rule:", "newton"])),
+        "solve": [st.tuples(st.just("--method"), methods),
                   st.tuples(st.just("--set"), setting), option("--theta0", "0.5,2", "1", "1,1,1"),
                   option("--horizon", "inf", "2"), option("--terminal", "0,0"), option("--intervals", "10"),
-                  option("--degree", "3"), st.tuples(st.just("--scheme"), st.sampled_from(["legendre", "radau", "x"])),
+                  option("--degree", "3"),
+                  st.tuples(st.just("--scheme"), st.sampled_from(["legendre", "radau", "x"])),
                   option("--dt", "0.1"), option("--steps", "5"), option("--t0", "0", "1"),
                   option("--plan-horizon", "inf", "1"), st.tuples(st.just("--out"), odd_paths(folder)),
                   st.tuples(st.just("--plot"), odd_paths(folder)), option("--json")],
@@ -143,21 +149,25 @@ def argv_for(command, folder):
                      option("--json"), st.tuples(st.just("--report"), odd_paths(folder)), option("--all"),
                      option("--dt", "0.1,0.05"), option("--workers", "1")],
         "langevin": [option("--dim", "2", "4"), option("--samples", "100"), option("--noise", "0.5"),
-                     option("--lr", "0.03"), option("--momentum", "0.9"), option("--weight-decay", "0", "0.1"),
-                     option("--batch", "4"), option("--steps", "10"), option("--seed", "0"), option("--chains", "2"),
+                     option("--lr", "0.03"), option("--momentum", "0.9"),
+                     option("--weight-decay", "0", "0.1"), option("--batch", "4"), option("--steps", "10"),
+                     option("--seed", "0"), option("--chains", "2"),
                      option("--spectrum", "1,0.5"), st.tuples(st.just("--plot"), odd_paths(folder)),
                      option("--json")],
-        "train": [option("--batch", "8", "32"), option("--lr", "0.01"), st.tuples(st.just("--out"), odd_paths(folder)),
+        "train": [option("--batch", "8", "32"), option("--lr", "0.01"),
+                  st.tuples(st.just("--out"), odd_paths(folder)),
                   st.tuples(st.just("--checkpoint"), odd_paths(folder)),
                   st.tuples(st.just("--resume"), odd_paths(folder)), option("--json"),
                   st.tuples(st.just("--tasks"), st.sampled_from(["split", "permuted", "nope"]))],
     }[command]
     positional = {"solve": st.lists(scenario, min_size=1, max_size=1),
                   "validate": st.lists(scenario, max_size=2)}
-    required = {"train": st.tuples(st.sampled_from(["digits", "digits", "cifar"]),
-                                   st.sampled_from(["mlp", "mlp", "resnet"]),
-                                   st.sampled_from(["sgd", "adam", "ballistic", "nope"]), mostly("1"), mostly("0"))
-                .map(lambda r: ["--data", r[0], "--model", r[1], "--rule", r[2], "--epochs", r[3], "--seed", r[4]])}
+    train_required = st.tuples(st.sampled_from(["digits", "digits", "cifar"]),
+                               st.sampled_from(["mlp", "mlp", "resnet"]),
+                               st.sampled_from(["sgd", "adam", "ballistic", "nope"]),
+                               mostly("1"), mostly("0"))
+    required = {"train": train_required.map(lambda r: ["--data", r[0], "--model", r[1], "--rule", r[2],
+                                                       "--epochs", r[3], "--seed", r[4]])}
 
     def build(parts):
         head, chosen = parts
@@ -214,8 +224,8 @@ nasty_values = st.one_of(
 
 
 @PROPERTY
-@given(intervals=nasty_values, degree=nasty_values, scheme=st.one_of(st.sampled_from(["legendre", "radau", "x"]),
-                                                                      nasty_values))
+@given(intervals=nasty_values, degree=nasty_values,
+       scheme=st.one_of(st.sampled_from(["legendre", "radau", "x"]), nasty_values))
 def test_mesh_is_valid_or_an_engine_error(intervals, degree, scheme):
     try:
         mesh = ocp.Mesh(intervals, degree, scheme)
@@ -276,7 +286,8 @@ SCENARIO_PARAMETERS = sorted({(name, key) for name in problems.names()
 
 
 @PROPERTY
-@given(choice=st.sampled_from(SCENARIO_PARAMETERS + [("quadratic", "nope"), ("nope", "gamma")]), value=nasty_values)
+@given(choice=st.sampled_from(SCENARIO_PARAMETERS + [("quadratic", "nope"), ("nope", "gamma")]),
+       value=nasty_values)
 def test_every_scenario_parameter_is_valid_or_a_problem_error(choice, value):
     name, key = choice
     with budget():

@@ -31,7 +31,8 @@ def test_a_nan_update_from_finite_gradients_is_skipped_not_written():
 def test_an_infinite_update_from_a_finite_metric_is_skipped():
     """NaturalGradient with a callable metric that is zero and no damping: g/0 = ±inf."""
     p = torch.nn.Parameter(torch.tensor([1.0, 3.0]))
-    optimizer = learning_rules.NaturalGradient([p], lr=0.1, metric=lambda param, grad: torch.zeros_like(param),
+    optimizer = learning_rules.NaturalGradient([p], lr=0.1,
+                                               metric=lambda param, grad: torch.zeros_like(param),
                                                damping=0.0)
     optimizer.zero_grad()
     (p ** 2).sum().backward()
@@ -67,7 +68,8 @@ def test_a_search_direction_failure_with_large_residuals_is_a_solve_error(monkey
             return real(**args)
 
         def stats(self):
-            return {**real.stats(), "success": False, **_stats("Search_Direction_Becomes_Too_Small", 1e-3, 1e-3)}
+            stalled = _stats("Search_Direction_Becomes_Too_Small", 1e-3, 1e-3)
+            return {**real.stats(), "success": False, **stalled}
     monkeypatch.setattr(built, "solver", Stalled())
     with pytest.raises(ocp.SolveError, match="Search_Direction_Becomes_Too_Small"):
         ocp.solve(problem, [1.0, 1.0], horizon=2.0, mesh=mesh)
@@ -87,7 +89,8 @@ def test_failed_guesses_are_counted_and_all_failing_raises(monkeypatch):
     monkeypatch.setattr(pipeline, "solve_window", first_guess_fails)
     guesses = [np.array([1.0, 1.0]), np.array([0.0, 0.0])]
     # (the coarse mesh is deliberate: mesh_tol=inf keeps it, without the refinement check)
-    trajectory = ocp.solve(problem, [1.0, 1.0], horizon=2.0, mesh=ocp.Mesh(8, 3), guess=guesses, mesh_tol=math.inf)
+    trajectory = ocp.solve(problem, [1.0, 1.0], horizon=2.0, mesh=ocp.Mesh(8, 3), guess=guesses,
+                           mesh_tol=math.inf)
     assert trajectory.stats["failed_guesses"] == 1 and trajectory.stats["solves"] == 1
 
     def every_guess_fails(*args, **kwargs):

@@ -160,7 +160,8 @@ def test_a_killed_local_worker_is_retried_then_lost(tmp_path):
     marker = str(tmp_path / "died")
     tasks = [make_task(0, marker, "die once"), *(make_task(i, i, i) for i in (1, 2, 3))]
     with LocalPool(2, retries=1) as pool:
-        outcomes = {o.index: o for o in pool.run(sweep_tasks.dispatch, [*tasks, make_task(4, None, "die always")])}
+        runs = pool.run(sweep_tasks.dispatch, [*tasks, make_task(4, None, "die always")])
+        outcomes = {o.index: o for o in runs}
     assert os.path.exists(marker)
     assert [outcomes[i].status for i in range(5)] == ["ok", "ok", "ok", "ok", "lost"]
     # retried after its death and then survived; it may be started once more when the pool
@@ -186,8 +187,8 @@ def test_validate_on_a_local_pool_equals_the_serial_run():
     seen = {"serial": [], "pool": []}
     serial = cases.validate(["quadratic"], progress=lambda r: seen["serial"].append(r.case.label), **options)
     with LocalPool(2) as pool:
-        parallel = cases.validate(["quadratic"], backend=pool, progress=lambda r: seen["pool"].append(r.case.label),
-                                  **options)
+        parallel = cases.validate(["quadratic"], backend=pool,
+                                  progress=lambda r: seen["pool"].append(r.case.label), **options)
 
     def rows(results):
         return [{key: value for key, value in r.row().items() if key != "seconds"} for r in results]
@@ -199,7 +200,8 @@ def test_any_registered_command_is_swept_and_the_time_limit_makes_a_row(tmp_path
     """A command added to the CLI's COMMANDS (as a plug-in command would be) is swept like the
     built-ins; --time-limit turns the slow task into a 'timeout' row."""
     monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, sweep_tasks.add_echo_parser))
-    code = sweep("echo", "--grid", "value=1,2", "--grid", "sleep=0,30", "--time-limit", "0.5", "--out", str(tmp_path))
+    code = sweep("echo", "--grid", "value=1,2", "--grid", "sleep=0,30", "--time-limit", "0.5",
+                 "--out", str(tmp_path))
     rows = table(tmp_path)
     assert code == 1
     assert rows["status"].tolist() == ["ok", "timeout", "ok", "timeout"]
@@ -209,8 +211,9 @@ def test_any_registered_command_is_swept_and_the_time_limit_makes_a_row(tmp_path
 
 def test_summary_plot_numeric_and_categorical_parameters(tmp_path):
     from lossnav.sweep.plot import PlotError, summary_plot
-    rows = pd.DataFrame({"rule": ["sgd", "sgd", "adam", "adam"], "seed": [0, 1, 0, 1], "lr": [0.1, 0.1, 1.0, 1.0],
-                         "status": ["ok", "ok", "ok", "failed"], "acc": [90.0, 91.0, 95.0, None]})
+    rows = pd.DataFrame({"rule": ["sgd", "sgd", "adam", "adam"], "seed": [0, 1, 0, 1],
+                         "lr": [0.1, 0.1, 1.0, 1.0], "status": ["ok", "ok", "ok", "failed"],
+                         "acc": [90.0, 91.0, 95.0, None]})
     rows.attrs["parameters"] = ["rule", "seed"]
     for against in ("rule", "lr"):
         path = summary_plot(rows, "acc", against, str(tmp_path / f"{against}.png"))

@@ -118,7 +118,8 @@ def test_validation_catches_a_wrong_closed_form(monkeypatch):
 
 
 def test_cases_are_seeded_and_draw_from_the_ranges():
-    first, again = validate.cases("natural_gradient", 2, seed=3), validate.cases("natural_gradient", 2, seed=3)
+    first = validate.cases("natural_gradient", 2, seed=3)
+    again = validate.cases("natural_gradient", 2, seed=3)
     assert [c.params for c in first] == [c.params for c in again]
     assert len(first) == 3 * len(problems.get("natural_gradient").validation_gammas)
     assert first[4].params != first[8].params
@@ -147,7 +148,8 @@ def test_scenario_extra_checks_run_and_can_fail(monkeypatch):
     assert result.figures["switch_rest_variance"] <= 1e-3
     assert result.figures["switch_v_decrease"] <= 1e-7
     from problems.weight_uncertainty import WeightUncertaintyScenario
-    monkeypatch.setattr(WeightUncertaintyScenario, "extra_checks", lambda self, theta0, trajectory: {"claim": (0.2, 0.1)})
+    monkeypatch.setattr(WeightUncertaintyScenario, "extra_checks",
+                        lambda self, theta0, trajectory: {"claim": (0.2, 0.1)})
     result = validate.check(case, rules=False)
     assert not result.passed and "claim" in result.message
 
@@ -156,7 +158,7 @@ def _fake_study(orders):
     rows = [{"gamma": 10.0 * 2 ** i, "dt": 0.01 / 2 ** i, "vs_collocation": 0.1 / 2 ** i,
              "flow_vs_collocation": 0.1 / 2 ** i, "vs_flow": 0.01 / 2 ** i, "el_error": 1e-7}
             for i in range(len(orders) + 1)]
-    for row, order in zip(rows[1:], orders):
+    for row, order in zip(rows[1:], orders, strict=True):
         row["order_vs_collocation"] = order
     return lambda: rows
 
@@ -197,5 +199,6 @@ def test_a_rule_that_diverges_is_a_row_not_a_crash():
     diverged = rows["gradient_descent"]
     assert "gradient_descent diverged at step" in diverged["diverged"]
     assert diverged["vs_collocation"] == float("inf") and diverged["passed"] is None
-    assert "diverged" not in rows["optimal_quadratic"] and np.isfinite(rows["optimal_quadratic"]["vs_collocation"])
+    assert "diverged" not in rows["optimal_quadratic"]
+    assert np.isfinite(rows["optimal_quadratic"]["vs_collocation"])
     assert result.passed

@@ -51,7 +51,9 @@ def test_gradient_descent_converges_to_gradient_flow_with_order_one(setting):
 
 def test_heavy_ball_converges_to_its_damped_second_order_flow_not_the_optimal_path(setting):
     damping, gain = 3.0, 1.5
-    heavy_ball = lambda params, dt: torch.optim.SGD(params, lr=gain * dt ** 2, momentum=1 - damping * dt)
+
+    def heavy_ball(params, dt):
+        return torch.optim.SGD(params, lr=gain * dt ** 2, momentum=1 - damping * dt)
     result = check(setting, heavy_ball, limit=damped_flow(damping, gain))
     assert result.order_limit == pytest.approx(1.0, abs=0.1) and result.passed
     assert not result.converges_to_reference and result.rows[-1]["error_reference"] > 0.05
@@ -61,8 +63,10 @@ def test_heavy_ball_converges_to_its_damped_second_order_flow_not_the_optimal_pa
 
 def test_heavy_ball_with_fixed_momentum_converges_to_gradient_flow(setting):
     beta = 0.5      # α = (ηk/γ)Δt(1 − β): the effective step α/(1 − β) of a fixed momentum
-    result = check(setting, lambda params, dt: torch.optim.SGD(params, lr=dt / GAMMA * (1 - beta), momentum=beta),
-                   limit="gradient_flow", dts=(0.01, 0.005))
+
+    def heavy_ball(params, dt):
+        return torch.optim.SGD(params, lr=dt / GAMMA * (1 - beta), momentum=beta)
+    result = check(setting, heavy_ball, limit="gradient_flow", dts=(0.01, 0.005))
     # order 1 asymptotically, approached slowly (the O(Δt) start-up layer of the velocity):
     # measured 0.76, 0.84, 0.90 at Δt = 0.04 → 0.005
     assert result.order_limit == pytest.approx(1.0, abs=0.15) and result.passed
@@ -70,7 +74,9 @@ def test_heavy_ball_with_fixed_momentum_converges_to_gradient_flow(setting):
 
 def test_the_optimal_rule_is_exact_on_a_quadratic(setting):
     scenario = setting[0]
-    factory = lambda params, dt: OptimalQuadratic(params, lr=dt, eta=1.0, k=1.0, gamma=GAMMA, curvature="exact")
+
+    def factory(params, dt):
+        return OptimalQuadratic(params, lr=dt, eta=1.0, k=1.0, gamma=GAMMA, curvature="exact")
     result = check(setting, factory, limit="optimal")
     assert result.passed and result.converges_to_reference
     assert max(row["error_reference"] for row in result.rows) < 1e-8, result.rows
@@ -105,8 +111,9 @@ def test_divergence_is_reported_not_hidden(setting):
 def test_cli_json_contract(tmp_path, capsys):
     factory = tmp_path / "my_optimizer.py"
     factory.write_text("import torch\n\ndef gd(params, dt):\n    return torch.optim.SGD(params, lr=dt / 4)\n")
-    code = cli.main(["validate", "quadratic", "--set", "H=[2]", "--set", "gamma=4", "--optimizer", f"{factory}:gd",
-                     "--dt", "0.04,0.02", "--horizon", "0.5", "--limit", "gradient_flow", "--json"])
+    code = cli.main(["validate", "quadratic", "--set", "H=[2]", "--set", "gamma=4",
+                     "--optimizer", f"{factory}:gd", "--dt", "0.04,0.02", "--horizon", "0.5",
+                     "--limit", "gradient_flow", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert [row["dt"] for row in out["rows"]] == [0.04, 0.02]

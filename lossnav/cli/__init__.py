@@ -105,7 +105,8 @@ def _main(argv) -> int:
         raise                       # handled in main: not an error
     except OSError as exc:
         target = f" {exc.filename}" if exc.filename else ""
-        print(f"{PROG}: error: cannot write{target}: {exc.strerror or arguments.one_line(exc)}", file=sys.stderr)
+        reason = exc.strerror or arguments.one_line(exc)
+        print(f"{PROG}: error: cannot write{target}: {reason}", file=sys.stderr)
         return 1
     except MemoryError as exc:      # e.g. langevin --samples 2147483648: a size too large for this machine
         print(f"{PROG}: error: out of memory ({arguments.one_line(exc) or 'MemoryError'}); "

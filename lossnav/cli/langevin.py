@@ -117,12 +117,14 @@ def _text(report) -> str:
              f"Eq. 16 {speed['predicted']:.4g} (ratio {speed['ratio']:.3f}), "
              f"exact discrete {speed['predicted_exact']:.4g} (ratio {speed['ratio_exact']:.3f})",
              "eigenvalue   Var θ meas/OU  meas/exact   Var v meas/OU  meas/exact"]
+    position, velocity = var["position"], var["velocity"]
     for i, rho in enumerate(var["eigenvalues"]):
-        lines.append(f"{rho:10.4g}   {var['position']['ratio'][i]:13.3f}  {var['position']['ratio_exact'][i]:10.3f}"
-                     f"   {var['velocity']['ratio'][i]:13.3f}  {var['velocity']['ratio_exact'][i]:10.3f}")
+        lines.append(f"{rho:10.4g}   {position['ratio'][i]:13.3f}  {position['ratio_exact'][i]:10.3f}"
+                     f"   {velocity['ratio'][i]:13.3f}  {velocity['ratio_exact'][i]:10.3f}")
     mean, diff = report["mean_trajectory_error"], report["diffusion_exponent"]
-    lines.append(f"mean trajectory error (relative, first {mean['steps']} steps): Eq. 7 {mean['continuous']:.3g}, "
-                 f"discrete {mean['discrete']:.3g}, noise floor {mean['noise_floor']:.3g}")
+    lines.append(f"mean trajectory error (relative, first {mean['steps']} steps): "
+                 f"Eq. 7 {mean['continuous']:.3g}, discrete {mean['discrete']:.3g}, "
+                 f"noise floor {mean['noise_floor']:.3g}")
     lines.append(f"diffusion exponent over lags {diff['lags']}: measured {diff['measured']:.3f}, "
                  f"Eq. 17 {diff['predicted_eq17']:.3f}, OU {diff['predicted_ou']:.3f}, "
                  f"exact {diff['predicted_exact']:.3f}")

@@ -50,7 +50,8 @@ def add_parser(commands):
     add("--theta0", type=arguments.vector, metavar="A,B,...", help="initial point (default: the scenario's)")
     add("--horizon", type=arguments.horizon, default=math.inf, metavar="inf|T",
         help="time horizon (default: inf)")
-    add("--terminal", type=arguments.vector, metavar="A,B,...", help="fixed end point θ(T) (finite horizon only)")
+    add("--terminal", type=arguments.vector, metavar="A,B,...",
+        help="fixed end point θ(T) (finite horizon only)")
     add("--intervals", type=arguments.positive_int, default=ocp.Mesh.intervals,
         help=f"collocation elements (default: {ocp.Mesh.intervals})")
     add("--degree", type=arguments.positive_int, default=ocp.Mesh.degree,
@@ -134,7 +135,8 @@ def _trajectory(args, scenario, theta0, mesh) -> ocp.Trajectory:
     if args.method == "collocation":
         return ocp.solve(scenario.problem, theta0, horizon=args.horizon, terminal=args.terminal,
                          mesh=mesh, guess=guesses if free_infinite else None, t0=args.t0,
-                         time_limit=getattr(args, "time_limit", None), mesh_tol=getattr(args, "mesh_tol", None))
+                         time_limit=getattr(args, "time_limit", None),
+                         mesh_tol=getattr(args, "mesh_tol", None))
     if args.method == "analytic":
         return analytic_trajectory(scenario, theta0, args)
     if args.dt is None:
@@ -202,7 +204,8 @@ def write_plot(args, scenario, theta0, mesh, trajectory):
         free_infinite = math.isinf(args.horizon) and args.terminal is None
         reference = ocp.solve(problem, theta0, horizon=args.horizon, terminal=args.terminal, mesh=mesh,
                               guess=(scenario.guesses() or None) if free_infinite else None, t0=args.t0)
-        figure = trajectory.compare(reference, problem=problem, labels=(args.method, "collocation"), title=title)
+        figure = trajectory.compare(reference, problem=problem, labels=(args.method, "collocation"),
+                                    title=title)
     figure.tight_layout()
     try:
         files.atomic_savefig(figure, path, dpi=120)

@@ -50,7 +50,8 @@ def add_parser(commands):
                     "(problem, names) or, for solve, a --set parameter (gamma). The sweep's own options "
                     "come first: give a command's --seed (--samples, --out, ...) as --grid seed=3. "
                     "docs/sweeps.md has the cluster recipes.")
-    parser.add_argument("command", metavar="COMMAND", help="the subcommand to run (solve, validate, train, langevin, ...)")
+    parser.add_argument("command", metavar="COMMAND",
+                        help="the subcommand to run (solve, validate, train, langevin, ...)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     add_options(parser)
     parser.set_defaults(handler=run)
@@ -62,15 +63,21 @@ def add_options(parser) -> None:
     add("--grid", action="append", default=None, metavar="KEY=SPEC|FILE",
         help="values of one option: V1,V2,... or A:B (integers A..B-1) or A:B:STEP; with --samples also "
              "uniform(A,B), loguniform(A,B), randint(A,B); or a .toml/.yaml grid file (repeatable)")
-    add("--samples", type=arguments.positive_int, metavar="N", help="a random sample of N points instead of the whole grid")
+    add("--samples", type=arguments.positive_int, metavar="N",
+        help="a random sample of N points instead of the whole grid")
     add("--seed", type=arguments.non_negative_int, metavar="S", help="seed of --samples (default: 0)")
-    add("--workers", type=arguments.positive_int, metavar="N", help="local worker processes (default: 1, in this process)")
-    add("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786 (instead of --workers)")
-    add("--time-limit", type=arguments.positive_float, metavar="S", help="seconds per task; a task over it is a 'timeout' row")
+    add("--workers", type=arguments.positive_int, metavar="N",
+        help="local worker processes (default: 1, in this process)")
+    add("--scheduler", metavar="ADDRESS",
+        help="a Dask scheduler, e.g. tcp://host:8786 (instead of --workers)")
+    add("--time-limit", type=arguments.positive_float, metavar="S",
+        help="seconds per task; a task over it is a 'timeout' row")
     add("--retries", type=arguments.non_negative_int, metavar="R",
-        help=f"runs again of a task whose worker died, before it is 'lost' (default: {engine.backends.DEFAULT_RETRIES})")
+        help="runs again of a task whose worker died, before it is 'lost' "
+             f"(default: {engine.backends.DEFAULT_RETRIES})")
     add("--out", metavar="DIR", help="output folder (results.csv, results.parquet, tasks/KEY.json)")
-    add("--resume", action="store_true", help="reuse the finished rows of DIR's table (same parameters and code)")
+    add("--resume", action="store_true",
+        help="reuse the finished rows of DIR's table (same parameters and code)")
     add("--plot", metavar="FIGURE", help="plot this column of the table against --against")
     add("--against", metavar="KEY", help="the parameter on the plot's x axis (default: the first grid key)")
 
@@ -121,7 +128,8 @@ def run(args) -> int:
     written = [os.path.join(args.out, name) for name in (engine.table.CSV, engine.table.PARQUET)]
     if args.plot:
         try:
-            written.append(summary_plot(table, args.plot, against, os.path.join(args.out, plot_name(args.plot, against)),
+            figure = os.path.join(args.out, plot_name(args.plot, against))
+            written.append(summary_plot(table, args.plot, against, figure,
                                         title=f"lossnav sweep {args.command}"))
         except PlotError as exc:
             print(f"{arguments.PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
@@ -154,7 +162,8 @@ def _grid(args):
 def _command_parser(command):
     from . import build_parser  # the whole CLI, plug-in commands included
     parser = build_parser()
-    choices = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    choices = commands.choices
     if command == "sweep" or command not in choices:
         valid = ", ".join(name for name in choices if name != "sweep")
         raise arguments.UsageError(f"unknown command {command!r} to sweep; valid: {valid}")
@@ -190,7 +199,8 @@ def command_line(command, base, point, placement, subparser) -> list:
     for key, value in point.items():
         kind, action = placement[key]
         if kind == "positional":
-            positionals += grids.split_values(value) if action.nargs in ("*", "+") and "," in value else [value]
+            several = action.nargs in ("*", "+") and "," in value
+            positionals += grids.split_values(value) if several else [value]
         elif kind == "set":
             options += ["--set", f"{key}={value}"]
         elif action.nargs == 0:              # a flag: KEY=true adds it, KEY=false leaves it out

@@ -6,14 +6,15 @@
                   [--checkpoint FILE] [--resume FILE] [--tasks split|permuted [--task-count N]]
 
 RULE: any rule of :mod:`lossnav.training.rules` (``--help`` lists them all), including plug-ins
-(entry points ``lossnav.rules``, ``--plugin FILE.py:factory``). ``--lr`` means what the rule's ``lr`` means (Δt for mpc and
-optimal_quadratic; default: the rule's). ``--checkpoint FILE`` saves model, optimizer and RNG
-state after every epoch; ``--resume FILE`` continues such a run up to ``--epochs`` epochs in
-total, bit-identically to an uninterrupted run. ``--out DIR`` writes ``metrics.json`` (per-epoch
-train loss, test loss and accuracy, wall time; fallbacks), ``loss.png`` and ``accuracy.png``.
-Unknown names print the valid ones (exit 2); a diverged or unresumable run exits 1. Output
-paths and ``--batch`` are checked before any work; outputs are written atomically
-(:mod:`ocp.results.files`). Ctrl-C ends with one line saying which epoch the checkpoint holds, exit 130.
+(entry points ``lossnav.rules``, ``--plugin FILE.py:factory``). ``--lr`` means what the rule's
+``lr`` means (Δt for mpc and optimal_quadratic; default: the rule's). ``--checkpoint FILE``
+saves model, optimizer and RNG state after every epoch; ``--resume FILE`` continues such a run
+up to ``--epochs`` epochs in total, bit-identically to an uninterrupted run. ``--out DIR``
+writes ``metrics.json`` (per-epoch train loss, test loss and accuracy, wall time; fallbacks),
+``loss.png`` and ``accuracy.png``. Unknown names print the valid ones (exit 2); a diverged or
+unresumable run exits 1. Output paths and ``--batch`` are checked before any work; outputs are
+written atomically (:mod:`ocp.results.files`). Ctrl-C ends with one line saying which epoch
+the checkpoint holds, exit 130.
 ``--device`` (default auto: cuda, else mps, else cpu) puts the model, the data and the optimizer
 state there; one that is not available is a usage error (exit 2); the JSON records ``device``.
 ``--data modular --model transformer`` is the grokking task (docs/training.md), ``--modulus`` and
@@ -26,7 +27,6 @@ import os
 import sys
 
 import ocp
-from lossnav import plugins
 from ocp.results import files
 
 from . import arguments
@@ -43,23 +43,39 @@ def add_parser(commands):
     add("--model", required=True, metavar="MODEL", help="mlp, cnn (1-D) or transformer (token data: modular)")
     add("--device", default="auto", metavar="DEVICE",
         help="cpu, cuda, cuda:N, mps or auto (default: auto, the first available of cuda, mps, cpu)")
-    add("--modulus", type=arguments.positive_int, metavar="P", help="--data modular: the modulus p (default: 97)")
+    add("--modulus", type=arguments.positive_int, metavar="P",
+        help="--data modular: the modulus p (default: 97)")
     add("--train-fraction", type=arguments.positive_float, metavar="F",
-        help="--data modular: fraction of the p² pairs used for training, the rest is the test set (default: 0.3)")
-    add("--rule", required=True, metavar="RULE", help=plugins.rule_help())
+        help="--data modular: fraction of the p² pairs used for training, the rest is the test set "
+             "(default: 0.3)")
+    add("--rule", required=True, metavar="RULE", help=_RuleHelp("a rule of the registry"))
     add("--epochs", required=True, type=arguments.positive_int, help="epochs in total")
-    add("--seed", required=True, type=arguments.non_negative_int, help="seed of the model, the shuffling and the probes")
+    add("--seed", required=True, type=arguments.non_negative_int,
+        help="seed of the model, the shuffling and the probes")
     add("--batch", type=arguments.positive_int, default=32, help="minibatch size (default: 32)")
     add("--lr", type=arguments.positive_float, metavar="LR", help="the rule's lr (default: the rule's own)")
     add("--json", action="store_true", help="print the metrics as JSON on stdout")
     add("--out", metavar="DIR", help="write metrics.json, loss.png and accuracy.png to DIR")
     add("--checkpoint", metavar="FILE", help="save a checkpoint after every epoch")
-    add("--resume", metavar="FILE", help="continue from a checkpoint (same data, model, rule, seed, batch, lr)")
-    add("--tasks", metavar="KIND", help="train on a task sequence: split or permuted (docs/continual_learning.md); "
-        "--epochs then counts per task")
-    add("--task-count", type=arguments.positive_int, metavar="N", help="number of tasks with --tasks (default: 5)")
+    add("--resume", metavar="FILE",
+        help="continue from a checkpoint (same data, model, rule, seed, batch, lr)")
+    add("--tasks", metavar="KIND",
+        help="train on a task sequence: split or permuted (docs/continual_learning.md); "
+             "--epochs then counts per task")
+    add("--task-count", type=arguments.positive_int, metavar="N",
+        help="number of tasks with --tasks (default: 5)")
     parser.set_defaults(handler=run)
     return parser
+
+
+class _RuleHelp(str):
+    """The --rule help text, read from the rule registry only when --help prints it (the
+    registry imports torch and the installed ``lossnav.rules`` plug-ins)."""
+
+    def __mod__(self, params):            # argparse expands help as ``help % params``
+        from lossnav.training import rules
+        return (f"one of: {', '.join(rules.RULES)} (lossnav.training.rules; plug-ins add rules "
+                "through the entry-point group lossnav.rules or --plugin FILE.py:factory)")
 
 
 def resolve_setting(args, training):
@@ -70,10 +86,11 @@ def resolve_setting(args, training):
         device = resolve_device(args.device)
     except DeviceError as exc:
         raise arguments.UsageError(str(exc)) from None
-    options = {key: value for key, value in (("modulus", args.modulus), ("train_fraction", args.train_fraction))
-               if value is not None}
+    given = (("modulus", args.modulus), ("train_fraction", args.train_fraction))
+    options = {key: value for key, value in given if value is not None}
     if options and args.data != "modular":
-        raise arguments.UsageError(f"--modulus and --train-fraction are options of --data modular, not {args.data!r}")
+        raise arguments.UsageError("--modulus and --train-fraction are options of --data modular, "
+                                   f"not {args.data!r}")
     return device, options
 
 
@@ -125,7 +142,8 @@ def interrupted(args, last_epoch) -> int:
     elif last_epoch is None:
         kept = f"no epoch finished since {args.resume}; resume with --resume {args.resume}"
     else:
-        kept = f"checkpoint {args.checkpoint} holds epoch {last_epoch}; continue with --resume {args.checkpoint}"
+        kept = (f"checkpoint {args.checkpoint} holds epoch {last_epoch}; "
+                f"continue with --resume {args.checkpoint}")
     print(f"{PROG}: interrupted: {kept}", file=sys.stderr)
     return 130
 
@@ -194,7 +212,8 @@ def _run(args, training) -> int:
             print(f"{record['epoch']:5d}  {record['train_loss']:10.4f}  {record['test_accuracy']:7.2f}%"
                   f"  {record['wall_time']:6.2f}")
         if hasattr(optimizer, "fallbacks"):
-            print(f"MPC: {metrics['replans']} plans, {metrics['solves']} by IPOPT, {metrics['fallbacks']} fallbacks, "
+            print(f"MPC: {metrics['replans']} plans, {metrics['solves']} by IPOPT, "
+                  f"{metrics['fallbacks']} fallbacks, "
                   f"{metrics.get('host_syncs', 0)} host synchronisations on {metrics['device']}")
     return 0
 
@@ -212,7 +231,8 @@ def run_sequence(args, training) -> int:
     except ValueError as exc:
         print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 2
-    _check_batch(args.batch, min(len(task.data.x_train) for task in tasks), f"{args.data} ({args.tasks} tasks)")
+    smallest = min(len(task.data.x_train) for task in tasks)
+    _check_batch(args.batch, smallest, f"{args.data} ({args.tasks} tasks)")
     model = build_model(args, training, tasks[0].data, device)
     lr = args.lr if args.lr is not None else training.RULES[args.rule].default_lr
     try:
@@ -220,15 +240,19 @@ def run_sequence(args, training) -> int:
     except ValueError as exc:
         print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 2
-    config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed, "batch": args.batch,
-              "lr": lr, "tasks": args.tasks, "task_count": len(tasks), "epochs_per_task": args.epochs}
+    config = {"data": args.data, "model": args.model, "rule": args.rule, "seed": args.seed,
+              "batch": args.batch, "lr": lr, "tasks": args.tasks, "task_count": len(tasks),
+              "epochs_per_task": args.epochs}
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     completed = []
+
+    def on_epoch(task, record):         # what the Ctrl-C line says the checkpoint holds
+        completed.append(f"{record['epoch']} of task {task + 1}")
     try:
         sequence = train_sequence(model, optimizer, tasks, args.epochs, seed=args.seed, batch=args.batch,
                                   checkpoint=args.checkpoint, resume=args.resume, config=config,
-                                  on_epoch=lambda task, record: completed.append(f"{record['epoch']} of task {task + 1}"))
+                                  on_epoch=on_epoch)
     except (TrainingError, ValueError) as exc:
         print(f"{PROG}: error: {arguments.one_line(exc)}", file=sys.stderr)
         return 1
@@ -259,7 +283,8 @@ def summary(config, history, optimizer, model) -> dict:
     """The metrics dict of a run (the JSON of ``--json`` and ``--out``)."""
     epochs = history["epochs"]
     metrics = {**config, "parameters": sum(p.numel() for p in model.parameters()), "epochs": epochs,
-               "final_test_accuracy": epochs[-1]["test_accuracy"], "final_train_loss": epochs[-1]["train_loss"],
+               "final_test_accuracy": epochs[-1]["test_accuracy"],
+               "final_train_loss": epochs[-1]["train_loss"],
                "mean_epoch_time": sum(r["wall_time"] for r in epochs) / len(epochs),
                "steps": history["steps"], "fallbacks": history["fallbacks"],
                "skipped_steps": history["skipped_steps"]}

@@ -23,6 +23,7 @@ the collocation reference and the ``--limit`` flow at each ``--dt``
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 
 import ocp
@@ -41,26 +42,31 @@ def add_parser(commands):
                     "residuals, pass/fail against stated tolerances (exit 1 if any fails).")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"scenarios ({', '.join(names())})")
     parser.add_argument("--all", action="store_true", help="every scenario")
-    parser.add_argument("--draws", type=arguments.non_negative_int, default=2, help="random parameter draws per scenario (default: 2)")
-    parser.add_argument("--seed", type=arguments.non_negative_int, default=0, help="seed of the draws (default: 0)")
+    parser.add_argument("--draws", type=arguments.non_negative_int, default=2,
+                        help="random parameter draws per scenario (default: 2)")
+    parser.add_argument("--seed", type=arguments.non_negative_int, default=0,
+                        help="seed of the draws (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--report", metavar="DIR", help="write DIR/report.md and the figures")
     parser.add_argument("--gammas", type=_gammas, metavar="A,B,...",
                         help="discount rates of every case (default: each scenario's own, e.g. 0,0.1,1,10)")
     parser.add_argument("--workers", type=arguments.positive_int, default=1, metavar="N",
                         help="solve the cases on N local processes (default: 1, in this process)")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="solve the cases on a Dask cluster, e.g. tcp://host:8786")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="solve the cases on a Dask cluster, e.g. tcp://host:8786")
     check = parser.add_argument_group("checking your optimizer (lossnav.validation.validate_optimizer)")
     check.add_argument("--optimizer", metavar="FILE.py:factory|module:factory",
                        help="a factory (params, dt) -> torch.optim.Optimizer to check on scenario NAME")
-    check.add_argument("--dt", type=_steps, metavar="A,B,...", help="step sizes, at least two (with --optimizer)")
+    check.add_argument("--dt", type=_steps, metavar="A,B,...",
+                       help="step sizes, at least two (with --optimizer)")
     check.add_argument("--horizon", type=arguments.positive_float, default=5.0, metavar="T",
                        help="compare on [0, T] (with --optimizer; default: 5)")
     check.add_argument("--limit", metavar="gradient_flow|optimal|module:function",
                        help="the flow the optimizer should converge to: gradient flow θ̇ = −(ηk/γ)∇L, "
                             "the optimal path, or limit(scenario, t, theta0) -> (n, dim)")
     check.add_argument("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
-                       type=arguments.setting, help="scenario parameter, value as JSON (with --optimizer; repeatable)")
+                       type=arguments.setting,
+                       help="scenario parameter, value as JSON (with --optimizer; repeatable)")
     parser.set_defaults(handler=run_validate)
     return parser
 
@@ -75,13 +81,32 @@ def _gammas(text: str) -> list:
 def _steps(text: str) -> list:
     values = arguments.vector(text)
     if len(set(values)) < 2 or not all(value > 0 for value in values):
-        raise arguments.argparse.ArgumentTypeError(f"expected at least two distinct step sizes > 0, got {text!r}")
+        raise arguments.argparse.ArgumentTypeError(
+            f"expected at least two distinct step sizes > 0, got {text!r}")
     return values
 
 
 def run_validate(args) -> int:
     if args.optimizer is not None:
         return run_optimizer_check(args)
+    selected = _selected(args)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"{'problem':<19} {'case':<30} {'error':>9} {'EL coll.':>9} {'EL anal.':>9} {'final':>9}  result",
+          file=out)
+    results = _solve_cases(selected, args, out)
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)}/{len(results)} cases passed "
+          f"(tolerances: error {cases.TOLERANCE:g} relative to |θ0 − θ*|, EL residual "
+          f"{cases.EL_TOLERANCE:g} (collocation) / {cases.EL_TOLERANCE_ANALYTIC:g} (analytic) "
+          f"relative, final point {cases.FINAL_TOLERANCE:g})", file=out)
+    if args.json:
+        print(arguments.dumps([r.row() for r in results]))
+    studies = _write_report(args.report, selected, results, out) if args.report else []
+    return 1 if failed or not all(entry["passed"] for entry in studies) else 0
+
+
+def _selected(args) -> list:
+    """The scenario names to validate, every argument checked before any case is solved."""
     for flag, given in (("--dt", args.dt), ("--limit", args.limit), ("--set", args.settings)):
         if given:
             raise arguments.UsageError(f"{flag} applies with --optimizer only")
@@ -93,37 +118,42 @@ def run_validate(args) -> int:
     for name in selected:
         if name not in names():
             raise ocp.ProblemError(f"unknown problem {name!r}; valid: {', '.join(names())}")
-    out = sys.stderr if args.json else sys.stdout
-    print(f"{'problem':<19} {'case':<30} {'error':>9} {'EL coll.':>9} {'EL anal.':>9} {'final':>9}  result",
-          file=out)
+    return selected
+
+
+def _solve_cases(selected, args, out) -> list:
+    """Every case's result, each printed as it comes above a progress bar."""
     bar = _progress_bar(selected, args, out)
+
+    def on_case(case):                    # the bar's text: the case being solved
+        bar.set_description_str(f"{case.name}: {case.label}")
+
+    def on_result(result):                # its line above the bar, as it comes
+        bar.write(_line(result), file=out)
+        bar.update()
     try:
         with _backend(args) as backend:   # --workers/--scheduler: the same lines, in the same order
             results = cases.validate(selected, args.draws, args.seed, gammas=args.gammas, backend=backend,
-                                     on_case=lambda case: bar.set_description_str(f"{case.name}: {case.label}"),
-                                     progress=lambda result: (bar.write(_line(result), file=out), bar.update()))
+                                     on_case=on_case, progress=on_result)
     except ConnectionError as exc:       # no Dask scheduler at --scheduler
         raise ocp.ProblemError(arguments.one_line(exc)) from None
     finally:
         bar.close()
-    failed = [r for r in results if not r.passed]
-    print(f"{len(results) - len(failed)}/{len(results)} cases passed "
-          f"(tolerances: error {cases.TOLERANCE:g} relative to |θ0 − θ*|, EL residual "
-          f"{cases.EL_TOLERANCE:g} (collocation) / {cases.EL_TOLERANCE_ANALYTIC:g} (analytic) "
-          f"relative, final point {cases.FINAL_TOLERANCE:g})", file=out)
-    if args.json:
-        print(arguments.dumps([r.row() for r in results]))
-    studies = []
-    if args.report:
-        from lossnav import report
-        from lossnav.validation import optimizer_studies  # matplotlib and torch are imported only for reports
-        progress = lambda text: print(text, file=out, flush=True)
-        studies = optimizer_studies.run(selected, progress=progress)
-        for entry in studies:
-            print(optimizer_studies.summary(entry), file=out)
-        path = report.write(args.report, results, progress=progress, studies=studies)
-        print(f"report: {path}", file=out)
-    return 1 if failed or not all(entry["passed"] for entry in studies) else 0
+    return results
+
+
+def _write_report(folder, selected, results, out) -> list:
+    """``--report DIR``: the optimizer studies of the selected scenarios, then DIR/report.md and
+    its figures; returns the studies (their pass flags count in the exit code)."""
+    from lossnav import report
+    from lossnav.validation import optimizer_studies  # matplotlib and torch are imported only for reports
+    progress = functools.partial(print, file=out, flush=True)
+    studies = optimizer_studies.run(selected, progress=progress)
+    for entry in studies:
+        print(optimizer_studies.summary(entry), file=out)
+    path = report.write(folder, results, progress=progress, studies=studies)
+    print(f"report: {path}", file=out)
+    return studies
 
 
 def _backend(args):
@@ -165,7 +195,8 @@ def run_optimizer_check(args) -> int:
         raise ocp.ProblemError(arguments.one_line(exc)) from None
     scenario = get(args.names[0], **dict(args.settings))
     try:
-        result = optimizer_check.validate_optimizer(factory, scenario, args.dt, horizon=args.horizon, limit=limit)
+        result = optimizer_check.validate_optimizer(factory, scenario, args.dt, horizon=args.horizon,
+                                                    limit=limit)
     except optimizer_check.OptimizerCheckError as exc:
         raise ocp.ProblemError(arguments.one_line(exc)) from None
     if args.json:

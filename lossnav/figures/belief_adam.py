@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 
@@ -53,18 +54,19 @@ def adam_regime_figure(outdir, gammas=(0.05, 20.0)) -> list:
 
     rows = [initial_steps(gamma) for gamma in gammas]
     figure, axes = plt.subplots(1, 2, figsize=(9, 4))
-    for row, marker in zip(rows, "os"):
+    for row, marker in zip(rows, itertools.cycle("os")):
         axes[0].plot(row["adam"], row["step"], marker, label=f"γ = {row['gamma']:g}")
         scale = row["gamma"] / (ADAM_REGIME["eta"] * ADAM_REGIME["k"])
         axes[1].plot(-INITIAL_MEANS, row["step"] * scale, marker, label=f"γ = {row['gamma']:g}")
-    for axis, label in zip(axes, ("Adam law −√(ηk)·m0/√v0", "SGD law −m0")):
+    for axis, label in zip(axes, ("Adam law −√(ηk)·m0/√v0", "SGD law −m0"), strict=True):
         low, high = axis.get_xlim()
         axis.plot([low, high], [low, high], "k--", lw=0.8, label="y = x")
         axis.set_xlabel(label)
         axis.legend(fontsize=8)
     axes[0].set_ylabel("optimal θ̇(0) (collocation)")
     axes[1].set_ylabel("optimal θ̇(0) · γ/(ηk)")
-    figure.suptitle("belief_adam: the optimal step is Adam-like for γ² ≪ ηkv, SGD-like for γ² ≫ ηkv", fontsize=9)
+    figure.suptitle("belief_adam: the optimal step is Adam-like for γ² ≪ ηkv, SGD-like for γ² ≫ ηkv",
+                    fontsize=9)
     figure.tight_layout()
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,8 +99,9 @@ def main(argv=None) -> int:
     print("   s      γ        Δt   rule vs coll.  order  flow vs coll.  rule vs flow  EL (ref.)")
     for row in joint_limit_study():
         order = f"{row['order_vs_collocation']:.2f}" if "order_vs_collocation" in row else "—"
-        print(f"{row['factor']:4g} {row['gamma']:6g} {row['dt']:9.3g}   {row['vs_collocation']:.3e}   {order:>5}"
-              f"      {row['flow_vs_collocation']:.3e}     {row['vs_flow']:.3e}    {row['el_error']:.1e}")
+        print(f"{row['factor']:4g} {row['gamma']:6g} {row['dt']:9.3g}   {row['vs_collocation']:.3e}   "
+              f"{order:>5}      {row['flow_vs_collocation']:.3e}     {row['vs_flow']:.3e}    "
+              f"{row['el_error']:.1e}")
     return 0
 
 

@@ -38,7 +38,7 @@ def phase_space(scenario, m, path):
     V, mu = scenario.eigenvectors, scenario.mu
     directions = _directions(scenario)
     figure, axes = plt.subplots(1, len(directions), figsize=(4.2 * len(directions), 4), squeeze=False)
-    for axis, i in zip(axes[0], directions):
+    for axis, i in zip(axes[0], directions, strict=True):
         q = V[:, i]
         axis.plot((m.chain_theta[:window + 1] - mu) @ q, m.chain_velocity[:window + 1] @ q,
                   color="0.6", lw=0.6, label="one SGD chain")
@@ -103,12 +103,13 @@ def speed_sweep(data, hyper, path, steps=4000, chains=16, seed=0, replacement=Tr
     plt = _pyplot()
     lam = np.linalg.eigvalsh(data.X.T @ data.X / len(data.X)).max() + hyper["weight_decay"]
     lr_limit = 0.5 * (1 - hyper["momentum"]) / lam        # the acceptance region's edge
+    batches = np.geomspace(max(1, hyper["batch"] // 4), hyper["batch"] * 8, 5).astype(int)
     sweeps = {"lr": np.geomspace(lr_limit / 16, lr_limit, 5),
-              "batch": np.unique(np.geomspace(max(1, hyper["batch"] // 4), hyper["batch"] * 8, 5).astype(int)),
+              "batch": np.unique(batches),
               "momentum": np.array([0.0, 0.5, 0.8, 0.9, 0.95])}
     figure, axes = plt.subplots(1, 3, figsize=(13, 4))
     points = {}
-    for axis, (key, values) in zip(axes, sweeps.items()):
+    for axis, (key, values) in zip(axes, sweeps.items(), strict=True):
         measured, exact, kept = [], [], []
         for value in values:
             setting = {**hyper, key: value.item()}
@@ -120,7 +121,8 @@ def speed_sweep(data, hyper, path, steps=4000, chains=16, seed=0, replacement=Tr
             kept.append(value.item())
             measured.append(m.speed)
             exact.append(scenario.instantaneous_speed_discrete("exact"))
-        dense = np.geomspace(values[0], values[-1], 100) if key != "momentum" else np.linspace(values[0], values[-1], 100)
+        spacing = np.linspace if key == "momentum" else np.geomspace
+        dense = spacing(values[0], values[-1], 100)
         base = scenario_for(data, replacement=replacement, **hyper)
         if key == "lr":
             scale = (dense / hyper["lr"]) ** 2

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")   # before pyplot is imported: hence the imports below it (E402)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
@@ -135,7 +135,7 @@ def _rates_panel(axis):
     curvatures = np.geomspace(0.01, 100, 9)
     fine = np.geomspace(0.01, 100, 200)
     for gamma in GAMMAS:
-        def rate(h):
+        def rate(h, gamma=gamma):       # this γ's rate, used within this iteration
             return np.sqrt(gamma ** 2 / 4 + h) - gamma / 2
         measured = []
         for h in curvatures:
@@ -162,9 +162,9 @@ def fig3(stem) -> list:
               ("weight_decay", {}, "j", (0.5, 2.0, 10.0), "Fig. 3d: weight decay f = −jθ")]
     figure, axes = plt.subplots(2, 2, figsize=(11, 9.5))
     colours = ("tab:purple", "tab:orange", "tab:green")
-    for axis, (name, params, key, values, title) in zip(axes.ravel(), panels):
+    for axis, (name, params, key, values, title) in zip(axes.ravel(), panels, strict=True):
         drawn = []
-        for value, colour in zip(values, colours):
+        for value, colour in zip(values, colours, strict=True):
             scenario = get(name, **{**params, key: value})
             theta0 = scenario.theta0
             path = ocp.solve(scenario.problem, theta0)
@@ -187,6 +187,7 @@ def fig3(stem) -> list:
     return save(figure, stem)
 
 
-FIGURES = {"fig1": (fig1, "Fig. 1b–c: the 2D double well (free infinite horizon: the global optimum by ocp.solve_global)"),
+FIGURES = {"fig1": (fig1, "Fig. 1b–c: the 2D double well (free infinite horizon: the global optimum by "
+                          "ocp.solve_global)"),
            "fig2": (fig2, "Fig. 2a–d: quadratic loss, discounting and curvature"),
            "fig3": (fig3, "Fig. 3a–d: metric and drift scenarios")}

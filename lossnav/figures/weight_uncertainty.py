@@ -21,7 +21,8 @@ import numpy as np
 import ocp
 from lossnav.validation.weight_uncertainty_study import run_on_scenario
 from ocp.results.files import atomic_savefig
-from problems.weight_uncertainty import WeightUncertaintyScenario, anticipated_switch, solve_switch
+from problems.task_switch import solve_switch
+from problems.weight_uncertainty import WeightUncertaintyScenario, anticipated_switch
 
 SWITCH = dict(H=[4.0, 2.0], g=[-2.0, 1.0], t_switch=5.0, gamma=1.0, eta=1.0, k=1.0)
 FLATTER = dict(H_after=[0.5, 0.25], g_after=[-0.25, 0.125])     # same minimum μ* = (0.5, −0.5)
@@ -74,7 +75,8 @@ def figure_data() -> dict:
         "flatter_v_before": flatter["path"][np.searchsorted(t, SWITCH["t_switch"]), n:].tolist(),
         "flatter_v_end": v[-1].tolist(), "flatter_v_target": flatter["rest_after"][n:].tolist(),
         "flatter_v_monotone_after": bool(np.all(np.diff(v[after], axis=0) >= -1e-9)),
-        "anticipated_v_at_switch": data["flatter"]["anticipated"][np.searchsorted(t, SWITCH["t_switch"]), n:].tolist(),
+        "anticipated_v_at_switch":
+            data["flatter"]["anticipated"][np.searchsorted(t, SWITCH["t_switch"]), n:].tolist(),
         "objective_anticipated_vs_replanning": list(data["flatter"]["objectives"]),
         "g_only_peak_ratio": (data["g_only"]["path"][:, n:].max(axis=0)
                               / data["g_only"]["rest_after"][n:]).tolist(),
@@ -95,11 +97,13 @@ def plot(out_dir) -> dict:
     figure, axes = plt.subplots(2, 2, figsize=(11, 8))
     colors = ("C0", "C1")
     (a, b), (c, d) = axes
-    for key, axis, part, label in (("flatter", a, "v", "v_i"), ("moved", b, "mu", "μ_i"), ("g_only", d, "v", "v_i")):
+    panels = (("flatter", a, "v", "v_i"), ("moved", b, "mu", "μ_i"), ("g_only", d, "v", "v_i"))
+    for key, axis, part, label in panels:
         entry = data[key]
         offset = n if part == "v" else 0
         for i in range(n):
-            axis.plot(t, entry["path"][:, offset + i], color=colors[i], label=f"{label}, optimal (collocation)" if i == 0 else None)
+            axis.plot(t, entry["path"][:, offset + i], color=colors[i],
+                      label=f"{label}, optimal (collocation)" if i == 0 else None)
             axis.plot(entry["rule_t"], entry["rule"][:, offset + i], "--", color=colors[i],
                       label=f"WeightUncertainty optimizer, Δt={DT}" if i == 0 else None)
             for rest in (entry["rest_before"][offset + i], entry["rest_after"][offset + i]):
@@ -121,7 +125,7 @@ def plot(out_dir) -> dict:
     d.set_title("(d) g switches, H unchanged: transient rise of v (μ̇² term)", fontsize=9)
     d.set_ylabel("v_i")
     rest = data["rest"]
-    for beta, marker in zip((0.5, 1.0, 2.0), ("o", "s", "^")):
+    for beta, marker in zip((0.5, 1.0, 2.0), ("o", "s", "^"), strict=True):
         rows = rest[rest[:, 0] == beta]
         c.loglog(rows[:, 3], rows[:, 2], marker, label=f"β = {beta:g}")
     line = np.array([rest[:, 3].min(), rest[:, 3].max()])
@@ -131,7 +135,8 @@ def plot(out_dir) -> dict:
     c.set_title("(c) rest variance", fontsize=9)
     for axis in axes.ravel():
         axis.legend(fontsize=7, loc="best")
-    figure.suptitle(f"weight_uncertainty: H = {SWITCH['H']}, γ = η = k = 1, switch at t = {t_s:g}", fontsize=10)
+    figure.suptitle(f"weight_uncertainty: H = {SWITCH['H']}, γ = η = k = 1, switch at t = {t_s:g}",
+                    fontsize=10)
     figure.tight_layout()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

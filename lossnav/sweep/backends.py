@@ -180,7 +180,7 @@ class DaskCluster:
         # one map call and results gathered with their futures: a round trip per batch, not per task
         futures = self.client.map(execute, [function] * len(tasks), tasks, [seconds] * len(tasks), pure=False,
                                   key=[f"lossnav-task-{task.index}-{task.key}-{tag}" for task in tasks])
-        task_of = dict(zip(futures, tasks))
+        task_of = dict(zip(futures, tasks, strict=True))
         for future, result in as_completed(futures, with_results=True, raise_errors=False):
             task = task_of.pop(future)
             if future.status == "error" and isinstance(result, tuple):   # (type, exception, traceback)
@@ -210,7 +210,8 @@ def local_cluster(workers: int = 2, retries: int = DEFAULT_RETRIES, preload=(), 
     from distributed import LocalCluster
     # worker-saturation 1: a worker holds only the task it runs, so a worker that dies takes no
     # queued task's retry with it (Dask charges every task processing there)
-    settings = {"distributed.scheduler.allowed-failures": retries, "distributed.scheduler.worker-saturation": 1.0}
+    settings = {"distributed.scheduler.allowed-failures": retries,
+                "distributed.scheduler.worker-saturation": 1.0}
     if "forkserver" in multiprocessing.get_all_start_methods():
         settings["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(settings):

@@ -111,7 +111,8 @@ def parse_axis(key: str, spec) -> list | Distribution:
     if found:
         kind, low, high = found.group(1), _float(key, found.group(2)), _float(key, found.group(3))
         if not low < high or (kind == "loguniform" and low <= 0):
-            raise GridError(f"{key}: {kind} needs low < high{' and low > 0' if kind == 'loguniform' else ''}, got {spec!r}")
+            positive = " and low > 0" if kind == "loguniform" else ""
+            raise GridError(f"{key}: {kind} needs low < high{positive}, got {spec!r}")
         return Distribution(kind, low, high)
     found = _RANGE.match(spec)
     if found:
@@ -174,7 +175,8 @@ def read_file(path: str) -> dict:
         else:
             raise GridError(f"grid file {path}: expected .toml, .yaml or .yml")
     except ImportError:
-        raise GridError("YAML grid files need PyYAML (pip install pyyaml), or write the grid in TOML") from None
+        raise GridError("YAML grid files need PyYAML (pip install pyyaml), "
+                        "or write the grid in TOML") from None
     except GridError:
         raise
     except Exception as exc:   # tomllib.TOMLDecodeError, yaml.YAMLError
@@ -185,9 +187,9 @@ def read_file(path: str) -> dict:
     if unknown:
         raise GridError(f"grid file {path}: unknown entries {sorted(unknown)} (valid: grid, samples, seed)")
     for name in ("samples", "seed"):
-        value = content.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "samples" else 0)):
-            raise GridError(f"grid file {path}: {name} must be an integer ≥ {1 if name == 'samples' else 0}, got {value!r}")
+        value, least = content.get(name), 1 if name == "samples" else 0
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise GridError(f"grid file {path}: {name} must be an integer ≥ {least}, got {value!r}")
     return {"grid": {str(key): parse_axis(str(key), spec) for key, spec in content["grid"].items()},
             "samples": content.get("samples"), "seed": content.get("seed")}
 
@@ -199,13 +201,20 @@ def points(grid: dict, samples: int | None = None, seed: int = 0) -> list:
     if samples is None:
         if random_axes:
             raise GridError(f"{', '.join(random_axes)}: a distribution needs --samples N")
-        return [dict(zip(keys, values)) for values in itertools.product(*(grid[key] for key in keys))]
+        return [dict(zip(keys, values, strict=True))
+                for values in itertools.product(*(grid[key] for key in keys))]
     rng = np.random.default_rng(seed)
     if not random_axes:
         sizes = [len(grid[key]) for key in keys]
         total = math.prod(sizes)
         chosen = sorted(rng.choice(total, size=min(samples, total), replace=False).tolist())
-        return [dict(zip(keys, (grid[key][i] for key, i in zip(keys, np.unravel_index(index, sizes)))))
+        return [{key: grid[key][i] for key, i in zip(keys, np.unravel_index(index, sizes), strict=True)}
                 for index in chosen]
-    return [{key: grid[key].draw(rng) if isinstance(grid[key], Distribution) else grid[key][int(rng.integers(len(grid[key])))]
-             for key in keys} for _ in range(samples)]
+    return [{key: _draw(grid[key], rng) for key in keys} for _ in range(samples)]
+
+
+def _draw(axis, rng):
+    """One random value of an axis: a draw of its distribution, or one of its listed values."""
+    if isinstance(axis, Distribution):
+        return axis.draw(rng)
+    return axis[int(rng.integers(len(axis)))]

@@ -44,10 +44,10 @@ def run_sweep(tasks, function, backend, directory, resume=False, seconds=None, a
                 rows[task.index] = row
         reused = len(rows)
         dropped = len(set(earlier) - {task.key for task in tasks})
+        gone = (f"; {dropped} earlier rows are not tasks of this sweep (other parameters or code) and "
+                f"leave the table (their JSON stays in {os.path.join(directory, 'tasks')})")
         print(f"resuming: {reused} of {len(tasks)} tasks finished already ({directory})"
-              + (f"; {dropped} earlier rows are not tasks of this sweep (other parameters or code) and "
-                 f"leave the table (their JSON stays in {os.path.join(directory, 'tasks')})" if dropped else ""),
-              file=stream)
+              + (gone if dropped else ""), file=stream)
     todo = [task for task in tasks if task.index not in rows]
     by_index = {task.index: task for task in tasks}
     counts = {status: 0 for status in ("ok", "failed", "timeout", "lost")}

@@ -5,8 +5,9 @@ then ``status`` (ok | failed | timeout | lost), ``wall_time`` (seconds inside th
 ``error`` (one line, empty when ok), ``attempts``, ``worker``, ``key`` (what ``--resume``
 matches) and ``argv`` (the command line that re-runs the row alone), then the task's figures:
 its JSON flattened (:func:`flatten`). Both files are written atomically (a temporary file in
-the same folder, fsync, then ``os.replace``: :func:`ocp.results.files.atomic_write`): a reader, or a sweep resumed after a crash, sees the
-previous complete table or the new one, never half of one.
+the same folder, fsync, then ``os.replace``: :func:`ocp.results.files.atomic_write`): a
+reader, or a sweep resumed after a crash, sees the previous complete table or the new one,
+never half of one.
 """
 from __future__ import annotations
 
@@ -70,10 +71,16 @@ def frame(rows: list):
     import pandas as pd
     table = pd.DataFrame(rows)
     for column in table.columns:         # mixed columns (numbers and texts) stored as text
-        kinds = {type(v) for v in table[column] if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        kinds = {type(v) for v in table[column] if not _missing(v)}
         if len(kinds) > 1 and not kinds <= {int, float, bool} or kinds & {list, dict}:
-            table[column] = [None if v is None else v if isinstance(v, str) else json.dumps(v) for v in table[column]]
+            table[column] = [None if v is None else v if isinstance(v, str) else json.dumps(v)
+                             for v in table[column]]
     return table
+
+
+def _missing(value) -> bool:
+    """None or NaN: an empty cell, which has no type of its own."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def write(directory: str, rows: list):

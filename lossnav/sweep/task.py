@@ -191,7 +191,8 @@ def time_limit(seconds):
     def expire():
         with guard:
             if armed[0]:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(TaskTimeLimit))
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
+                                                           ctypes.py_object(TaskTimeLimit))
 
     timer = threading.Timer(seconds, expire)
     timer.daemon = True

@@ -37,7 +37,8 @@ STUDY_HORIZON, STUDY_WINDOW = 2.0, 1.2
 def optimizer_options(scenario) -> dict:
     """Keyword arguments of ``BeliefAdam.from_model`` for this scenario (anchor θ̂ = θ(0))."""
     p = scenario.params
-    return {key: p[key] for key in ("sigma1", "sigma2", "xi1", "xi2", "alpha1", "alpha2", "eta", "k", "gamma")}
+    return {key: p[key]
+            for key in ("sigma1", "sigma2", "xi1", "xi2", "alpha1", "alpha2", "eta", "k", "gamma")}
 
 
 def flow_rhs(scenario, t, x):
@@ -48,7 +49,8 @@ def flow_rhs(scenario, t, x):
     n = scenario.coordinates
     theta, m, v = x[:n], x[n:2 * n], x[2 * n:]
     d, e = theta - scenario.problem.constants["anchor"], scenario.observations(t)[0] - m
-    dm = c["mean_rate"] * e - c["mean_decay"] * m - c["coupling"] * 2 * e * (v - e * e) - c["mean_feedback"] * d
+    dm = (c["mean_rate"] * e - c["mean_decay"] * m - c["coupling"] * 2 * e * (v - e * e)
+          - c["mean_feedback"] * d)
     dv = c["variance_rate"] * (e * e - v) - c["variance_decay"] * v - c["variance_feedback"] * d * d
     eta_k, gamma = c["eta"] * c["k"], c["gamma"]
     dtheta = -eta_k * (m + v * d) / (np.sqrt(gamma ** 2 / 4 + eta_k * v) + gamma / 2)
@@ -84,7 +86,8 @@ def run_optimizer(scenario, dt, t_end, start):
         (g[i] * theta).sum().backward()
         optimizer.step()
         state = optimizer.state[theta]
-        states.append(np.concatenate([theta.detach().numpy(), state["mean"].numpy(), state["variance"].numpy()]))
+        states.append(np.concatenate([theta.detach().numpy(), state["mean"].numpy(),
+                                      state["variance"].numpy()]))
     return t, np.array(states), optimizer
 
 
@@ -185,8 +188,8 @@ def separation_study(intervals=(1.0, 2.0, 4.0, 8.0), mesh=None) -> list:
         scenario = BeliefAdamScenario(**{**SEPARATED, "sample_interval": interval})
         exact = reference_path(scenario, SEPARATED_START, mesh)(grid)
         flow = limit_flow(scenario, grid, SEPARATED_START)
-        rows.append({"sample_interval": interval,
-                     "flow_vs_collocation": float(np.abs(flow - exact).max() / np.abs(exact - SEPARATED_START).max())})
+        error = np.abs(flow - exact).max() / np.abs(exact - SEPARATED_START).max()
+        rows.append({"sample_interval": interval, "flow_vs_collocation": float(error)})
     return rows
 
 
@@ -195,7 +198,8 @@ def truncate(trajectory, t_end):
     ends = trajectory.t[trajectory.elements[:, 1].astype(int)]
     keep = trajectory.elements[ends <= t_end + 1e-12]
     stop = int(keep[-1, 1]) + 1
-    return ocp.Trajectory(t=trajectory.t[:stop], theta=trajectory.theta[:stop], velocity=trajectory.velocity[:stop],
+    return ocp.Trajectory(t=trajectory.t[:stop], theta=trajectory.theta[:stop],
+                          velocity=trajectory.velocity[:stop],
                           kinetic=trajectory.kinetic[:stop], potential=trajectory.potential[:stop],
                           costate=trajectory.costate[:stop], objective=trajectory.objective, elements=keep,
                           stats=trajectory.stats)

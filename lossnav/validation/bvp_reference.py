@@ -49,7 +49,8 @@ def reference_path(problem, theta0, tol=1e-10):
         raise ValueError("the BVP reference needs a constant metric and no drift")
     loss, gradient, hessian = _loss_functions(problem)
     theta0 = np.asarray(theta0, float)
-    found = scipy.optimize.minimize(lambda x: float(loss(x)), theta0, jac=lambda x: np.asarray(gradient(x)).ravel(),
+    found = scipy.optimize.minimize(lambda x: float(loss(x)), theta0,
+                                    jac=lambda x: np.asarray(gradient(x)).ravel(),
                                     method="BFGS", options={"gtol": 1e-14, "maxiter": 10_000})
     x_star = found.x
     for _ in range(8):                                  # Newton polish of ∇L(x*) = 0

@@ -55,7 +55,8 @@ def damped_flow(damping: float, gain: float) -> Callable:
             return np.concatenate([velocity, -damping * velocity - gain * force])
 
         times = np.asarray(t, float)
-        solution = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), np.concatenate([theta0, np.zeros(dim)]),
+        at_rest = np.concatenate([theta0, np.zeros(dim)])      # θ(0) = θ0, θ̇(0) = 0
+        solution = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), at_rest,
                                              method="DOP853", t_eval=times, rtol=1e-11, atol=1e-13)
         if not solution.success:
             raise LimitFlowError(f"damped flow integration failed: {solution.message}")

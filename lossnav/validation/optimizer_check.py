@@ -16,8 +16,8 @@ optimizer runs ``round(horizon/Δt)`` steps from θ0 on ``scenario.torch_loss`` 
   ``"gradient_flow"`` θ̇ = −(ηk/γ)G⁻¹∇L (the large-γ limit, G = I without a metric;
   :func:`lossnav.validation.rule_runner.limit_trajectory`), ``"optimal"`` the optimal path
   (the reference itself), or a callable ``limit(scenario, t, theta0) → (n, dim)`` such as
-  :func:`lossnav.validation.limit_flows.damped_flow` (heavy ball's limit, docs/learning_rules.md, "Which flow a rule
-  converges to");
+  :func:`lossnav.validation.limit_flows.damped_flow` (heavy ball's limit, docs/learning_rules.md,
+  "Which flow a rule converges to");
 * the observed orders p = log(e_coarse/e_fine)/log(Δt_coarse/Δt_fine) between successive Δt
   (:mod:`lossnav.validation.orders`); ``order_reference``/``order_limit`` are the finest pair's.
 
@@ -28,6 +28,7 @@ optimal path when no limit is declared.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -105,9 +106,11 @@ def validate_optimizer(factory: Callable, scenario, dts, horizon: float = 5.0, l
     if isinstance(scenario, str):
         scenario = problems.get(scenario)
     if not isinstance(scenario, problems.Scenario):
-        raise OptimizerCheckError(f"scenario must be a problems.Scenario or a registered name, got {scenario!r}")
+        raise OptimizerCheckError(f"scenario must be a problems.Scenario or a registered name, "
+                                  f"got {scenario!r}")
     if not callable(factory):
-        raise OptimizerCheckError(f"factory must be callable (params, dt) -> torch.optim.Optimizer, got {factory!r}")
+        raise OptimizerCheckError(f"factory must be callable (params, dt) -> torch.optim.Optimizer, "
+                                  f"got {factory!r}")
     steps_for = _steps(dts, horizon)
     start = scenario.problem.check_initial_state(scenario.theta0 if theta0 is None else theta0)
     if getattr(scenario.problem, "state_dim", scenario.dim) != scenario.dim:
@@ -126,7 +129,10 @@ def validate_optimizer(factory: Callable, scenario, dts, horizon: float = 5.0, l
         if row["diverged"] is None:
             row["error_reference"] = _error(path, _on_reference(reference, grid), scale)
             if limit_fn is not None:
-                target = _on_reference(reference, grid) if limit_fn == "optimal" else limit_fn(scenario, grid, start)
+                if limit_fn == "optimal":
+                    target = _on_reference(reference, grid)
+                else:
+                    target = limit_fn(scenario, grid, start)
                 row["error_limit"] = _error(path, np.asarray(target, float).reshape(path.shape), scale)
         result.rows.append(row)
     _orders(result, "reference")
@@ -148,7 +154,8 @@ def run_optimizer(factory, scenario, dt: float, steps: int, theta0) -> tuple:
     except Exception as exc:   # user code: say whose call failed
         raise OptimizerCheckError(f"factory(params, dt={dt:g}) failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise OptimizerCheckError(f"factory(params, dt) must return a torch.optim.Optimizer, got {optimizer!r}")
+        raise OptimizerCheckError(f"factory(params, dt) must return a torch.optim.Optimizer, "
+                                  f"got {optimizer!r}")
 
     path, failure = iterate(optimizer, theta, scenario.torch_loss, steps)
     if failure:
@@ -188,7 +195,8 @@ def _steps(dts, horizon) -> list:
     for dt in values:
         steps = int(round(horizon / dt))
         if steps < 1 or steps > MAX_STEPS:
-            raise OptimizerCheckError(f"horizon/dt = {horizon / dt:g} steps at dt = {dt:g}; need 1 to {MAX_STEPS}")
+            raise OptimizerCheckError(f"horizon/dt = {horizon / dt:g} steps at dt = {dt:g}; "
+                                      f"need 1 to {MAX_STEPS}")
         out.append((dt, steps))
     return out
 
@@ -215,9 +223,10 @@ def _error(path, target, scale) -> float:
 
 def _orders(result: OptimizerCheck, key: str) -> None:
     rows, name = result.rows, f"error_{key}"
-    for coarse, fine in zip(rows, rows[1:]):
+    for coarse, fine in itertools.pairwise(rows):
+        finite = math.isfinite(coarse[name]) and math.isfinite(fine[name])
         fine[f"order_{key}"] = (order(coarse[name], fine[name], coarse["dt"] / fine["dt"])
-                                if math.isfinite(coarse[name]) and math.isfinite(fine[name]) else float("nan"))
+                                if finite else float("nan"))
     setattr(result, f"order_{key}", rows[-1][f"order_{key}"])
 
 
@@ -227,7 +236,7 @@ def _converges(rows, key) -> bool:
         return False
     if max(errors) <= ROUND_OFF:
         return True                       # exact at every Δt
-    falling = all(fine < coarse for coarse, fine in zip(errors, errors[1:]))
+    falling = all(fine < coarse for coarse, fine in itertools.pairwise(errors))
     final = rows[-1][f"order_{key}"]
     return falling and (errors[-1] <= ROUND_OFF or final >= MIN_ORDER)
 
@@ -240,7 +249,8 @@ def _verdict(result: OptimizerCheck) -> str:
                 f"({diverged[0]['diverged']}); use smaller steps")
     parts = [_phrase("the optimal path", result.rows, "reference", result.converges_to_reference)]
     if result.limit is not None and result.limit != "optimal":
-        parts.insert(0, _phrase(f"the declared limit {result.limit}", result.rows, "limit", result.converges_to_limit))
+        parts.insert(0, _phrase(f"the declared limit {result.limit}", result.rows, "limit",
+                                result.converges_to_limit))
     return ("pass: " if result.passed else "FAIL: ") + "; ".join(parts)
 
 

@@ -49,7 +49,8 @@ def run(selected, progress=None) -> list:
         except Exception as exc:   # any failure is this study's FAIL; the report is still written
             entry["message"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         else:
-            entry["passed"] = bool(orders) and all(ORDER_RANGE[0] <= order <= ORDER_RANGE[1] for order in orders)
+            low, high = ORDER_RANGE
+            entry["passed"] = bool(orders) and all(low <= order <= high for order in orders)
             if not entry["passed"]:
                 entry["message"] = (f"orders {[round(o, 2) for o in orders]} outside {ORDER_RANGE}" if orders
                                     else "fewer than two rows: no order")
@@ -64,7 +65,8 @@ def summary(entry) -> str:
     errors = ", ".join(f"{row['vs_collocation']:.2e}" for row in rows)
     orders = ", ".join(f"{row['order_vs_collocation']:.2f}" for row in rows[1:])
     verdict = "pass" if entry["passed"] else f"FAIL: {entry['message']}"
-    return f"{entry['name']:<19} optimizer → collocation: errors {errors or '—'}; orders {orders or '—'}  {verdict}"
+    return (f"{entry['name']:<19} optimizer → collocation: errors {errors or '—'}; "
+            f"orders {orders or '—'}  {verdict}")
 
 
 def markdown(studies) -> list:
@@ -77,7 +79,8 @@ def markdown(studies) -> list:
     for entry in studies:
         lines += [f"### {entry['name']}: {'pass' if entry['passed'] else 'FAIL ' + entry['message']}", "",
                   entry["caption"] + f" ({entry['seconds']:.1f} s).", "",
-                  "| γ | Δt | rule vs collocation | order | flow vs collocation | rule vs flow | EL (reference) |",
+                  "| γ | Δt | rule vs collocation | order | flow vs collocation | rule vs flow "
+                  "| EL (reference) |",
                   "|---|---|---|---|---|---|---|"]
         for row in entry["rows"]:
             order = f"{row['order_vs_collocation']:.2f}" if "order_vs_collocation" in row else "—"

@@ -33,6 +33,7 @@ natural_gradient → θ̇ = −(ηk/γ)G⁻¹∇L, ballistic → θ̇ = −√(�
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -103,7 +104,8 @@ def applicability(name: str, scenario) -> str:
     if problem.drift is not None and not rule.allows_drift:
         return f"{scenario.name} has a drift, which {name} ignores; use drift_compensated"
     if problem.metric is not None and not rule.allows_metric:
-        return f"{scenario.name} has a metric, which {name} ignores; use natural_gradient or optimal_quadratic"
+        return (f"{scenario.name} has a metric, which {name} ignores; "
+                "use natural_gradient or optimal_quadratic")
     if name == "drift_compensated" and problem.drift is not None:
         try:
             _drift_options(scenario)
@@ -188,7 +190,8 @@ def _untrustworthy(theta, loss, optimizer) -> str:
     return ""
 
 
-def convergence_order(name: str, scenario, dt: float, steps: int, reference_fn, theta0=None, **options) -> dict:
+def convergence_order(name: str, scenario, dt: float, steps: int, reference_fn, theta0=None,
+                      **options) -> dict:
     """Errors of rule ``name`` at Δt, Δt/2, Δt/4 against ``reference_fn`` and the observed order.
 
     ``reference_fn(t)`` maps times (n,) to states (n, dim) (e.g. ``scenario.analytic`` or
@@ -209,7 +212,7 @@ def convergence_order(name: str, scenario, dt: float, steps: int, reference_fn, 
         errors.append(float(np.max(np.linalg.norm(path[::refinement] - reference, axis=1)) / scale))
         steps_list.append(steps * refinement)
         dts.append(dt / refinement)
-    orders = [order(a, b) for a, b in zip(errors, errors[1:])]
+    orders = [order(a, b) for a, b in itertools.pairwise(errors)]
     return {"rule": name, "dt": dts, "steps": steps_list, "errors": errors, "orders": orders,
             "order": orders[-1]}
 
@@ -238,7 +241,8 @@ def limit_trajectory(name: str, scenario, t, theta0=None, rtol: float = 1e-12, a
             if metric is not None:
                 gradient = torch.linalg.solve(metric, gradient) if metric.ndim == 2 else gradient / metric
             return (-eta_k / gamma * gradient).numpy()
-        hessian = torch.func.jacrev(torch.func.grad(scenario.torch_loss))(theta.detach())  # reverse-over-reverse
+        hessian_of = torch.func.jacrev(torch.func.grad(scenario.torch_loss))   # reverse-over-reverse
+        hessian = hessian_of(theta.detach())
         if name == "ballistic":
             return (-math.sqrt(eta_k) * kernels.inverse_sqrt_apply(hessian, gradient, 0.0)).numpy()
         return kernels.optimal_velocity(
@@ -259,15 +263,19 @@ def _drift_options(scenario) -> dict:
     if scenario.problem.drift is None:
         return {}
     rng = np.random.default_rng(0)
+    spread = 1 + np.abs(scenario.theta0).max()
     points = [torch.tensor(scenario.theta0, dtype=torch.float64),
-              torch.tensor(rng.normal(size=scenario.dim) * (1 + np.abs(scenario.theta0).max()), dtype=torch.float64)]
+              torch.tensor(rng.normal(size=scenario.dim) * spread, dtype=torch.float64)]
     matrix = torch.func.jacrev(scenario.torch_drift)(points[0])
     for point in points:
         drift = scenario.torch_drift(point)
         other = torch.func.jacrev(scenario.torch_drift)(point)
         size = float(matrix.abs().max()) * (1 + float(point.abs().max())) + 1e-300
-        if float((drift - matrix @ point).abs().max()) > 1e-10 * size or float((other - matrix).abs().max()) > 1e-10 * size:
-            raise ValueError(f"{scenario.name}'s drift is not linear (f(θ) = Aθ); drift_compensated needs a linear drift")
+        off_line = float((drift - matrix @ point).abs().max())          # f(θ) ≠ Aθ
+        off_jacobian = float((other - matrix).abs().max())              # ∂f/∂θ not constant
+        if off_line > 1e-10 * size or off_jacobian > 1e-10 * size:
+            raise ValueError(f"{scenario.name}'s drift is not linear (f(θ) = Aθ); "
+                             "drift_compensated needs a linear drift")
     decay = -float(matrix[0, 0])
     identity = torch.eye(scenario.dim, dtype=torch.float64)
     if decay >= 0 and float((matrix + decay * identity).abs().max()) <= 1e-14 * max(decay, 1.0):

@@ -6,11 +6,12 @@ the halvings Δt/2, Δt/4 (``runner.convergence_order``):
 * ``exact_rules`` (optimal_quadratic, drift_compensated) on linear–quadratic scenarios:
   the error against the analytic path at the grid times must be ≤ :data:`EXACT_TOLERANCE`
   for every Δt, and against the collocation reference ≤ the analytic tolerance;
-* first-order rules on linear–quadratic scenarios: the observed order of convergence to the flow they discretise
-  (``runner.limit_trajectory``) must lie in :data:`ORDER_RANGE`; their error against the
-  optimal path itself is reported (it shows the regime where each rule holds: gradient
-  descent for large γ, ballistic for γ → 0) without a pass criterion. On non-quadratic
-  landscapes every rule's error against collocation is reported without a criterion.
+* first-order rules on linear–quadratic scenarios: the observed order of convergence to the
+  flow they discretise (``runner.limit_trajectory``) must lie in :data:`ORDER_RANGE`; their
+  error against the optimal path itself is reported (it shows the regime where each rule
+  holds: gradient descent for large γ, ballistic for γ → 0) without a pass criterion. On
+  non-quadratic landscapes every rule's error against collocation is reported without a
+  criterion.
 """
 from __future__ import annotations
 

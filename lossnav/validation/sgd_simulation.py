@@ -41,11 +41,13 @@ def make_regression(dim, samples, noise, spectrum=None, seed=0) -> RegressionDat
     if isinstance(samples, bool) or not float(samples).is_integer() or samples < dim:
         raise ocp.ProblemError(f"parameter 'samples' must be an integer ≥ dim = {dim}, got {samples!r}")
     if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
-        raise ocp.ProblemError(f"parameter 'noise' (label-noise σ) must be a finite number ≥ 0, got {noise!r}")
+        raise ocp.ProblemError(f"parameter 'noise' (label-noise σ) must be a finite number ≥ 0, "
+                               f"got {noise!r}")
     dim, samples = int(dim), int(samples)
     spectrum = np.geomspace(1.0, 0.1, dim) if spectrum is None else np.asarray(spectrum, dtype=float).ravel()
     if spectrum.shape != (dim,) or not np.isfinite(spectrum).all() or (spectrum <= 0).any():
-        raise ocp.ProblemError(f"parameter 'spectrum' must hold {dim} positive finite eigenvalues, got {spectrum}")
+        raise ocp.ProblemError(f"parameter 'spectrum' must hold {dim} positive finite eigenvalues, "
+                               f"got {spectrum}")
     rng = np.random.default_rng(seed)
     rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     X = rng.normal(size=(samples, dim)) * np.sqrt(spectrum) @ rotation.T
@@ -88,7 +90,8 @@ def relaxation_steps(scenario: SGDLangevinScenario) -> float:
     return -1.0 / math.log(radius) if radius > 0 else 1.0
 
 
-def simulate(scenario: SGDLangevinScenario, steps, chains=64, seed=0, theta0=None, burn_in=None) -> Measurements:
+def simulate(scenario: SGDLangevinScenario, steps, chains=64, seed=0, theta0=None,
+             burn_in=None) -> Measurements:
     """Run torch.optim.SGD on ``scenario``'s data; stability is checked before any step.
 
     ``theta0`` (default: μ displaced by 10 stationary standard deviations along every

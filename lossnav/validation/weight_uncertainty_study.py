@@ -12,7 +12,8 @@ import torch
 
 from learning_rules import WeightUncertainty
 from ocp.control.receding import require_converged
-from problems.weight_uncertainty import WeightUncertaintyScenario, solve_switch
+from problems.task_switch import solve_switch
+from problems.weight_uncertainty import WeightUncertaintyScenario
 
 from .orders import observed_orders
 
@@ -30,14 +31,17 @@ def run_on_scenario(scenario, dt, steps, theta0=None, **options):
     params, n = scenario.params, scenario.weights
     start = np.asarray(scenario.theta0 if theta0 is None else theta0, dtype=float).reshape(-1)
     if start.shape != (2 * n,) or not np.all(np.isfinite(start)) or np.any(start[n:] <= 0):
-        raise ValueError(f"theta0 must be {2 * n} finite numbers with positive variances, got {start.tolist()}")
+        raise ValueError(f"theta0 must be {2 * n} finite numbers with positive variances, "
+                         f"got {start.tolist()}")
     switch_step = None
     if params["t_switch"] is not None:
         ratio = params["t_switch"] / dt
         if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
             raise ValueError(f"t_switch = {params['t_switch']} must be a multiple of dt = {dt}")
         switch_step = int(round(ratio))
-    tensor = lambda key, after: torch.tensor(scenario.task_value(key, after, params), dtype=torch.float64)
+
+    def tensor(key, after):
+        return torch.tensor(scenario.task_value(key, after, params), dtype=torch.float64)
     tasks = [(tensor("g", False), tensor("H", False)), (tensor("g", True), tensor("H", True))]
     mu0 = torch.tensor(params["mu0"], dtype=torch.float64)
     mu = torch.tensor(start[:n], dtype=torch.float64, requires_grad=True)
