@@ -190,5 +190,8 @@ def _trajectory(problem, system, mesh, z):
     slopes = np.einsum("km,ekn->emn", lagrange_derivative(nodes, samples), X) / mesh.widths[:, None, None]
     t = mesh.starts[:, None] + mesh.widths[:, None] * samples[None, :]
     first = np.arange(system.N) == 0                     # later elements share their first sample
-    pick = lambda array: np.concatenate([array[e, (0 if first[e] else 1):] for e in range(system.N)])  # noqa: E731
+
+    def pick(array):
+        return np.concatenate([array[e, (0 if first[e] else 1):] for e in range(system.N)])
+
     return from_samples(problem, pick(t), pick(values), system.d + 1, objective=0.0, velocity=pick(slopes))

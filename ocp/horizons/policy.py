@@ -150,7 +150,10 @@ class _Step:
         self.t, self.u, self.F, self.J, self.h = t, u, F, J, h
         e, phi1, _, phi3, phi4 = phi_functions(h * J, 4)
         half = phi_functions(0.5 * h * J, 1)[1]
-        remainder = lambda U, tau: field(t + tau, U) - F - J @ (U - u)   # noqa: E731
+
+        def remainder(U, tau):
+            return field(t + tau, U) - F - J @ (U - u)
+
         U2 = u + 0.5 * h * half @ F
         D2 = remainder(U2, 0.5 * h)
         linear = u + h * phi1 @ F

@@ -203,7 +203,10 @@ class LinearTail:
     def duration_to(self, start, speed):
         """τ at which |δẋ| falls to ``speed`` (doubling, then bisection on the tail's speed)."""
         states = self.path(start)
-        moving = lambda tau: np.linalg.norm(self.velocity(states(tau)[0])) > speed  # noqa: E731
+
+        def moving(tau):
+            return np.linalg.norm(self.velocity(states(tau)[0])) > speed
+
         high = 1.0 / max(np.abs(self.rates).max(), 1e-300)
         while moving(high):
             high *= 2

@@ -44,7 +44,10 @@ def initial_guess(tr, theta0, thetaT, scale, guess, s_end, t0=0.0):
             return None
         return guess_from(tr, s_end, lambda s: theta0 + s[:, None] * (thetaT - theta0),
                           lambda s: np.broadcast_to((thetaT - theta0) / scale, (len(s), tr.n)))
-    clock = lambda s: t0 + np.asarray(tr.time_map.time(np.minimum(s, 1 - 1e-9), scale))  # noqa: E731
+
+    def clock(s):
+        return t0 + np.asarray(tr.time_map.time(np.minimum(s, 1 - 1e-9), scale))
+
     if isinstance(guess, Trajectory):
         return guess_from(tr, s_end, lambda s: guess(np.clip(clock(s), guess.t[0], guess.t[-1])),
                           lambda s: np.zeros((len(s), tr.n)))
@@ -54,7 +57,10 @@ def initial_guess(tr, theta0, thetaT, scale, guess, s_end, t0=0.0):
     target = np.asarray(guess, dtype=float).reshape(-1)
     if target.shape != theta0.shape:
         raise ProblemError(f"guess must have length {theta0.shape[0]}")
-    shape = lambda s: np.exp(-np.asarray(tr.time_map.time(np.minimum(s, 1 - 1e-12), scale)) / scale)  # noqa: E731
+
+    def shape(s):
+        return np.exp(-np.asarray(tr.time_map.time(np.minimum(s, 1 - 1e-12), scale)) / scale)
+
     return guess_from(tr, s_end, lambda s: target + shape(s)[:, None] * (theta0 - target),
                       lambda s: -(shape(s)[:, None] * (theta0 - target)) / scale)
 
