@@ -5,8 +5,9 @@
     history = train(model, make_optimizer("mpc", model.parameters()), data, epochs=10, seed=0)
 
 Registries (extend by registering, no rewrite): datasets (:mod:`lossnav.training.data`), models
-(:mod:`lossnav.training.models`), rules (:mod:`lossnav.training.rules`). The loop (:mod:`lossnav.training.loop`)
-checkpoints model, optimizer and RNG state so that a resumed run is bit-identical.
+(:mod:`lossnav.training.models`), rules (:mod:`lossnav.training.rules`). The loop
+(:mod:`lossnav.training.loop`) checkpoints model, optimizer and RNG state so that a resumed run
+is bit-identical.
 """
 from .data import DATASETS, Dataset, load_data, register_dataset
 from .loop import TrainingError, load_checkpoint, train

@@ -47,7 +47,8 @@ def validation_split(data: Dataset, fraction: float = 0.2, seed: int = 0) -> Dat
     order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))
     held = max(1, round(fraction * len(order)))
     keep, val = order[held:], order[:held]
-    return replace(data, name=f"{data.name}-validation", x_train=data.x_train[keep], y_train=data.y_train[keep],
+    return replace(data, name=f"{data.name}-validation",
+                   x_train=data.x_train[keep], y_train=data.y_train[keep],
                    x_test=data.x_train[val], y_test=data.y_train[val])
 
 
@@ -83,9 +84,10 @@ def run_grid(tasks, rules, seeds, epochs, batch=32, threads=1, log=None, lrs=Non
                 results[task][rule].append(history)
                 if log is not None:
                     last = history["epochs"][-1]
+                    diverged = "  DIVERGED" if history.get("diverged") else ""
                     log(f"{task:20s} seed {seed} {rule:10s} lr {lr:9.3g} acc {last['test_accuracy']:6.2f}%  "
                         f"{1e3 * history['step_time']:7.2f} ms/step  plans {history.get('replans', 0)}  "
-                        f"fallbacks {history['fallbacks']}" + ("  DIVERGED" if history.get("diverged") else ""))
+                        f"fallbacks {history['fallbacks']}{diverged}")
     return results
 
 
@@ -96,8 +98,8 @@ def _run_one(data, model_name, setting, rule, lr, seed, epochs, device):
     try:
         history = train(model, optimizer, data, epochs, seed=seed, batch=setting.batch, progress=False)
     except TrainingError:          # diverged: what ran is lost to the exception; score it as a failure
-        history = {"epochs": [{"epoch": e, "train_loss": math.inf, "test_loss": math.inf, "test_accuracy": 0.0,
-                               "wall_time": math.nan} for e in range(1, epochs + 1)],
+        history = {"epochs": [{"epoch": e, "train_loss": math.inf, "test_loss": math.inf,
+                               "test_accuracy": 0.0, "wall_time": math.nan} for e in range(1, epochs + 1)],
                    "steps": 0, "fallbacks": int(getattr(optimizer, "fallbacks", 0)), "skipped_steps": 0,
                    "diverged": True}
     times = [r["wall_time"] for r in history["epochs"] if math.isfinite(r["wall_time"])]
@@ -106,7 +108,8 @@ def _run_one(data, model_name, setting, rule, lr, seed, epochs, device):
     return history
 
 
-def tune(tasks, rules, trials, epochs, settings=None, validation=0.2, seed=0, span=1.0, log=None, device="cpu"):
+def tune(tasks, rules, trials, epochs, settings=None, validation=0.2, seed=0, span=1.0, log=None,
+         device="cpu"):
     """The fair tuning budget: for every rule the same ``trials`` learning rates
     (:func:`lr_grid` around its default), trained with ``seed`` on :func:`validation_split` and
     scored on the validation part by the final accuracy, ties broken by the mean accuracy over
@@ -118,8 +121,8 @@ def tune(tasks, rules, trials, epochs, settings=None, validation=0.2, seed=0, sp
         grids = {rule: lr_grid(RULES[rule].default_lr, trials, span) for rule in rules}
         for index in range(trials):              # rules interleaved per trial: load hits them alike
             lrs = {task: {rule: grids[rule][index] for rule in rules}}
-            results = run_grid([task], rules, [seed], epochs, lrs=lrs, settings=settings, validation=validation,
-                               log=log, device=device)
+            results = run_grid([task], rules, [seed], epochs, lrs=lrs, settings=settings,
+                               validation=validation, log=log, device=device)
             for rule in rules:
                 history = results[task][rule][0]
                 accuracies = [r["test_accuracy"] for r in history["epochs"]]
@@ -163,19 +166,21 @@ def summarize(results, targets, reference="adam"):
         rows = {}
         for rule, histories in by_rule.items():
             finals = [h["epochs"][-1]["test_accuracy"] for h in histories]
-            epoch_times = [r["wall_time"] for h in histories for r in h["epochs"] if math.isfinite(r["wall_time"])]
+            epoch_times = [r["wall_time"] for h in histories for r in h["epochs"]
+                           if math.isfinite(r["wall_time"])]
             step_times = [h["step_time"] for h in histories if math.isfinite(h.get("step_time", math.nan))]
             if not step_times and epoch_times:
-                step_times = [statistics.fmean(epoch_times) / (h["steps"] / len(h["epochs"])) for h in histories
-                              if h["steps"]]
+                step_times = [statistics.fmean(epoch_times) / (h["steps"] / len(h["epochs"]))
+                              for h in histories if h["steps"]]
             times = [time_to_target(h, targets[task]) for h in histories]
+            steps = [steps_to_target(h, targets[task]) for h in histories]
             rows[rule] = {"lr": histories[0].get("lr"),
                           "accuracy_mean": statistics.fmean(finals),
                           "accuracy_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
                           "epoch_time": statistics.fmean(epoch_times) if epoch_times else math.nan,
                           "step_time": statistics.fmean(step_times) if step_times else math.nan,
                           "time_to_target": _median_reached(times),
-                          "steps_to_target": _median_reached([steps_to_target(h, targets[task]) for h in histories]),
+                          "steps_to_target": _median_reached(steps),
                           "reached": sum(map(math.isfinite, times)), "runs": len(histories),
                           "diverged": sum(bool(h.get("diverged")) for h in histories),
                           "fallbacks": sum(h["fallbacks"] for h in histories),

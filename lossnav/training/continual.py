@@ -51,14 +51,14 @@ def _entry(task, history):
         accuracy = {name: value["accuracy"] for name, value in record.get("evaluations", {}).items()}
         loss = {name: value["loss"] for name, value in record.get("evaluations", {}).items()}
         accuracy[task.name], loss[task.name] = record["test_accuracy"], record["test_loss"]
-        epochs.append({"epoch": record["epoch"], "train_loss": record["train_loss"], "wall_time": record["wall_time"],
-                       "accuracy": accuracy, "loss": loss})
+        epochs.append({"epoch": record["epoch"], "train_loss": record["train_loss"],
+                       "wall_time": record["wall_time"], "accuracy": accuracy, "loss": loss})
     return {"task": task.name, "classes": list(task.classes), "epochs": epochs, "steps": history["steps"],
             "skipped_steps": history["skipped_steps"], "fallbacks": history["fallbacks"]}
 
 
-def train_sequence(model, optimizer, tasks, epochs, seed=0, batch=32, checkpoint=None, resume=None, config=None,
-                   progress=None, on_epoch=None):
+def train_sequence(model, optimizer, tasks, epochs, seed=0, batch=32, checkpoint=None, resume=None,
+                   config=None, progress=None, on_epoch=None):
     """Train ``epochs`` epochs on each task of ``tasks`` in turn; return the list of per-task
     entries {task, classes, epochs: [{epoch, train_loss, wall_time, accuracy: {task: %},
     loss: {task: ce}}], steps, skipped_steps, fallbacks} (module docstring).
@@ -82,10 +82,10 @@ def train_sequence(model, optimizer, tasks, epochs, seed=0, batch=32, checkpoint
         task_config = {**(config or {}), "task_names": [t.name for t in tasks], "epochs_per_task": epochs,
                        "task": index, "completed": completed}
         callback = None if on_epoch is None else (lambda record, index=index: on_epoch(index, record))
-        history = train(model, optimizer, task.data, epochs, seed=seed + TASK_SEED_STRIDE * index, batch=batch,
-                        checkpoint=checkpoint, resume=resume if resuming else None, config=task_config,
-                        progress=progress, on_epoch=callback,
-                        evaluations={t.name: (t.data.x_test, t.data.y_test) for t in tasks[:index]})
+        earlier_tests = {t.name: (t.data.x_test, t.data.y_test) for t in tasks[:index]}
+        history = train(model, optimizer, task.data, epochs, seed=seed + TASK_SEED_STRIDE * index,
+                        batch=batch, checkpoint=checkpoint, resume=resume if resuming else None,
+                        config=task_config, progress=progress, on_epoch=callback, evaluations=earlier_tests)
         completed = completed + [_entry(task, history)]
     return completed
 
@@ -94,7 +94,8 @@ def sequence_metrics(sequence) -> dict:
     """The accuracy matrix and the per-switch plasticity, earlier accuracy, forgetting and average
     accuracy of a :func:`train_sequence` result (module docstring); None where undefined (task 0)."""
     names = [entry["task"] for entry in sequence]
-    matrix = [[entry["epochs"][-1]["accuracy"][names[j]] for j in range(i + 1)] for i, entry in enumerate(sequence)]
+    matrix = [[entry["epochs"][-1]["accuracy"][names[j]] for j in range(i + 1)]
+              for i, entry in enumerate(sequence)]
     plasticity = [row[i] for i, row in enumerate(matrix)]
     earlier = [statistics.fmean(row[:i]) if i else None for i, row in enumerate(matrix)]
     forgetting = [statistics.fmean(plasticity[j] - row[j] for j in range(i)) if i else None

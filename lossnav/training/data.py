@@ -89,8 +89,8 @@ def modular_addition(modulus: int = 97, train_fraction: float = 0.3, seed: int =
     labels = (a + b) % modulus
     order = torch.randperm(pairs, generator=torch.Generator().manual_seed(seed))
     train, test = order[:round(train_fraction * pairs)], order[round(train_fraction * pairs):]
-    return Dataset("modular", tokens[train].contiguous(), labels[train].contiguous(), tokens[test].contiguous(),
-                   labels[test].contiguous(), modulus, vocabulary=modulus + 1)
+    return Dataset("modular", tokens[train].contiguous(), labels[train].contiguous(),
+                   tokens[test].contiguous(), labels[test].contiguous(), modulus, vocabulary=modulus + 1)
 
 
 DATASETS = {"digits": _digits, "mnist1d": _mnist1d, "modular": modular_addition}

@@ -7,9 +7,9 @@ cpu; a device that is not available is a :class:`DeviceError`, a ValueError).
 ``TorchFunctionMode`` that follows, during the steps it watches, which tensors live on the
 host: those made by a factory (``torch.zeros``, ``torch.tensor``, ``torch.as_tensor`` …) without
 ``device=`` or with the literal ``device="cpu"`` (a deliberate host tensor, like the step
-counters of torch's optimizers), and everything computed from host tensors only. Every other tensor (parameters,
-data, state made with ``*_like``/``new_*``) counts as on the device, whatever the device
-really is. It records
+counters of torch's optimizers), and everything computed from host tensors only. Every other
+tensor (parameters, data, state made with ``*_like``/``new_*``) counts as on the device,
+whatever the device really is. It records
 
 * ``sync``: a device tensor read by the host (``item``, ``float``, ``bool``, ``int``,
   ``tolist``, ``numpy``, ``cpu``): on a GPU the host waits for the queue to drain;
@@ -138,7 +138,7 @@ class DeviceAudit(TorchFunctionMode):
         elif name in _WITH_DATA and not _host_factory(kwargs):
             self.events.append(("transfer", name))
         elif any(host) and not all(host) and name not in _READS:
-            if any(t.dim() > 0 for t, is_host in zip(inputs, host) if is_host):
+            if any(t.dim() > 0 for t, is_host in zip(inputs, host, strict=True) if is_host):
                 self.events.append(("mixed", name))
         result = func(*args, **kwargs)
         if (name in _FACTORIES and _host_factory(kwargs)) or (bool(host) and all(host)) or name == "cpu":

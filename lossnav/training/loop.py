@@ -57,63 +57,37 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
     "skipped_steps", "steps"}. ``on_epoch(record)`` is called after each epoch.
 
     ``evaluations``: {name: (x, y)} further test sets, recorded per epoch as
-    ``record["evaluations"][name] = {"loss", "accuracy"}`` (e.g. the earlier tasks of a continual-learning sequence, trained by
-    calling :func:`train` once per task with the same model and optimizer)."""
+    ``record["evaluations"][name] = {"loss", "accuracy"}`` (e.g. the earlier tasks of a
+    continual-learning sequence, trained by calling :func:`train` once per task with the same
+    model and optimizer)."""
     from tqdm import tqdm
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch", batch)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     history = {"epochs": [], "steps": 0}
     if resume is not None:
         history = _restore(resume, model, optimizer, generator, config)
-        if len(history["epochs"]) > epochs:
-            raise TrainingError(f"checkpoint {resume} has already run {len(history['epochs'])} epochs, more "
-                                f"than the {epochs} asked for; ask for at least {len(history['epochs'])}")
+        _check_not_past(resume, history, epochs)
     device = _device_of(model)                         # the data goes where the model is
     x, y = data.x_train.to(device), data.y_train.to(device)
     batches = len(x) // batch
     if batches < 1:
         raise ValueError(f"batch ({batch}) must not exceed the training set ({len(x)} examples)")
-    start_epoch = len(history["epochs"])
-    for epoch in range(start_epoch + 1, epochs + 1):
-        order = torch.randperm(len(x), generator=generator).to(device)   # drawn on the CPU: same order on any device
+    for epoch in range(len(history["epochs"]) + 1, epochs + 1):
+        # drawn on the CPU: the same order on any device
+        order = torch.randperm(len(x), generator=generator).to(device)
         bar = tqdm(total=batches, desc=f"epoch {epoch}/{epochs}", file=sys.stderr, leave=False,
                    disable=None if progress is None else not progress)
-        losses, started = [], time.perf_counter()
-        for start in range(0, batches * batch, batch):
-            index = order[start:start + batch]
-            inputs, targets = x[index], y[index]
-
-            def closure():
-                optimizer.zero_grad()
-                loss = F.cross_entropy(model(inputs), targets)
-                loss.backward()
-                return loss
-            losses.append(optimizer.step(closure).detach())   # read once per epoch: no host sync per step
-            bar.update()
-        losses = torch.stack(losses).double().cpu().tolist()   # also waits for the device: the wall time is complete
+        started = time.perf_counter()
+        losses = _epoch_losses(model, optimizer, x, y, order, batch, batches, bar)
         wall = time.perf_counter() - started
         bar.close()
-        if not all(map(math.isfinite, losses)):
-            bad = next(value for value in losses if not math.isfinite(value))
-            raise TrainingError(f"the training loss is {bad} at epoch {epoch}: diverged (lower --lr)")
-        test_loss, accuracy = evaluate(model, data.x_test.to(device), data.y_test.to(device))
+        _check_finite(losses, epoch)
         history["steps"] += batches
-        record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
-                  "test_accuracy": accuracy, "wall_time": wall}
-        if evaluations:
-            record["evaluations"] = {name: dict(zip(("loss", "accuracy"),
-                                                    evaluate(model, x_extra.to(device), y_extra.to(device))))
-                                     for name, (x_extra, y_extra) in evaluations.items()}
+        record = _epoch_record(model, data, evaluations, device, epoch, losses, wall)
         history["epochs"].append(record)
-        history["fallbacks"] = int(getattr(optimizer, "fallbacks", 0))
-        history["skipped_steps"] = int(getattr(optimizer, "skipped_steps", 0))
-        for key in ("replans", "solves", "host_syncs"):   # RecedingHorizon: plans, by IPOPT, host reads
-            if hasattr(optimizer, key):
-                history[key] = int(getattr(optimizer, key))
+        _copy_counters(optimizer, history)
         if checkpoint is not None:
             _save(checkpoint, model, optimizer, generator, history, config)
         if on_epoch is not None:
@@ -121,6 +95,70 @@ def train(model, optimizer, data, epochs, seed=0, batch=32, checkpoint=None, res
     history.setdefault("fallbacks", int(getattr(optimizer, "fallbacks", 0)))
     history.setdefault("skipped_steps", int(getattr(optimizer, "skipped_steps", 0)))
     return history
+
+
+def _check_positive_int(name, value):
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_not_past(resume, history, epochs):
+    """A checkpoint that has run more epochs than asked for is refused (it cannot be un-trained)."""
+    done = len(history["epochs"])
+    if done > epochs:
+        raise TrainingError(f"checkpoint {resume} has already run {done} epochs, more than the "
+                            f"{epochs} asked for; ask for at least {done}")
+
+
+def _minibatch_closure(model, optimizer, inputs, targets):
+    """The ``step(closure)`` argument for one minibatch: recompute the cross-entropy, backward."""
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        return loss
+    return closure
+
+
+def _epoch_losses(model, optimizer, x, y, order, batch, batches, bar):
+    """One epoch of ``batches`` full minibatches in ``order``; the training losses as floats."""
+    losses = []
+    for start in range(0, batches * batch, batch):
+        index = order[start:start + batch]
+        closure = _minibatch_closure(model, optimizer, x[index], y[index])
+        losses.append(optimizer.step(closure).detach())   # read once per epoch: no host sync per step
+        bar.update()
+    # the read also waits for the device, so the caller's wall time is complete
+    return torch.stack(losses).double().cpu().tolist()
+
+
+def _check_finite(losses, epoch):
+    if not all(map(math.isfinite, losses)):
+        bad = next(value for value in losses if not math.isfinite(value))
+        raise TrainingError(f"the training loss is {bad} at epoch {epoch}: diverged (lower --lr)")
+
+
+def _epoch_record(model, data, evaluations, device, epoch, losses, wall):
+    """The epoch's history entry: mean training loss, test loss and accuracy, further test sets."""
+    test_loss, accuracy = evaluate(model, data.x_test.to(device), data.y_test.to(device))
+    record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
+              "test_accuracy": accuracy, "wall_time": wall}
+    if evaluations:
+        record["evaluations"] = {}
+        for name, (x_extra, y_extra) in evaluations.items():
+            extra_loss, extra_accuracy = evaluate(model, x_extra.to(device), y_extra.to(device))
+            record["evaluations"][name] = {"loss": extra_loss, "accuracy": extra_accuracy}
+    return record
+
+
+def _copy_counters(optimizer, history):
+    """The optimizer's counters into the history: fallbacks and skipped steps, and for
+    ``RecedingHorizon`` its plans, IPOPT solves and host reads."""
+    history["fallbacks"] = int(getattr(optimizer, "fallbacks", 0))
+    history["skipped_steps"] = int(getattr(optimizer, "skipped_steps", 0))
+    for key in ("replans", "solves", "host_syncs"):
+        if hasattr(optimizer, key):
+            history[key] = int(getattr(optimizer, key))
 
 
 def _device_of(model):
@@ -151,7 +189,8 @@ def load_checkpoint(path):
     except ocp.FileFormatError as exc:
         raise TrainingError(f"checkpoint {exc}") from None
     try:
-        state = torch.load(io.BytesIO(payload), weights_only=False, map_location="cpu")   # portable across devices
+        # mapped to the CPU: a checkpoint written on one device resumes on any other
+        state = torch.load(io.BytesIO(payload), weights_only=False, map_location="cpu")
     except Exception as exc:
         raise TrainingError(f"{path} is not a checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
@@ -164,8 +203,8 @@ def _restore(path, model, optimizer, generator, config):
     if config is not None and state["config"] is not None:
         changed = [key for key in config if key in state["config"] and state["config"][key] != config[key]]
         if changed:
-            raise TrainingError(f"checkpoint {path} was written with different settings: "
-                                + ", ".join(f"{k}={state['config'][k]!r} (now {config[k]!r})" for k in changed))
+            settings = ", ".join(f"{k}={state['config'][k]!r} (now {config[k]!r})" for k in changed)
+            raise TrainingError(f"checkpoint {path} was written with different settings: {settings}")
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

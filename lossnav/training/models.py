@@ -28,8 +28,8 @@ def mlp(input_shape, classes, hidden=128):
     size = 1
     for dim in input_shape:
         size *= dim
-    return nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, classes))
+    return nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))
 
 
 def cnn(input_shape, classes, channels=(16, 32, 32)):
@@ -78,7 +78,8 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Decoder-style transformer over token ids (N, length) → logits (N, classes) read at the last position."""
+    """Decoder-style transformer over token ids (N, length) → logits (N, classes), read at the
+    last position."""
 
     def __init__(self, vocabulary, length, classes, width=128, layers=2, heads=4, hidden=512):
         super().__init__()
@@ -118,7 +119,8 @@ def make_model(name: str, data, seed: int = 0, **options) -> nn.Module:
     builder = MODELS[name]
     wants_tokens, has_tokens = bool(getattr(builder, "tokens", False)), data.vocabulary is not None
     if wants_tokens != has_tokens:
-        fitting = [key for key, other in MODELS.items() if bool(getattr(other, "tokens", False)) == has_tokens]
+        fitting = [key for key, other in MODELS.items()
+                   if bool(getattr(other, "tokens", False)) == has_tokens]
         raise ValueError(f"model {name!r} takes {'token' if wants_tokens else 'feature'} inputs, dataset "
                          f"{data.name!r} holds {'tokens' if has_tokens else 'features'} "
                          f"(models for it: {', '.join(fitting)})")

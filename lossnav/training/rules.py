@@ -76,7 +76,8 @@ def register_plugin_rule(name: str, factory, origin: str = "") -> None:
         raise ValueError(f"rule {name!r}: the factory needs an lr parameter with a positive numeric "
                          "default, e.g. def factory(params, lr=0.01)")
     summary = (inspect.getdoc(factory) or "").strip().split("\n")[0]
-    register_rule(name, factory, default, " ".join(part for part in (summary, f"({origin})" if origin else "") if part))
+    description = " ".join(part for part in (summary, f"({origin})" if origin else "") if part)
+    register_rule(name, factory, default, description)
 
 
 def _discover_rules() -> None:
@@ -101,8 +102,8 @@ def make_optimizer(name: str, params, lr=None):
 # directions) in the App. B metric G = √v̂ + ε, trust radius 0.1 in that metric, Hutchinson
 # diagonal for the complement, γ = 1 (overdamped for flat directions: lr/γ per unit of G⁻¹g).
 # K = 40 keeps the HVPs of a re-plan at ≈ 0.3 gradient evaluations per step.
-MPC_OPTIONS = dict(gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4, replan_interval=40,
-                   trust_radius=0.1, curvature="hutchinson", curvature_beta=0.9)
+MPC_OPTIONS = dict(gamma=1.0, metric="gradient_squares", metric_beta=0.999, subspace_dim=4,
+                   replan_interval=40, trust_radius=0.1, curvature="hutchinson", curvature_beta=0.9)
 register_rule("mpc", lambda params, lr: RecedingHorizon(params, lr=lr, **MPC_OPTIONS), 5e-3,
               "learning_rules.RecedingHorizon (lr = Δt)")
 
@@ -120,13 +121,15 @@ register_rule("sgd", lambda params, lr: torch.optim.SGD(params, lr=lr), 0.1, "to
 register_rule("adam", lambda params, lr: torch.optim.Adam(params, lr=lr), 1e-3, "torch.optim.Adam")
 # AdamW with the grokking setting's decoupled weight decay (Power et al. 2022; β2 = 0.98 as in
 # Nanda et al. 2023's modular-addition runs): λ = 1 with lr 1e-3, i.e. θ shrinks by lr·λ per step.
-register_rule("adamw", lambda params, lr: torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=1.0),
-              1e-3, "torch.optim.AdamW, weight decay 1, β = (0.9, 0.98) (the grokking baseline)")
+register_rule("adamw", lambda params, lr: torch.optim.AdamW(
+    params, lr=lr, betas=(0.9, 0.98), weight_decay=1.0), 1e-3,
+    "torch.optim.AdamW, weight decay 1, β = (0.9, 0.98) (the grokking baseline)")
 # mpcw: mpc with AdamW's decoupled weight decay (the drift −jθ of App. G.2 applied outside the
 # plan), j = 0.2: at the default Δt = 5e-3 θ shrinks by Δt·j = 1e-3 per step, as adamw's lr·λ at
 # its default (and at any common multiple of the two defaults: the tuning scales both alike).
-register_rule("mpcw", lambda params, lr: RecedingHorizon(params, lr=lr, weight_decay=0.2, **MPC_OPTIONS), 5e-3,
-              "learning_rules.RecedingHorizon with decoupled weight decay j = 0.2 (lr = Δt)")
+register_rule("mpcw", lambda params, lr: RecedingHorizon(
+    params, lr=lr, weight_decay=0.2, **MPC_OPTIONS), 5e-3,
+    "learning_rules.RecedingHorizon with decoupled weight decay j = 0.2 (lr = Δt)")
 
 # BeliefAdam (App. H, docs/belief_adam.md): lr = Δt; ηk = 1, filter rates K1 = 100, K2 = 1 per
 # unit time (β1 = 0.7, β2 = 0.997 at Δt = 3e-3), discount γ = 1e-3 (Adam's ε up to a factor 2:

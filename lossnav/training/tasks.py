@@ -40,7 +40,8 @@ class Task:
     permutation: torch.Tensor | None = None   # feature permutation (``permuted``), else None
 
 
-def make_tasks(data: Dataset, kind: str, count: int | None = None, seed: int = DEFAULT_PERMUTATION_SEED) -> list:
+def make_tasks(data: Dataset, kind: str, count: int | None = None,
+               seed: int = DEFAULT_PERMUTATION_SEED) -> list:
     """The task sequence ``kind`` ("split" or "permuted") built from ``data``.
 
     ``count``: number of tasks (default 5; ``split`` allows at most ``data.classes // 2``).
@@ -64,25 +65,29 @@ def split_tasks(data: Dataset, count: int) -> list:
     tasks = []
     for index in range(count):
         pair = (2 * index, 2 * index + 1)
-
-        def select(x, y):
-            keep = (y == pair[0]) | (y == pair[1])
-            return x[keep].contiguous(), (y[keep] - pair[0]).contiguous()
-        x_train, y_train = select(data.x_train, data.y_train)
-        x_test, y_test = select(data.x_test, data.y_test)
+        x_train, y_train = _select_pair(data.x_train, data.y_train, pair)
+        x_test, y_test = _select_pair(data.x_test, data.y_test, pair)
         if len(y_train) == 0 or len(y_test) == 0:
             raise ValueError(f"classes {pair} of {data.name} have no training or test examples")
-        tasks.append(Task(f"task{index}", Dataset(f"{data.name}-split{index}", x_train, y_train, x_test, y_test, 2,
-                                                  vocabulary=data.vocabulary),
-                          pair))
+        task_data = Dataset(f"{data.name}-split{index}", x_train, y_train, x_test, y_test, 2,
+                            vocabulary=data.vocabulary)
+        tasks.append(Task(f"task{index}", task_data, pair))
     return tasks
+
+
+def _select_pair(x, y, pair):
+    """The examples of the two classes ``pair`` = (even, odd), relabelled 0 and 1."""
+    even, odd = pair
+    keep = (y == even) | (y == odd)
+    return x[keep].contiguous(), (y[keep] - even).contiguous()
 
 
 def permutations(features: int, count: int, seed: int = DEFAULT_PERMUTATION_SEED) -> list:
     """``count`` permutations of range(features): the identity, then ``count − 1`` drawn from a
     generator seeded by ``seed``."""
     generator = torch.Generator().manual_seed(seed)
-    return [torch.arange(features)] + [torch.randperm(features, generator=generator) for _ in range(count - 1)]
+    drawn = [torch.randperm(features, generator=generator) for _ in range(count - 1)]
+    return [torch.arange(features)] + drawn
 
 
 def permuted_tasks(data: Dataset, count: int, seed: int = DEFAULT_PERMUTATION_SEED) -> list:
@@ -98,11 +103,11 @@ def permuted_tasks(data: Dataset, count: int, seed: int = DEFAULT_PERMUTATION_SE
         return x.reshape(len(x), features)[:, order].reshape(len(x), *shape).contiguous()
     tasks = []
     for index, order in enumerate(permutations(features, count, seed)):
-        tasks.append(Task(f"task{index}", Dataset(f"{data.name}-permuted{index}", permute(data.x_train, order),
-                                                  data.y_train, permute(data.x_test, order), data.y_test,
-                                                  data.classes, data.vocabulary), tuple(range(data.classes)), order))
+        task_data = Dataset(f"{data.name}-permuted{index}", permute(data.x_train, order), data.y_train,
+                            permute(data.x_test, order), data.y_test, data.classes, data.vocabulary)
+        tasks.append(Task(f"task{index}", task_data, tuple(range(data.classes)), order))
     return tasks
 
 
-__all__ = ["DEFAULT_PERMUTATION_SEED", "TASK_KINDS", "Task", "make_tasks", "permutations", "permuted_tasks",
-           "split_tasks"]
+__all__ = ["DEFAULT_PERMUTATION_SEED", "TASK_KINDS", "Task", "make_tasks", "permutations",
+           "permuted_tasks", "split_tasks"]
