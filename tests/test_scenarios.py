@@ -149,15 +149,19 @@ def test_double_well_minima_and_offset():
         scenario = DoubleWellScenario(q=q)
         (global_min,), (local_min,) = scenario.minima()
         assert math.copysign(1.0, global_min) == math.copysign(1.0, q)
-        loss = lambda x: float(scenario.torch_loss(torch.tensor([x], dtype=torch.float64)))
-        assert abs(loss(global_min)) <= 1e-15 and loss(local_min) > 0.3
+        assert abs(_loss_at(scenario, global_min)) <= 1e-15 and _loss_at(scenario, local_min) > 0.3
         # the energy solution θ̇ = ±√(2ηkL) (C.2): zero at the global minimum, √(2ηkL(θ₋)) towards it
         # at the local one (this replaces θ̇² ≥ 0 at the global minimum, which cannot fail)
         at_global, at_local = scenario.analytic_velocity(np.array([global_min, local_min]))
         eta_k = scenario.problem.eta * scenario.problem.k
         assert abs(at_global) <= 1e-12
-        assert at_local == pytest.approx(math.copysign(math.sqrt(2 * eta_k * loss(local_min)),
+        assert at_local == pytest.approx(math.copysign(math.sqrt(2 * eta_k * _loss_at(scenario, local_min)),
                                                        global_min - local_min), rel=1e-12)
+
+
+def _loss_at(scenario, x):
+    """The scenario's torch loss at the one-dimensional point ``x``, as a float."""
+    return float(scenario.torch_loss(torch.tensor([x], dtype=torch.float64)))
 
 
 def test_double_well_short_horizon_stays_in_the_shallow_well():
@@ -199,7 +203,8 @@ def test_weight_decay_printed_drag_sign_is_wrong():
     assert printed_fixed == pytest.approx([0.0, -0.5])
     assert WeightDecayScenario(gamma=10.0).fixed_point() == pytest.approx([0.0, -0.5 * 4 / 204], abs=1e-15)
     # at γ = 0 (the paper's Fig. 3d) the two agree
-    assert printed_weight_decay(WeightDecayScenario(gamma=0.0))[1] == pytest.approx(WeightDecayScenario().fixed_point())
+    _, printed_fixed = printed_weight_decay(WeightDecayScenario(gamma=0.0))
+    assert printed_fixed == pytest.approx(WeightDecayScenario().fixed_point())
 
 
 def test_quadratic_step_formulas_carry_the_descent_sign():
@@ -210,23 +215,27 @@ def test_quadratic_step_formulas_carry_the_descent_sign():
     theta0 = np.array([1.0, 1.0])
     g = H @ (theta0 - mu)
     curvature, Q = np.linalg.eigh(H)
-    matrix = lambda f: Q @ np.diag(f(curvature)) @ Q.T
+
+    def spectral(values):
+        """The symmetric matrix with H's eigenvectors and the eigenvalues ``values``."""
+        return Q @ np.diag(values) @ Q.T
     for gamma in (0.0, 1.0, 1e4):
         scenario = QuadraticScenario(H=H.tolist(), mu=mu.tolist(), gamma=gamma)
-        # √(γ²/4 + λ) − γ/2, written without cancellation for γ = 1e4
-        speed = matrix(lambda lam: lam / (gamma / 2 + np.sqrt(gamma ** 2 / 4 + lam)))
+        # √(γ²/4 + λ) − γ/2 per eigenvalue λ, written without cancellation for γ = 1e4
+        rates = curvature / (gamma / 2 + np.sqrt(gamma ** 2 / 4 + curvature))
+        speed = spectral(rates)
         for dt in (1e-7, 0.5):
             exact = scenario.analytic(dt, theta0) - theta0
-            decay = matrix(lambda lam: np.exp(-lam / (gamma / 2 + np.sqrt(gamma ** 2 / 4 + lam)) * dt))
+            decay = spectral(np.exp(-rates * dt))
             closed = -(np.eye(2) - decay) @ np.linalg.solve(H, g)
             assert exact == pytest.approx(closed, rel=1e-9, abs=1e-15)
         first_order = (scenario.analytic(1e-7, theta0) - theta0) / 1e-7
         assert first_order == pytest.approx(-speed @ np.linalg.solve(H, g), rel=1e-4)
         assert first_order @ g < 0
     assert first_order == pytest.approx(-g / 1e4, rel=1e-3)
-    ballistic = matrix(lambda lam: 1 / np.sqrt(lam))
-    assert (QuadraticScenario(H=H.tolist(), mu=mu.tolist(), gamma=0.0).analytic(1e-7, theta0) - theta0) / 1e-7 \
-        == pytest.approx(-ballistic @ g, rel=1e-4)
+    ballistic = spectral(1 / np.sqrt(curvature))
+    undamped = QuadraticScenario(H=H.tolist(), mu=mu.tolist(), gamma=0.0)
+    assert (undamped.analytic(1e-7, theta0) - theta0) / 1e-7 == pytest.approx(-ballistic @ g, rel=1e-4)
 
 
 # -- bad input -----------------------------------------------------------------------
@@ -276,7 +285,8 @@ def test_random_draws_are_valid_and_reproducible():
 
 
 # -- torch views ---------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [DoubleWellScenario, NaturalGradientScenario, RotationScenario, WeightDecayScenario])
+@pytest.mark.parametrize("cls", [DoubleWellScenario, NaturalGradientScenario, RotationScenario,
+                                 WeightDecayScenario])
 @pytest.mark.parametrize("seed", [None, 4])
 def test_torch_loss_and_drift_match_casadi(cls, seed):
     scenario, theta0 = case(cls, 0.5, seed)
