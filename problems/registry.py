@@ -54,7 +54,7 @@ def register(cls, origin: str = "") -> type:
     existing = _SCENARIOS.get(name)
     if existing is cls:
         return cls
-    if existing is not None and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
+    if existing is not None and _qualified_name(existing) != _qualified_name(cls):
         raise RegistrationError(
             f"scenario name {name!r} of {_describe(cls)} is taken by {_describe(existing)} "
             f"({_ORIGINS[name]}); rename the class's name attribute")
@@ -104,6 +104,11 @@ def load_entry_points(group: str) -> list:
 def warn(message: str) -> None:
     """One PluginWarning line (the CLI prints it as 'lossnav: warning: ...')."""
     warnings.warn(" ".join(message.split()), PluginWarning, stacklevel=3)
+
+
+def _qualified_name(cls) -> tuple:
+    """(module, qualified name): equal for the same class imported twice (a re-loaded plug-in)."""
+    return cls.__module__, cls.__qualname__
 
 
 def _describe(obj) -> str:

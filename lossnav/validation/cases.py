@@ -202,8 +202,8 @@ def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=N
     case is solved and ``progress(result)`` after. ``backend`` (:func:`lossnav.sweep.make`:
     a local pool or a Dask cluster) solves the cases on its workers: see :func:`check_on`."""
     if backend is not None:
-        return check_on(backend, [case for name in selected or names() for case in cases(name, draws, seed, gammas)],
-                        mesh, rules, progress, on_case)
+        case_list = [case for name in selected or names() for case in cases(name, draws, seed, gammas)]
+        return check_on(backend, case_list, mesh, rules, progress, on_case)
     results = []
     for name in selected or names():
         for case in cases(name, draws, seed, gammas):
@@ -225,8 +225,11 @@ def check_on(backend, case_list, mesh=None, rules: bool = True, progress=None, o
              for index, case in enumerate(case_list)]
     finished, results = {}, []
     for outcome in backend.run(functools.partial(check, mesh=mesh, rules=rules), tasks):
-        finished[outcome.index] = (outcome.value if outcome.status == "ok" else
-                                   Result(case_list[outcome.index], message=f"{outcome.status}: {outcome.error}"))
+        if outcome.status == "ok":
+            finished[outcome.index] = outcome.value
+        else:
+            finished[outcome.index] = Result(case_list[outcome.index],
+                                             message=f"{outcome.status}: {outcome.error}")
         while len(results) in finished:
             results.append(finished.pop(len(results)))
             if on_case:
