@@ -69,8 +69,10 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs-digits", type=int, default=20)
     parser.add_argument("--epochs-mnist1d", type=int, default=30)
-    parser.add_argument("--rules", default=None, help=f"default: {','.join(RULES)} ({','.join(tuning.RULES)} with --tuning)")
-    parser.add_argument("--tasks", default=None, help=f"default: {','.join(PAPER_TASKS)} ({','.join(TASKS)} with --tuning)")
+    parser.add_argument("--rules", default=None,
+                        help=f"default: {','.join(RULES)} ({','.join(tuning.RULES)} with --tuning)")
+    parser.add_argument("--tasks", default=None,
+                        help=f"default: {','.join(PAPER_TASKS)} ({','.join(TASKS)} with --tuning)")
     parser.add_argument("--save", metavar="FILE.json", help="write the per-epoch histories")
     parser.add_argument("--ablation", action="store_true",
                         help="add mpc without trust region (ρ = 1e9) and mpc re-planning every 10 steps")

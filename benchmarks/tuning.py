@@ -33,34 +33,52 @@ MPC_RULES = ("mpc", "mpcw")            # the goals are checked for each; the oth
 TASKS = ("digits-mlp", "mnist1d-cnn", "modular-transformer")
 TARGETS = {"digits-mlp": 95.0, "mnist1d-cnn": 80.0, "modular-transformer": 90.0}
 SIZES = {
-    "smoke": {"epochs": {"digits-mlp": 1, "mnist1d-cnn": 1, "modular-transformer": 2}, "trials": 2, "span": 0.5,
-              "settings": {"digits-mlp": TaskSettings(batch=128), "mnist1d-cnn": TaskSettings(batch=256),
-                           "modular-transformer": TaskSettings(data={"modulus": 11, "train_fraction": 0.6},
-                                                               model={"width": 16, "layers": 1, "hidden": 32},
-                                                               batch=16)}},
-    "small": {"epochs": {"digits-mlp": 10, "mnist1d-cnn": 8, "modular-transformer": 330}, "trials": 3, "span": 0.5,
-              "settings": {"digits-mlp": TaskSettings(batch=32), "mnist1d-cnn": TaskSettings(batch=64),
-                           "modular-transformer": TaskSettings(data={"modulus": 31, "train_fraction": 0.6},
-                                                               model={"width": 64, "layers": 1, "hidden": 256},
-                                                               batch=64)}},
-    "full": {"epochs": {"digits-mlp": 20, "mnist1d-cnn": 30, "modular-transformer": 3000}, "trials": 5, "span": 1.0,
-             "settings": {"digits-mlp": TaskSettings(batch=32), "mnist1d-cnn": TaskSettings(batch=32),
-                          "modular-transformer": TaskSettings(data={"modulus": 97, "train_fraction": 0.3},
-                                                              batch=512)}},
+    "smoke": {
+        "epochs": {"digits-mlp": 1, "mnist1d-cnn": 1, "modular-transformer": 2},
+        "trials": 2, "span": 0.5,
+        "settings": {
+            "digits-mlp": TaskSettings(batch=128),
+            "mnist1d-cnn": TaskSettings(batch=256),
+            "modular-transformer": TaskSettings(data={"modulus": 11, "train_fraction": 0.6},
+                                                model={"width": 16, "layers": 1, "hidden": 32}, batch=16),
+        },
+    },
+    "small": {
+        "epochs": {"digits-mlp": 10, "mnist1d-cnn": 8, "modular-transformer": 330},
+        "trials": 3, "span": 0.5,
+        "settings": {
+            "digits-mlp": TaskSettings(batch=32),
+            "mnist1d-cnn": TaskSettings(batch=64),
+            "modular-transformer": TaskSettings(data={"modulus": 31, "train_fraction": 0.6},
+                                                model={"width": 64, "layers": 1, "hidden": 256}, batch=64),
+        },
+    },
+    "full": {
+        "epochs": {"digits-mlp": 20, "mnist1d-cnn": 30, "modular-transformer": 3000},
+        "trials": 5, "span": 1.0,
+        "settings": {
+            "digits-mlp": TaskSettings(batch=32),
+            "mnist1d-cnn": TaskSettings(batch=32),
+            "modular-transformer": TaskSettings(data={"modulus": 97, "train_fraction": 0.3}, batch=512),
+        },
+    },
 }
 
 
 def add_arguments(parser):
     group = parser.add_argument_group("--tuning (the fair comparison of issue 18)")
-    group.add_argument("--tuning", action="store_true", help="tune every rule's lr with the same budget, then 5 seeds")
-    group.add_argument("--size", choices=tuple(SIZES), default="small", help="smoke (pipeline check), small (≈ 10 min on an idle core) or full")
+    group.add_argument("--tuning", action="store_true",
+                       help="tune every rule's lr with the same budget, then 5 seeds")
+    group.add_argument("--size", choices=tuple(SIZES), default="small",
+                       help="smoke (pipeline check), small (≈ 10 min on an idle core) or full")
     group.add_argument("--trials", type=int, help="learning rates per rule (default: by --size)")
     group.add_argument("--figures", metavar="DIR", help="write the mean ± std curves as PNG files to DIR")
     group.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
     group.add_argument("--epochs-modular", type=int, help="epochs of the transformer (default: by --size)")
     group.add_argument("--chosen-from", metavar="FILE.json",
                        help="skip the tuning: take the chosen learning rates from an earlier --save")
-    group.add_argument("--no-defaults", action="store_true", help="skip the transformer at the registered defaults")
+    group.add_argument("--no-defaults", action="store_true",
+                       help="skip the transformer at the registered defaults")
 
 
 def main(args) -> int:
@@ -93,8 +111,8 @@ def main(args) -> int:
     if "modular-transformer" in tasks and not args.no_defaults:     # the registered defaults, not retuned
         fresh = [rule for rule in rules if not math.isclose(chosen["modular-transformer"][rule],
                                                             _default(rule))]
-        extra = run_grid(["modular-transformer"], fresh, range(args.seeds), epochs, settings=settings, log=log,
-                         device=args.device) if fresh else {"modular-transformer": {}}
+        extra = run_grid(["modular-transformer"], fresh, range(args.seeds), epochs, settings=settings,
+                         log=log, device=args.device) if fresh else {"modular-transformer": {}}
         defaults = {"modular-transformer": {rule: extra["modular-transformer"].get(rule)
                                             or results["modular-transformer"][rule] for rule in rules}}
     total = time.perf_counter() - started
@@ -125,23 +143,25 @@ def _default(rule):
 
 def _table(title, rows, rules):
     print(f"\n{title}")
-    print(f"{'rule':7s} {'lr':>8s} {'test acc (%)':>14s} {'steps→tgt':>9s} {'t→tgt (s)':>9s} {'×best':>6s} "
-          f"{'reached':>7s} {'ms/step':>8s} {'×adam':>6s} {'plans':>6s} {'IPOPT':>5s} {'fallbk':>6s} {'syncs':>6s}")
+    print(f"{'rule':7s} {'lr':>8s} {'test acc (%)':>14s} {'steps→tgt':>9s} {'t→tgt (s)':>9s} "
+          f"{'×best':>6s} {'reached':>7s} {'ms/step':>8s} {'×adam':>6s} {'plans':>6s} {'IPOPT':>5s} "
+          f"{'fallbk':>6s} {'syncs':>6s}")
     for rule in rules:
         row = rows[rule]
+        diverged = f"  ({row['diverged']} diverged)" if row["diverged"] else ""
         print(f"{rule:7s} {row['lr']:8.3g} {row['accuracy_mean']:7.2f} ± {row['accuracy_std']:4.2f} "
               f"{row['steps_to_target']:9.0f} {row['time_to_target']:9.2f} {row['target_ratio']:6.2f} "
-              f"{row['reached']:>3d}/{row['runs']:<3d} {1e3 * row['step_time']:8.2f} {row['step_ratio']:6.2f} "
-              f"{row['replans']:6d} {row['solves']:5d} {row['fallbacks']:6d} {row['host_syncs']:6d}"
-              + (f"  ({row['diverged']} diverged)" if row["diverged"] else ""))
+              f"{row['reached']:>3d}/{row['runs']:<3d} {1e3 * row['step_time']:8.2f} "
+              f"{row['step_ratio']:6.2f} {row['replans']:6d} {row['solves']:5d} {row['fallbacks']:6d} "
+              f"{row['host_syncs']:6d}{diverged}")
 
 
 def _goals(summary, tasks, rules):
     if "adam" not in rules:
         return
     baselines = [r for r in rules if r not in MPC_RULES]
-    print("\ngoals (issue 18): MPC per-step time ≤ 1.15× Adam's on every task; MPC time to target no worse "
-          f"than the best tuned baseline ({', '.join(baselines)}) on ≥ 2 of the 3 tasks")
+    print("\ngoals (issue 18): MPC per-step time ≤ 1.15× Adam's on every task; MPC time to target "
+          f"no worse than the best tuned baseline ({', '.join(baselines)}) on ≥ 2 of the 3 tasks")
     for mpc in [r for r in MPC_RULES if r in rules]:
         wins = 0
         for task in tasks:
@@ -151,8 +171,9 @@ def _goals(summary, tasks, rules):
             reached = rows[mpc]["time_to_target"]
             won = math.isfinite(reached) and reached <= best[0]
             wins += won
-            print(f"  {mpc:5s} {task:20s} step ×{ratio:.2f} ({'met' if ratio <= 1.15 else 'NOT met'}); time to "
-                  f"target {reached:.2f} s vs best baseline {best[1]} {best[0]:.2f} s ({'no worse' if won else 'worse'})")
+            print(f"  {mpc:5s} {task:20s} step ×{ratio:.2f} ({'met' if ratio <= 1.15 else 'NOT met'}); "
+                  f"time to target {reached:.2f} s vs best baseline {best[1]} {best[0]:.2f} s "
+                  f"({'no worse' if won else 'worse'})")
         met = all(summary[t][mpc]["step_ratio"] <= 1.15 for t in tasks)
         print(f"  {mpc}: per-step goal {'met' if met else 'NOT met'}; time-to-target goal "
               f"{'met' if wins >= 2 else 'NOT met'} ({wins} of {len(tasks)} tasks)")

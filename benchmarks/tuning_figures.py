@@ -38,7 +38,7 @@ def draw(results, defaults, targets, rules, directory) -> list:
     paths = []
     tasks = list(results)
     figure, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.0), squeeze=False)
-    for axis, task in zip(axes[0], tasks):
+    for axis, task in zip(axes[0], tasks, strict=True):
         seeds = len(next(iter(results[task].values())))
         _panel(axis, results[task], rules, targets[task], f"{task}, tuned lr ({seeds} seeds)")
     axes[0][0].set_ylabel("test accuracy (%)")
