@@ -23,7 +23,8 @@ def digits():
 @pytest.fixture(scope="module")
 def tiny(digits):
     """A 400/200-example digits subset: every class present, a few steps per task."""
-    return Dataset("tiny", digits.x_train[:400], digits.y_train[:400], digits.x_test[:200], digits.y_test[:200], 10)
+    return Dataset("tiny", digits.x_train[:400], digits.y_train[:400],
+                   digits.x_test[:200], digits.y_test[:200], 10)
 
 
 def parameters(model):
@@ -61,7 +62,7 @@ def test_permuted_tasks_are_seeded_bijections(digits):
         assert task.data.x_train.shape == digits.x_train.shape
     assert len({tuple(t.permutation.tolist()) for t in tasks}) == 4          # all different
     again = make_tasks(digits, "permuted", 4, seed=7)
-    assert all(torch.equal(a.permutation, b.permutation) for a, b in zip(tasks, again))
+    assert all(torch.equal(a.permutation, b.permutation) for a, b in zip(tasks, again, strict=True))
     other = permutations(features, 4, seed=8)
     assert not torch.equal(other[1], tasks[1].permutation)
 
@@ -94,7 +95,8 @@ def test_belief_adam_default_is_its_documented_optimizer(tiny):
     from learning_rules import BeliefAdam, WeightUncertainty
     model = make_model("mlp", tiny, seed=0)
     optimizer = make_optimizer("belief_adam", model.parameters())
-    assert isinstance(optimizer, BeliefAdam) and optimizer.param_groups[0]["lr"] == training.RULES["belief_adam"].default_lr
+    assert isinstance(optimizer, BeliefAdam)
+    assert optimizer.param_groups[0]["lr"] == training.RULES["belief_adam"].default_lr
     group = make_optimizer("weight_uncertainty", model.parameters()).param_groups[0]
     assert group["max_variance"] == 0.3 and group["lr"] == 1.0 and group["beta"] == 0.01
     assert isinstance(make_optimizer("weight_uncertainty", model.parameters()), WeightUncertainty)
@@ -170,8 +172,8 @@ def test_sequence_resume_is_bit_identical(tiny, tmp_path):
                            on_epoch=stop_at(task, epoch))
         torch.manual_seed(999)
         resumed, resumed_optimizer = fresh()
-        again = train_sequence(resumed, resumed_optimizer, tasks, 2, seed=4, checkpoint=checkpoint, resume=checkpoint,
-                               progress=False)
+        again = train_sequence(resumed, resumed_optimizer, tasks, 2, seed=4, checkpoint=checkpoint,
+                               resume=checkpoint, progress=False)
         assert torch.equal(parameters(resumed), parameters(model))
 
         def strip(sequence):
@@ -191,14 +193,18 @@ def test_sequence_resume_is_bit_identical(tiny, tmp_path):
 
 def test_cli_tasks_json_out_and_errors(capsys, tmp_path):
     out, checkpoint = tmp_path / "out", tmp_path / "ckpt.pt"
-    base = ["train", "--data", "digits", "--model", "mlp", "--rule", "weight_uncertainty", "--seed", "0",
+    digits_mlp = ["train", "--data", "digits", "--model", "mlp"]
+    base = [*digits_mlp, "--rule", "weight_uncertainty", "--seed", "0",
             "--epochs", "1", "--batch", "64", "--tasks", "split", "--task-count", "2"]
     assert main([*base, "--json", "--out", str(out), "--checkpoint", str(checkpoint)]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert {"accuracy_matrix", "plasticity", "forgetting", "earlier_accuracy", "average_accuracy", "sequence",
-            "final_forgetting", "final_average_accuracy", "tasks", "task_count", "epochs_per_task"} <= set(metrics)
-    assert metrics["tasks"] == "split" and metrics["task_count"] == 2 and len(metrics["sequence"]) == 2
-    assert set(metrics["sequence"][1]["epochs"][0]) == {"epoch", "train_loss", "wall_time", "accuracy", "loss"}
+    assert {"accuracy_matrix", "plasticity", "forgetting", "earlier_accuracy", "average_accuracy",
+            "sequence", "final_forgetting", "final_average_accuracy", "tasks", "task_count",
+            "epochs_per_task"} <= set(metrics)
+    assert metrics["tasks"] == "split" and metrics["task_count"] == 2
+    assert len(metrics["sequence"]) == 2
+    assert set(metrics["sequence"][1]["epochs"][0]) == {"epoch", "train_loss", "wall_time", "accuracy",
+                                                         "loss"}
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert (out / "continual.png").stat().st_size > 0
     # text table
@@ -206,24 +212,21 @@ def test_cli_tasks_json_out_and_errors(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "plasticity" in text and "task1" in text
     # the sequence's checkpoint is refused by a single-task run, and vice versa
-    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "weight_uncertainty", "--seed", "0",
+    assert main([*digits_mlp, "--rule", "weight_uncertainty", "--seed", "0",
                  "--epochs", "2", "--batch", "64", "--resume", str(checkpoint)]) == 1
     err = capsys.readouterr().err
     assert "tasks" in err and err.count("\n") == 1
     # bad --tasks: one line, exit 2, listing the choices
-    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "adam", "--seed", "0", "--epochs", "1",
-                 "--tasks", "rotated"]) == 2
+    assert main([*digits_mlp, "--rule", "adam", "--seed", "0", "--epochs", "1", "--tasks", "rotated"]) == 2
     err = capsys.readouterr().err
     assert "unknown task sequence 'rotated'; valid: split, permuted" in err and err.count("\n") == 1
     assert main([*base[:-1], "9"]) == 2
     err = capsys.readouterr().err
     assert "at most 5 tasks" in err and err.count("\n") == 1
-    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "adam", "--seed", "0", "--epochs", "1",
-                 "--task-count", "2"]) == 2
+    assert main([*digits_mlp, "--rule", "adam", "--seed", "0", "--epochs", "1", "--task-count", "2"]) == 2
     err = capsys.readouterr().err
     assert "--task-count needs --tasks" in err and err.count("\n") == 1
-    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "lion", "--seed", "0", "--epochs", "1",
-                 "--tasks", "split"]) == 2
+    assert main([*digits_mlp, "--rule", "lion", "--seed", "0", "--epochs", "1", "--tasks", "split"]) == 2
     assert "belief_adam, weight_uncertainty, adam_reset" in capsys.readouterr().err
 
 

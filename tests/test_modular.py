@@ -55,7 +55,8 @@ def test_bad_options_are_refused(options, message):
 
 def test_the_transformer_is_causal_and_reads_the_last_position(tiny):
     model = make_model("transformer", load_data("modular"), seed=0)
-    assert 100_000 < sum(p.numel() for p in model.parameters()) < 1_000_000     # p = 97: a few hundred thousand
+    # p = 97: a few hundred thousand parameters
+    assert 100_000 < sum(p.numel() for p in model.parameters()) < 1_000_000
     model = make_model("transformer", tiny, seed=0, **SMALL)
     tokens = torch.tensor([[1, 2, 11], [1, 5, 11], [7, 2, 11]])
     hidden = model.blocks(model.embedding(tokens) + model.position)
@@ -65,8 +66,8 @@ def test_the_transformer_is_causal_and_reads_the_last_position(tiny):
 
 
 def test_models_and_data_must_fit(tiny):
-    features = Dataset("features", torch.zeros(4, 1, 8), torch.zeros(4, dtype=torch.int64), torch.zeros(2, 1, 8),
-                       torch.zeros(2, dtype=torch.int64), 2)
+    features = Dataset("features", torch.zeros(4, 1, 8), torch.zeros(4, dtype=torch.int64),
+                       torch.zeros(2, 1, 8), torch.zeros(2, dtype=torch.int64), 2)
     with pytest.raises(ValueError, match="token inputs, dataset 'features' holds features"):
         make_model("transformer", features)
     with pytest.raises(ValueError, match=r"feature inputs.*models for it: transformer"):
@@ -92,7 +93,8 @@ def test_resume_on_the_transformer_is_bit_identical(tiny, tmp_path, rule):
     full = train(model, optimizer, tiny, epochs=2, seed=2, batch=16, progress=False)
     checkpoint = tmp_path / "run.pt"
     first, first_optimizer = fresh()
-    train(first, first_optimizer, tiny, epochs=1, seed=2, batch=16, checkpoint=str(checkpoint), progress=False)
+    train(first, first_optimizer, tiny, epochs=1, seed=2, batch=16, checkpoint=str(checkpoint),
+          progress=False)
     torch.manual_seed(999)
     resumed, resumed_optimizer = fresh()
     history = train(resumed, resumed_optimizer, tiny, epochs=2, seed=2, batch=16, resume=str(checkpoint),
@@ -103,17 +105,20 @@ def test_resume_on_the_transformer_is_bit_identical(tiny, tmp_path, rule):
 
 def test_cli_trains_the_transformer_and_records_the_device(capsys):
     argv = ["train", "--data", "modular", "--model", "transformer", "--rule", "adamw", "--modulus", "11",
-            "--train-fraction", "0.5", "--epochs", "1", "--seed", "0", "--batch", "30", "--device", "cpu", "--json"]
+            "--train-fraction", "0.5", "--epochs", "1", "--seed", "0", "--batch", "30", "--device", "cpu",
+            "--json"]
     assert main(argv) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["device"] == "cpu" and metrics["modulus"] == 11 and metrics["train_fraction"] == 0.5
-    assert 0 <= metrics["final_test_accuracy"] <= 100 and metrics["mean_epoch_time"] > 0 and metrics["steps"] == 2
+    assert 0 <= metrics["final_test_accuracy"] <= 100
+    assert metrics["mean_epoch_time"] > 0 and metrics["steps"] == 2
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--data", "modular", "--model", "mlp"], "model 'mlp' takes feature inputs"),
     (["--data", "digits", "--model", "mlp", "--modulus", "7"], "options of --data modular"),
-    (["--data", "modular", "--model", "transformer", "--train-fraction", "1.5"], "train_fraction must be in (0, 1)"),
+    (["--data", "modular", "--model", "transformer", "--train-fraction", "1.5"],
+     "train_fraction must be in (0, 1)"),
 ])
 def test_cli_bad_modular_settings_exit_2(capsys, argv, message):
     assert main(["train", *argv, "--rule", "adam", "--epochs", "1", "--seed", "0"]) == 2

@@ -80,8 +80,9 @@ def test_a_rule_that_skipped_a_step_is_not_a_trajectory(monkeypatch):
         calls.append(1)
         return original(NaNGradient.apply(theta) if len(calls) == 3 else theta)
     monkeypatch.setattr(scenario, "torch_loss", loss_with_one_bad_gradient)
+    skipped = r"at step 3 of 10 \(t = 0.3\): the optimizer skipped"
     with pytest.warns(RuntimeWarning, match="skipped"), \
-            pytest.raises(rule_runner.DivergenceError, match=r"at step 3 of 10 \(t = 0.3\): the optimizer skipped"):
+            pytest.raises(rule_runner.DivergenceError, match=skipped):
         rule_runner.run_rule("natural_gradient", scenario, 0.1, 10)
 
 
@@ -217,7 +218,8 @@ def _writers(tmp_path, tiny):
         "trajectory": (tmp_path / "t.npz", lambda path: small_trajectory().save(path)),
         "checkpoint": (tmp_path / "c.pt", lambda path: loop._save(str(path), model, optimizer,
                                                                  torch.Generator(), {"epochs": []}, {})),
-        "metrics": (tmp_path / "m" / "metrics.json", lambda path: train_cli.write_outputs(str(path.parent), metrics)),
+        "metrics": (tmp_path / "m" / "metrics.json",
+                    lambda path: train_cli.write_outputs(str(path.parent), metrics)),
         "solve plot": (tmp_path / "p.png", lambda path: solve_cli.write_plot(
             argparse.Namespace(plot=str(path), method="collocation"), problems.get("quadratic"), None, None,
             small_trajectory())),
@@ -301,7 +303,8 @@ def test_a_damaged_trajectory_raises_the_engine_error_naming_the_file(damage, tm
     with pytest.raises(ocp.FileFormatError, match=str(path).replace("\\", "\\\\")) as caught:
         ocp.Trajectory.load(path)
     assert isinstance(caught.value, ocp.OCPError)
-    assert not isinstance(caught.value.__cause__, (zipfile.BadZipFile, EOFError)) or caught.value.__suppress_context__
+    assert (not isinstance(caught.value.__cause__, (zipfile.BadZipFile, EOFError))
+            or caught.value.__suppress_context__)
 
 
 def test_a_missing_trajectory_is_named():
@@ -322,7 +325,8 @@ TRAIN = ["train", "--data", "digits", "--model", "mlp", "--rule", "sgd", "--epoc
 
 def test_train_checks_the_checkpoint_path_before_any_epoch(capsys, monkeypatch, tmp_path):
     from lossnav import training
-    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained before checking --checkpoint"))
+    monkeypatch.setattr(training, "train",
+                        lambda *a, **k: pytest.fail("trained before checking --checkpoint"))
     code, err, _ = run([*TRAIN, "--checkpoint", str(tmp_path / "missing-dir" / "c.pt")], capsys)
     assert code == 1 and len(err) == 1 and "missing-dir" in err[0] and "does not exist" in err[0], err
 
@@ -400,7 +404,8 @@ def test_load_state_dict_checks_the_state_entries():
             (lambda s: s.update(step=torch.tensor(-1.0)), "'step' must be a count"),
     ):
         state = optimizer.state_dict()
-        state["state"] = {0: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in good["state"][0].items()}}
+        state["state"] = {0: {k: v.clone() if isinstance(v, torch.Tensor) else v
+                              for k, v in good["state"][0].items()}}
         change(state["state"][0])
         with pytest.raises(ValueError, match=message):
             optimizer.load_state_dict(state)
@@ -412,13 +417,16 @@ def test_load_state_dict_checks_the_state_entries():
 def test_resume_with_fewer_epochs_than_the_checkpoint_is_refused(tiny, tmp_path):
     checkpoint = tmp_path / "c.pt"
     model = make_model("mlp", tiny, seed=0)
-    train(model, make_optimizer("sgd", model.parameters()), tiny, 2, checkpoint=str(checkpoint), progress=False)
+    train(model, make_optimizer("sgd", model.parameters()), tiny, 2, checkpoint=str(checkpoint),
+          progress=False)
     model = make_model("mlp", tiny, seed=0)
     with pytest.raises(TrainingError, match="already run 2 epochs, more than the 1 asked for"):
-        train(model, make_optimizer("sgd", model.parameters()), tiny, 1, resume=str(checkpoint), progress=False)
+        train(model, make_optimizer("sgd", model.parameters()), tiny, 1, resume=str(checkpoint),
+              progress=False)
 
 
-@pytest.mark.parametrize("out, message", [("DIR", "is a folder"), ("noext", "expected a name ending in .npz")])
+@pytest.mark.parametrize("out, message", [("DIR", "is a folder"),
+                                          ("noext", "expected a name ending in .npz")])
 def test_solve_out_must_name_an_npz_file(out, message, tmp_path, capsys, monkeypatch):
     (tmp_path / "DIR").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -463,7 +471,8 @@ def test_mesh_errors_are_in_the_engine_family(arguments, message):
 # -- found by tests/test_properties.py ----------------------------------------------------------
 def test_validate_checks_the_report_folder_before_any_case(capsys, monkeypatch, tmp_path):
     from lossnav.validation import cases
-    monkeypatch.setattr(cases, "validate", lambda *a, **k: pytest.fail("solved cases before checking --report"))
+    monkeypatch.setattr(cases, "validate",
+                        lambda *a, **k: pytest.fail("solved cases before checking --report"))
     (tmp_path / "file").write_text("")
     code, err, _ = run(["validate", "quadratic", "--report", str(tmp_path / "file" / "inside")], capsys)
     assert code == 1 and len(err) == 1 and "--report" in err[0], err
@@ -487,6 +496,7 @@ def test_out_of_memory_is_one_line(capsys, monkeypatch):
 ])
 def test_a_nul_byte_in_an_output_path_is_one_line(argv, capsys, monkeypatch):
     from lossnav.cli import langevin
-    monkeypatch.setattr(langevin, "make_regression", lambda *a, **k: pytest.fail("worked before checking --plot"))
+    monkeypatch.setattr(langevin, "make_regression",
+                        lambda *a, **k: pytest.fail("worked before checking --plot"))
     code, err, _ = run(argv, capsys)
     assert code == 1 and len(err) == 1 and "NUL byte" in err[0], err
