@@ -26,6 +26,7 @@ from .errors import (
                      SolveError,
                      TerminalConstraintError,
 )
+from .external_loss import ExternalLoss
 from .horizons.lq import LQSolution, solve_lq
 from .nlp.mesh import Mesh
 from .problem import DiscountedOCP
@@ -34,8 +35,9 @@ from .results.trajectory import Trajectory
 from .results.verification import euler_lagrange_error, euler_lagrange_residual, mesh_convergence
 from .solver import solve
 
-__all__ = ["DiscountedOCP", "FileFormatError", "Mesh", "OCPError", "OutputPathError", "ProblemError",
-           "RecedingHorizonController", "SolveError", "TerminalConstraintError", "Trajectory",
+__all__ = ["DiscountedOCP", "ExternalLoss", "FileFormatError", "Mesh", "OCPError", "OutputPathError",
+           "ProblemError", "RecedingHorizonController", "SolveError", "TerminalConstraintError",
+           "Trajectory",
            "TrustRegionPlanner", "euler_lagrange_error", "euler_lagrange_residual", "from_path",
            "loss_minima", "mesh_convergence", "receding_windows", "solve", "solve_global", "solve_lq",
            "LQSolution"]

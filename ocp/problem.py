@@ -27,6 +27,7 @@ import numpy as np
 
 from .checks import count, number
 from .errors import ProblemError
+from .external_loss import ExternalLoss
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,11 @@ class DiscountedOCP:
     Parameters
     ----------
     dim : int             number of parameters θ.
-    loss : callable       ``loss(theta, **constants)`` → scalar (see module docstring).
+    loss : callable       ``loss(theta, **constants)`` → scalar (see module docstring), or an
+        :class:`ocp.ExternalLoss` (a loss evaluated outside CasADi, e.g. a torch network's): then
+        the drift must be None and the metric None or constant (a 1-D metric, its diagonal, is
+        kept as a vector: no D × D matrix), and the problem is solved matrix-free
+        (:mod:`ocp.matrix_free`).
     gamma, eta, k : float discount rate γ ≥ 0, step-cost scale η > 0, loss weight k ≥ 0.
     metric : None, array or callable
         G: ``None`` (identity), a constant SPD matrix (or a 1-D array, its diagonal), or
@@ -132,6 +137,9 @@ class DiscountedOCP:
     def __init__(self, dim, loss, gamma=0.0, eta=1.0, k=1.0, metric=None, drift=None,
                  constants=None, name="problem"):
         dim = count("dim", dim)
+        if isinstance(loss, ExternalLoss):
+            self._init_external(dim, loss, gamma, eta, k, metric, drift, constants, name)
+            return
         if not callable(loss):
             raise ProblemError("loss must be callable: loss(theta, **constants) -> scalar")
         if drift is not None and not callable(drift):
@@ -155,6 +163,41 @@ class DiscountedOCP:
         shapes += [(key, _as_matrix_shape(value)) for key, value in self.constants.items()]
         self._structure = _Structure(ParameterLayout(tuple(shapes)))
         self._check_symbolic()
+
+    def _init_external(self, dim, loss, gamma, eta, k, metric, drift, constants, name):
+        """The problem of an :class:`ocp.ExternalLoss`: f = 0, G constant (no CasADi symbols)."""
+        if loss.dim != dim:
+            raise ProblemError(f"loss {loss.name!r} has dim {loss.dim}, the problem dim {dim}")
+        if drift is not None:
+            raise ProblemError(f"loss {loss.name!r} is an ExternalLoss: the matrix-free solver needs "
+                               "f = 0 (no drift)")
+        if callable(metric):
+            raise ProblemError(f"loss {loss.name!r} is an ExternalLoss: the metric must be None or a "
+                               "constant SPD matrix (or its diagonal), not a function of theta")
+        if constants:
+            raise ProblemError(f"loss {loss.name!r} is an ExternalLoss: constants are CasADi symbols; "
+                               "close over them in the loss's own functions instead")
+        self.dim, self.name, self.loss, self.drift = int(dim), name, loss, None
+        self.gamma = _check_rate("gamma", gamma, allow_zero=True)
+        self.eta = _check_rate("eta", eta, allow_zero=False)
+        self.k = _check_rate("k", k, allow_zero=True)
+        self.constants, self.metric_function = {}, None
+        self.metric = None if metric is None else self._external_metric(metric)
+        self._structure = _Structure(ParameterLayout((("gamma", (1, 1)), ("eta", (1, 1)), ("k", (1, 1)),
+                                                      ("t0", (1, 1)))))
+
+    def _external_metric(self, metric) -> np.ndarray:
+        metric = np.asarray(metric, dtype=float)
+        if metric.ndim == 1:
+            if metric.shape != (self.dim,) or not np.all(np.isfinite(metric)) or not np.all(metric > 0):
+                raise ProblemError(f"a diagonal metric must be {self.dim} finite positive numbers")
+            return metric
+        return check_spd(metric, self.dim)
+
+    @property
+    def external(self) -> bool:
+        """True when the loss is an :class:`ocp.ExternalLoss` (solved matrix-free only)."""
+        return isinstance(self.loss, ExternalLoss)
 
     # -- structure -----------------------------------------------------------------
     @property
@@ -185,6 +228,9 @@ class DiscountedOCP:
             if key in ("gamma", "eta", "k"):
                 setattr(new, key, _check_rate(key, value, allow_zero=(key != "eta")))
             elif key == "metric":
+                if self.external:
+                    new.metric = None if value is None else self._external_metric(value)
+                    continue
                 if self.metric is None:
                     raise ProblemError(
                         "metric can be replaced only on a problem built with a constant metric")
@@ -216,6 +262,9 @@ class DiscountedOCP:
         return casadi.SX(self.drift(theta, **self._constant_symbols(params)))
 
     def loss_value(self, theta, params, t=None):
+        if self.external:
+            raise ProblemError(f"loss {self.loss.name!r} is an ExternalLoss, evaluated outside CasADi: "
+                               "solve it with solver='matrix_free' (or 'auto')")
         return casadi.SX(self.loss(theta, **self._constant_symbols(params)))
 
     def running_cost(self, t, x, xdot, params):

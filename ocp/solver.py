@@ -23,7 +23,8 @@ from .results.trajectory import Trajectory
 
 
 def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scale=None,
-          guess=None, ipopt=None, rest_tol=1e-10, t0=0.0, time_limit=None, mesh_tol=None) -> Trajectory:
+          guess=None, ipopt=None, rest_tol=1e-10, t0=0.0, time_limit=None, mesh_tol=None, solver="auto",
+          matrix_free=None) -> Trajectory:
     """Solve ``problem`` from ``theta0``; return the optimal :class:`Trajectory`.
 
     horizon    : ``math.inf`` (default) or a finite T > 0 (any T up to the float range: a
@@ -54,11 +55,21 @@ def solve(problem, theta0, horizon=math.inf, terminal=None, mesh=None, time_scal
                  None (default): finite horizons are checked to 1e-8 only when the mesh is coarse
                  against the local time scales at θ0, the infinite horizon not; ``math.inf``: never.
 
+    solver     : "auto" (default): an :class:`ocp.ExternalLoss` matrix-free, a CasADi-written loss by
+                 collocation up to ``ocp.options.MATRIX_FREE_DIMENSION`` parameters and matrix-free
+                 above when it qualifies (f = 0, constant G); "collocation" (CasADi + IPOPT);
+                 "matrix_free" (:mod:`ocp.matrix_free`: Newton–CG with HVPs, no D × D matrix;
+                 ``stats["solver"]`` says which ran). Matrix-free solves ignore ``ipopt``,
+                 ``time_scale`` and ``rest_tol``, refuse a ``guess``, and check the doubled mesh
+                 to ``mesh_tol`` (None: 1e-6) and the Euler–Lagrange residual.
+    matrix_free: a dict of :class:`ocp.matrix_free.NewtonSettings` (max_newton, el_tol, intervals...).
+
     Raises ProblemError for bad input and SolveError when IPOPT does not converge or the mesh
     refinement does not meet its tolerance.
     """
     theta0 = problem.check_initial_state(theta0)
     options = SolveOptions.checked(problem, horizon=horizon, terminal=terminal, mesh=mesh,
                                    time_scale=time_scale, guess=guess, ipopt=ipopt, rest_tol=rest_tol, t0=t0,
-                                   time_limit=time_limit, mesh_tol=mesh_tol)
+                                   time_limit=time_limit, mesh_tol=mesh_tol, solver=solver,
+                                   matrix_free=matrix_free)
     return pipeline.run(problem, theta0, options)

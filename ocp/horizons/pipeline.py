@@ -3,7 +3,8 @@
 :func:`ocp.solve` checks its arguments once (:class:`ocp.options.SolveOptions`) and calls
 :func:`run`. Every layer below calls only layers below it, never the public solve::
 
-    run ─┬─ infinite horizon ── infinite_path ── [mesh refinement] ── infinite_core
+    run ─┬─ matrix-free (an ExternalLoss, or solver="matrix_free"/"auto" above a dimension) ── ocp.matrix_free
+         ├─ infinite horizon ── infinite_path ── [mesh refinement] ── infinite_core
          │                                                      first_window ─┘ └─ continue_infinite
          ├─ γT past round-off ── long_path ── infinite_path (the head) + finite_path (the final window)
          └─ finite horizon ───── finite_path ── first_window ── [mesh check: refine, or split at the
@@ -23,12 +24,16 @@ import numpy as np
 from ..budget import TIME_LIMIT
 from ..checks import number
 from ..errors import ProblemError, SolveError
+from ..external_loss import ExternalLoss
+from ..matrix_free import solve as matrix_free_solve
 from ..nlp.guesses import initial_guess
 from ..nlp.local_model import curvatures_or_nan, default_time_scale
 from ..nlp.solution import from_solution
 from ..nlp.time_maps import window_end
 from ..nlp.transcription import transcription_for
 from ..nlp.window import solve_window
+from ..options import MATRIX_FREE_DIMENSION, matrix_free_qualifies
+from ..problem import DiscountedOCP
 from . import long_horizon, mesh_refinement
 from .downhill import downhill_guess
 from .infinite import FirstWindow, continue_infinite
@@ -37,6 +42,8 @@ from .policy import time_cross_derivative
 
 def run(problem, theta0, options):
     """The optimal path of ``problem`` from ``theta0`` under checked ``options``."""
+    if uses_matrix_free(problem, options):
+        return matrix_free_path(problem, theta0, options)
     if options.infinite:
         return infinite_path(problem, theta0, options)
     if options.time_scale is not None:
@@ -44,6 +51,30 @@ def run(problem, theta0, options):
     if long_horizon.needs_composite(problem, options.horizon, options.terminal):
         return long_path(problem, theta0, options)
     return finite_path(problem, theta0, options)
+
+
+def uses_matrix_free(problem, options) -> bool:
+    """The solver the options ask for ("auto": an ExternalLoss, or a qualifying CasADi loss with
+    more than MATRIX_FREE_DIMENSION parameters)."""
+    if getattr(problem, "external", False) or options.solver == "matrix_free":
+        return True
+    return (options.solver == "auto" and problem.dim > MATRIX_FREE_DIMENSION
+            and matrix_free_qualifies(problem))
+
+
+def matrix_free_path(problem, theta0, options):
+    """The matrix-free solve (:mod:`ocp.matrix_free`); a CasADi-written loss is wrapped as an
+    :class:`ocp.ExternalLoss` (its HVPs by CasADi's jtimes)."""
+    if options.guesses != (None,):
+        raise ProblemError("the matrix-free solver takes no guess (it starts from theta0 held, or the "
+                           "decay to the rest point)")
+    if options.time_scale is not None:
+        raise ProblemError("time_scale sets the collocation's infinite-horizon map; the matrix-free "
+                           "solver grades its own mesh")
+    if not getattr(problem, "external", False):
+        problem = DiscountedOCP(problem.dim, ExternalLoss.from_casadi(problem), problem.gamma, problem.eta,
+                                problem.k, metric=problem.metric, name=problem.name)
+    return matrix_free_solve(problem, theta0, options)
 
 
 def first_window(problem, theta0, options) -> FirstWindow:

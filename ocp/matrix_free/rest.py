@@ -1,0 +1,81 @@
+"""The rest point of the infinite horizon and the curvature range around it, from HVPs only.
+
+With f = 0 the infinite-horizon path of Vastola et al. 2025 (Eq. 2, App. C) ends at a rest point
+θ* with ∇L(θ*) = 0 and lies on its stable manifold; near θ* it decays as e^{rt} with
+r = γ/2 − sqrt(γ²/4 + ηkλ) for each eigenvalue λ of G⁻¹∇²L(θ*) (design notes §1). θ* is found as
+:mod:`ocp.horizons.downhill` finds it (the basin gradient descent from θ0 falls into): L-BFGS
+(scipy), then Newton–CG with exact HVPs to ‖∇L‖ ≤ REST_TOL. λ_min and λ_max come from Lanczos
+(scipy.sparse.linalg.eigsh on a LinearOperator of HVPs): λ_min > 0 (a strict minimum) is required.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse.linalg
+
+from ..errors import SolveError
+
+REST_TOL = 1e-10
+"""‖∇L̂(φ*)‖_∞ at the rest point, relative to max(1, ‖∇L̂(φ0)‖_∞)."""
+
+NOT_A_MINIMUM = "rest_point_not_a_minimum"
+NO_REST_POINT = "rest_point_not_found"
+
+
+def rest_point(metric_loss, phi0, deadline):
+    """φ* downhill from φ0 and the iterations spent (module docstring); SolveError if the
+    gradient there does not reach REST_TOL."""
+    def value_and_gradient(phi):
+        deadline.check("the rest point's descent")
+        return metric_loss.value(phi), metric_loss.gradients(phi[None])[0]
+
+    def gradient(phi):
+        return metric_loss.gradients(phi[None])[0]
+
+    def hessp(phi, v):
+        return metric_loss.hvps(phi[None], v[None])[0]
+
+    start_norm = max(1.0, np.abs(gradient(phi0)).max())
+    descent = scipy.optimize.minimize(value_and_gradient, phi0, jac=True, method="L-BFGS-B",
+                                      options={"maxiter": 2000, "gtol": 1e-9 * start_norm, "ftol": 1e-15})
+    phi, newton_iterations = descent.x, 0
+    while newton_iterations < 30:            # Newton–CG polish on ∇L̂ = 0
+        deadline.check("the rest point's Newton polish")
+        g = gradient(phi)
+        if np.abs(g).max() <= REST_TOL * start_norm:
+            break
+        newton_iterations += 1
+        operator = scipy.sparse.linalg.LinearOperator((len(phi), len(phi)), dtype=float,
+                                                      matvec=lambda v, p=phi: hessp(p, v))
+        step, _ = scipy.sparse.linalg.cg(operator, -g, rtol=1e-6, maxiter=500)
+        phi = phi + step
+    residual = np.abs(gradient(phi)).max()
+    if not residual <= REST_TOL * start_norm:
+        raise SolveError(f"no rest point found downhill from theta0 (|grad L| = {residual:.3g} after "
+                         "L-BFGS and Newton-CG)", NO_REST_POINT, newton_iterations)
+    return phi, {"rest_lbfgs_iterations": int(descent.nit), "rest_newton_iterations": newton_iterations,
+                 "rest_gradient": float(residual)}
+
+
+def curvature_range(metric_loss, phi):
+    """(λ_min, λ_max) of ∇²L̂(φ) by Lanczos on HVPs; SolveError when λ_min ≤ 0 (not a minimum)."""
+    n = len(phi)
+
+    def hessian(v):
+        return metric_loss.hvps(phi[None], np.asarray(v, float).reshape(1, -1))[0]
+
+    if n == 1:
+        largest = smallest = float(hessian(np.ones(1))[0])
+    else:
+        operator = scipy.sparse.linalg.LinearOperator((n, n), matvec=hessian, dtype=float)
+        largest = float(scipy.sparse.linalg.eigsh(operator, k=1, which="LA", tol=1e-6,
+                                                  return_eigenvectors=False)[0])
+        shifted = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: largest * v - hessian(v),
+                                                     dtype=float)
+        smallest = largest - float(scipy.sparse.linalg.eigsh(shifted, k=1, which="LA", tol=1e-10,
+                                                             maxiter=20 * n, return_eigenvectors=False)[0])
+    if not smallest > 1e-12 * max(abs(largest), 1e-300):
+        raise SolveError(f"the rest point is not a strict minimum of the loss (smallest curvature "
+                         f"{smallest:.3g}): the infinite-horizon path has no stable rest there",
+                         NOT_A_MINIMUM, 0)
+    return smallest, largest

@@ -1,0 +1,151 @@
+"""The matrix-free solve: a finite or infinite horizon from θ0, checked, as an ocp.Trajectory.
+
+Finite horizon T: the free end (θ̇(T) = 0 is the natural boundary condition of the Galerkin
+form) or a fixed ``terminal``; elements clustered at both ends. Infinite horizon: the rest
+point θ* (:mod:`ocp.matrix_free.rest`), the slowest stable rate r = γ/2 − sqrt(γ²/4 + ηkλ_min)
+sets the end T_end = decay/|r| with θ(T_end) = θ* fixed (the stable manifold's error there is
+e^{−decay}), on a geometrically graded mesh starting at the fastest rate's scale.
+
+The solve is refused (SolveError) when Newton does not converge, when the mesh check (the doubled
+mesh) or the Euler–Lagrange residual fails its tolerance, and when the time limit is spent.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import SolveError
+from ..results.trajectory import Trajectory
+from .checks import euler_lagrange_error, mesh_agreement, node_velocities
+from .mesh import ElementMesh, chebyshev_boundaries, geometric_boundaries
+from .newton import NewtonSolver
+from .objective import DiscreteObjective, MetricLoss
+from .rest import curvature_range, rest_point
+
+MESH_TOL = 1e-6
+"""The default mesh agreement (``mesh_tol`` None): the doubled mesh's path to 1e-6 of the range."""
+
+MESH_FAILED, EL_FAILED = "mesh_check_failed", "euler_lagrange_check_failed"
+
+
+def solve(problem, theta0, options):
+    """The checked optimal path (module docstring) as a :class:`ocp.Trajectory`."""
+    settings, started = options.matrix_free, time.perf_counter()
+    metric_loss = MetricLoss(problem.loss, problem.metric)
+    counts_before = dict(problem.loss.counts)
+    phi0 = metric_loss.phi(theta0[None])[0]
+    stats = {"solver": "matrix_free", "horizon": options.horizon, "gamma": problem.gamma, "t0": options.t0}
+    intervals = settings.intervals or options.mesh.intervals
+    degree = settings.degree or max(options.mesh.degree, 2)
+    if options.infinite:
+        end_phi, rest_stats = rest_point(metric_loss, phi0, options.deadline)
+        smallest, largest = curvature_range(metric_loss, end_phi)
+        rate = problem.eta * problem.k
+        slow = math.sqrt(problem.gamma ** 2 / 4 + rate * smallest) - problem.gamma / 2
+        fast = math.sqrt(problem.gamma ** 2 / 4 + rate * largest) - problem.gamma / 2
+        end = settings.decay / slow
+        boundaries = geometric_boundaries(end, intervals, 1.0 / fast)
+        shift = smallest
+        stats.update(rest_stats, lambda_min=smallest, lambda_max=largest, slowest_rate=-slow, t_end=end)
+    else:
+        end_phi = None if options.terminal is None else metric_loss.phi(options.terminal[None])[0]
+        boundaries = chebyshev_boundaries(options.horizon, intervals)
+        shift = _rayleigh_shift(metric_loss, phi0)
+    mesh = ElementMesh(boundaries, degree, problem.gamma)
+    trajectory, newton = _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, None)
+    el_error = _el_error(problem, metric_loss, mesh, trajectory)
+    refinements, agreement = [{"intervals": mesh.intervals, "euler_lagrange_error": el_error}], None
+    tolerance = MESH_TOL if options.mesh_tol is None else options.mesh_tol
+    checked = options.mesh_tol != math.inf
+    while (checked and agreement is None) or not (el_error <= settings.el_tol
+                                                  and (not checked or agreement <= tolerance)):
+        if len(refinements) > settings.refinements + 1:
+            break
+        mesh = mesh.doubled()
+        fine, fine_newton = _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options,
+                                      trajectory)
+        agreement = mesh_agreement(trajectory, fine)
+        el_error = _el_error(problem, metric_loss, mesh, fine)
+        refinements.append({"intervals": mesh.intervals, "agreement": agreement,
+                            "euler_lagrange_error": el_error})
+        newton = {key: newton[key] + fine_newton[key] for key in newton}
+        trajectory = fine
+    counts = {key: problem.loss.counts[key] - counts_before[key] for key in counts_before}
+    trajectory.stats.update(stats, **newton, euler_lagrange_error=el_error, mesh_agreement=agreement,
+                            mesh_refinement=refinements, mesh={"intervals": mesh.intervals, "degree": degree},
+                            loss_evaluations=counts, preconditioner_shift=shift, success=True,
+                            reached_rest=options.infinite, solve_time=time.perf_counter() - started)
+    if checked and not agreement <= tolerance:
+        trajectory.stats["success"] = False
+        raise SolveError(f"the matrix-free path does not agree with the doubled mesh's ({agreement:.3g} "
+                         f"of its range > mesh_tol {tolerance:g})", MESH_FAILED,
+                         newton["newton_iterations"], trajectory)
+    if not el_error <= settings.el_tol:
+        trajectory.stats["success"] = False
+        raise SolveError(f"the matrix-free path's Euler-Lagrange residual {el_error:.3g} exceeds el_tol "
+                         f"{settings.el_tol:g} (refine: more intervals or a higher degree)", EL_FAILED,
+                         newton["newton_iterations"], trajectory)
+    return trajectory
+
+
+def _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, guess):
+    """Newton on one mesh from ``guess`` (a Trajectory; None: θ0 held, or the decay to θ*)."""
+    objective = DiscreteObjective(metric_loss, mesh, problem.eta, problem.k, phi0, end_phi, shift)
+    if guess is not None:
+        nodes = metric_loss.phi(guess(mesh.times + guess.t[0]))
+    elif end_phi is not None and options.infinite:
+        decay = np.exp(-settings.decay * mesh.times / mesh.times[-1])[:, None]
+        nodes = end_phi + (phi0 - end_phi) * decay
+    else:
+        nodes = np.tile(phi0, (mesh.size, 1))
+    if end_phi is not None:
+        nodes[-1] = end_phi
+    floor = max(np.abs(phi0).max() * 1e-6, 1e-12)     # θ0 at rest: the range is zero
+
+    def path_range(Y):
+        return max(np.abs(objective.nodes(Y) - phi0).max(), floor)
+
+    newton = NewtonSolver(objective, settings, options.deadline)
+    try:
+        Y = newton.minimise(objective.unknowns(nodes), path_range)
+    except SolveError as exc:
+        last = newton.last if newton.last is None else _trajectory(problem, metric_loss, objective,
+                                                                   newton.last, options)
+        message = str(exc).split(" (IPOPT")[0]
+        raise SolveError(message, exc.status, newton.stats["newton_iterations"], last) from None
+    return _trajectory(problem, metric_loss, objective, Y, options), dict(newton.stats)
+
+
+def _trajectory(problem, metric_loss, objective, Y, options):
+    mesh = objective.mesh
+    phi_nodes = objective.nodes(Y)
+    phi_velocity = node_velocities(mesh, phi_nodes)
+    theta, velocity = metric_loss.theta(phi_nodes), metric_loss.theta(phi_velocity)
+    losses = metric_loss.values(phi_nodes)
+    objective_value = objective.value(Y)
+    if options.infinite and problem.gamma > 0:     # the rest beyond T_end, at θ*
+        objective_value += problem.k * losses[-1] * math.exp(-problem.gamma * mesh.times[-1]) / problem.gamma
+    first = np.arange(mesh.intervals) * mesh.degree
+    elements = np.column_stack([first, first + mesh.degree, options.t0 + mesh.boundaries[:-1],
+                                np.zeros(mesh.intervals)]).astype(float)
+    return Trajectory(t=options.t0 + mesh.times, theta=theta, velocity=velocity,
+                      kinetic=0.5 / problem.eta * np.einsum("nd,nd->n", phi_velocity, phi_velocity),
+                      potential=problem.k * losses, costate=-metric_loss.phi(phi_velocity) / problem.eta,
+                      objective=objective_value, elements=elements,
+                      stats={"solver": "matrix_free", "gamma": problem.gamma, "t0": options.t0,
+                             "horizon": options.horizon})
+
+
+def _el_error(problem, metric_loss, mesh, trajectory):
+    return euler_lagrange_error(metric_loss, mesh, metric_loss.phi(trajectory.theta), problem.eta, problem.k)
+
+
+def _rayleigh_shift(metric_loss, phi0):
+    """σ = max(0, gᵀ∇²L̂ g / gᵀg) along the gradient at φ0: the preconditioner's curvature."""
+    g = metric_loss.gradients(phi0[None])
+    norm = float(np.vdot(g, g))
+    if norm == 0:
+        return 0.0
+    return max(float(np.vdot(g, metric_loss.hvps(phi0[None], g))) / norm, 0.0)

@@ -1,0 +1,100 @@
+"""A torch function of a flat parameter vector as an :class:`ocp.ExternalLoss` for the engine.
+
+The matrix-free solver (:mod:`ocp.matrix_free`) needs L(θ), ∇L(θ) and ∇²L(θ)·v, batched over
+the quadrature nodes of its mesh (issue 25: the discounted OCP of Vastola et al. 2025, Eq. 2,
+for a network's full-batch training loss). Here they come from ``torch.func``: the gradient by
+``torch.func.grad``, the HVP forward-over-reverse (``torch.func.jvp`` of the gradient: one extra
+forward pass, no Hessian), the batches by ``torch.func.vmap`` in chunks (``chunk_size``: a
+batch of N points holds N copies of the network's activations). The engine sees numpy float64
+only; ``ocp`` never imports torch.
+
+``TorchLoss.from_module(module, loss_fn, inputs, targets, weight_decay)`` builds the loss of an
+``nn.Module`` through ``torch.func.functional_call`` on a flat vector θ (the module's parameters
+in ``named_parameters`` order), L(θ) = loss_fn(module_θ(inputs), targets) + (λ/2)|θ|²; the
+module's current parameters are θ0 (:meth:`TorchLoss.initial_theta`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ocp import ExternalLoss, ProblemError
+
+DEFAULT_CHUNK = 32
+"""Points per vmap call: bounds the memory of a batch (activations of 32 network copies)."""
+
+
+class TorchLoss(ExternalLoss):
+    """``function(theta)``: flat tensor (dim,) → scalar tensor, differentiable by torch.func."""
+
+    def __init__(self, function, dim, dtype=torch.float64, device="cpu", name="torch",
+                 chunk_size=DEFAULT_CHUNK):
+        if not callable(function):
+            raise ProblemError(f"loss {name!r}: function must be callable: function(theta) -> scalar tensor")
+        self.function, self.dtype, self.device = function, dtype, torch.device(device)
+        self.chunk_size = int(chunk_size)
+        gradient = torch.func.grad(function)
+
+        def hvp(theta, v):
+            return torch.func.jvp(gradient, (theta,), (v,))[1]
+
+        self._torch = {"value": function, "gradient": gradient, "hvp": hvp,
+                       "values": torch.func.vmap(function, chunk_size=self.chunk_size),
+                       "gradients": torch.func.vmap(gradient, chunk_size=self.chunk_size),
+                       "hvps": torch.func.vmap(hvp, chunk_size=self.chunk_size)}
+        super().__init__(dim, self._call("value"), self._call("gradient"), self._call("hvp"),
+                         gradients=self._call("gradients"), hvps=self._call("hvps"), name=name,
+                         values=self._call("values"))
+
+    def _call(self, key):
+        """The torch function ``key`` on numpy float64 arrays (in, out)."""
+        function = self._torch[key]
+
+        def evaluate(*arrays):
+            tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=self.dtype, device=self.device)
+                       for a in arrays]
+            with torch.no_grad():
+                out = function(*tensors)
+            return out.detach().to("cpu", torch.float64).numpy()
+        return evaluate
+
+    @classmethod
+    def from_module(cls, module, loss_fn, inputs, targets, weight_decay=0.0, dtype=torch.float64,
+                    device="cpu", name=None, chunk_size=DEFAULT_CHUNK) -> TorchLoss:
+        """The full-batch training loss of ``module`` (module docstring) as a TorchLoss."""
+        if not isinstance(module, torch.nn.Module):
+            raise ProblemError(f"from_module needs a torch.nn.Module, got {type(module).__name__}")
+        if not math.isfinite(weight_decay) or weight_decay < 0:
+            raise ProblemError(f"weight_decay must be a finite number ≥ 0, got {weight_decay!r}")
+        module = module.to(device=device, dtype=dtype)
+        names = [key for key, _ in module.named_parameters()]
+        shapes = [p.shape for _, p in module.named_parameters()]
+        sizes = [p.numel() for _, p in module.named_parameters()]
+        buffers = dict(module.named_buffers())
+        inputs = torch.as_tensor(inputs, device=device)
+        inputs = inputs.to(dtype) if inputs.is_floating_point() else inputs
+        targets = torch.as_tensor(targets, device=device)
+        targets = targets.to(dtype) if targets.is_floating_point() else targets
+
+        def function(theta):
+            pieces = torch.split(theta, sizes)
+            params = {key: piece.reshape(shape)
+                      for key, piece, shape in zip(names, pieces, shapes, strict=True)}
+            out = torch.func.functional_call(module, {**params, **buffers}, (inputs,))
+            return loss_fn(out, targets) + 0.5 * weight_decay * torch.dot(theta, theta)
+
+        loss = cls(function, sum(sizes), dtype=dtype, device=device, name=name or type(module).__name__,
+                   chunk_size=chunk_size)
+        with torch.no_grad():
+            flat = torch.cat([p.reshape(-1) for p in module.parameters()])
+            loss._initial = flat.to("cpu", torch.float64).numpy()
+        loss.module, loss.weight_decay = module, float(weight_decay)
+        return loss
+
+    def initial_theta(self) -> np.ndarray:
+        """The module's parameters when the loss was built, flat (θ0); only from :meth:`from_module`."""
+        if not hasattr(self, "_initial"):
+            raise ProblemError(f"loss {self.name!r} was not built from a module: it has no initial theta")
+        return self._initial.copy()

@@ -1,0 +1,53 @@
+"""The matrix-free path (ocp.matrix_free) against the collocation path on one CasADi loss; refusals."""
+from __future__ import annotations
+
+import math
+
+import casadi
+import numpy as np
+import pytest
+
+import ocp
+
+
+def quadratic_problem(dim=4, seed=0, gamma=0.5):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(dim, dim))
+    H, mu = A @ A.T / dim + 0.3 * np.eye(dim), rng.normal(size=dim)
+
+    def loss(theta):
+        d = theta - casadi.DM(mu)
+        return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
+    return ocp.DiscountedOCP(dim, loss, gamma=gamma, eta=1.0, k=1.0)
+
+
+@pytest.mark.parametrize("horizon", [2.0, math.inf])
+def test_matrix_free_matches_collocation_on_a_quadratic(horizon):
+    problem = quadratic_problem()
+    theta0 = np.zeros(problem.dim)
+    free = ocp.solve(problem, theta0, horizon, solver="matrix_free")
+    reference = ocp.solve(problem, theta0, horizon, solver="collocation")
+    times = np.linspace(0.0, 2.0 if horizon < math.inf else 10.0, 40)
+    assert free.stats["solver"] == "matrix_free"
+    assert np.abs(free(times) - reference(times)).max() < 1e-6
+    assert free.objective == pytest.approx(reference.objective, rel=1e-8)
+    assert free.stats["euler_lagrange_error"] <= 1e-6
+
+
+def test_external_loss_refusals():
+    problem = quadratic_problem()
+    loss = ocp.ExternalLoss.from_casadi(problem)
+    with pytest.raises(ocp.ProblemError, match="drift"):
+        ocp.DiscountedOCP(problem.dim, loss, drift=lambda theta: theta)
+    external = ocp.DiscountedOCP(problem.dim, loss, gamma=0.5)
+    with pytest.raises(ocp.ProblemError, match="collocation"):
+        ocp.solve(external, np.zeros(problem.dim), 2.0, solver="collocation")
+    with pytest.raises(ocp.ProblemError, match="shape"):
+        loss.gradient(np.zeros(problem.dim + 1))
+
+
+def test_a_non_converged_solve_is_refused():
+    problem = quadratic_problem()
+    with pytest.raises(ocp.SolveError) as caught:
+        ocp.solve(problem, np.zeros(problem.dim), 2.0, solver="matrix_free", matrix_free={"max_newton": 1})
+    assert caught.value.status == "newton_not_converged"
