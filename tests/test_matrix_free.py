@@ -51,3 +51,26 @@ def test_a_non_converged_solve_is_refused():
     with pytest.raises(ocp.SolveError) as caught:
         ocp.solve(problem, np.zeros(problem.dim), 2.0, solver="matrix_free", matrix_free={"max_newton": 1})
     assert caught.value.status == "newton_not_converged"
+
+
+def test_an_infinite_horizon_past_the_scaled_span_is_refused():
+    """γ ≫ sqrt(ηk·λ_min): T_end = 36/|r| makes γ·T_end ≈ 3,600; the e^{γt/2} scaling cannot carry it."""
+    mu = np.array([1.0, -1.0])
+
+    def loss(theta):
+        d = theta - casadi.DM(mu)
+        return 0.5 * (0.01 * d[0] ** 2 + d[1] ** 2)
+    problem = ocp.DiscountedOCP(2, loss, gamma=1.0)
+    with pytest.raises(ocp.SolveError) as caught:
+        ocp.solve(problem, np.zeros(2), math.inf, solver="matrix_free")
+    assert caught.value.status == "discount_span_too_long"
+
+
+def test_a_loss_returning_nan_is_a_problem_error():
+    def gradient(theta):
+        return np.full_like(theta, np.nan)
+    loss = ocp.ExternalLoss(2, value=lambda theta: float(theta @ theta), gradient=gradient,
+                            hvp=lambda theta, v: 2 * v, name="broken")
+    problem = ocp.DiscountedOCP(2, loss, gamma=0.5)
+    with pytest.raises(ocp.ProblemError, match="broken"):
+        ocp.solve(problem, np.ones(2), 2.0)

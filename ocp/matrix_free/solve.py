@@ -29,6 +29,11 @@ MESH_TOL = 1e-6
 
 MESH_FAILED, EL_FAILED = "mesh_check_failed", "euler_lagrange_check_failed"
 
+MAX_DISCOUNT_SPAN = 60.0
+"""The largest γ·T_end the symmetric current-value scaling e^{γt/2} carries: beyond it the scaled
+system's entries span more than e^{30} ≈ 1e13 and the banded factorisation loses every digit (and
+overflows past γ·T_end ≈ 1400). Such a problem (γ ≫ sqrt(ηk·λ_min)) is refused, not solved wrongly."""
+
 
 def solve(problem, theta0, options):
     """The checked optimal path (module docstring) as a :class:`ocp.Trajectory`."""
@@ -46,6 +51,12 @@ def solve(problem, theta0, options):
         slow = math.sqrt(problem.gamma ** 2 / 4 + rate * smallest) - problem.gamma / 2
         fast = math.sqrt(problem.gamma ** 2 / 4 + rate * largest) - problem.gamma / 2
         end = settings.decay / slow
+        if problem.gamma * end > MAX_DISCOUNT_SPAN:
+            raise SolveError(f"the matrix-free infinite horizon needs gamma * T_end <= "
+                             f"{MAX_DISCOUNT_SPAN:g}, "
+                             f"here {problem.gamma * end:.3g} (gamma {problem.gamma:g}, slowest stable rate "
+                             f"{slow:.3g}, lambda_min {smallest:.3g}): lower gamma below "
+                             f"sqrt(eta*k*lambda_min) or use a finite horizon", "discount_span_too_long", 0)
         boundaries = geometric_boundaries(end, intervals, 1.0 / fast)
         shift = smallest
         stats.update(rest_stats, lambda_min=smallest, lambda_max=largest, slowest_rate=-slow, t_end=end)
