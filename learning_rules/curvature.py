@@ -24,7 +24,6 @@ import contextlib
 
 import torch
 
-from .device_checks import commit_
 
 CURVATURE_SOURCES = ("exact", "hutchinson")
 
@@ -152,7 +151,7 @@ def store_diagonal(states, params, average, updates, beta, ok=None):
     """Store the flat ``average`` as each parameter's ``hessian_diag`` (and the update count);
     return the stored diagonal bias corrected, / (1 − β^updates). ``ok`` (a 0-dim device bool):
     store it only where ok, else keep the previous (zeros before the first), without a host
-    read (:mod:`learning_rules.device_checks`)."""
+    read."""
     parts = [part.view_as(param) for part, param in zip(torch.split(average, [p.numel() for p in params]), params)]
     for state, param, part in zip(states, params, parts):
         if ok is None:
@@ -162,6 +161,6 @@ def store_diagonal(states, params, average, updates, beta, ok=None):
         state["hessian_updates"] = updates
     if ok is not None:
         stored = [state["hessian_diag"] for state in states]
-        commit_(stored, parts, ok)
+        torch._foreach_copy_(stored, [torch.where(ok, new, old) for new, old in zip(parts, stored)])
         average = torch.cat([diagonal.reshape(-1) for diagonal in stored])
     return average.div(1 - beta ** updates) if beta else average.clone()

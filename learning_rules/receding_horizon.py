@@ -104,15 +104,16 @@ class RecedingHorizon(CurvatureOptimizer):
             compensate for it (:class:`DriftCompensated` is the optimum under that drift for a
             quadratic model); default 0.
         maximize: default False.
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
 
     Devices: the plan, the subspace basis, the local model and the curvature probes live on the
-    parameters' device and dtype. Between re-plans a step reads nothing on the host: whether
-    the gradient, the running g² and the step are finite is decided on the device, and a
-    non-finite step is applied as zero (it still uses up its slot of the plan) and counted in
-    ``pending_skips``, which the next re-plan folds into ``skipped_steps`` (warning once). A
-    re-plan is the one synchronisation: the model (T, b, live rows, pending skips, the new
-    curvature average's sum) is read as one tensor for IPOPT and the plan is copied back once;
-    ``host_syncs`` counts these steps.
+    parameters' device and dtype, in the group's state (``group["group_state"]``). Between
+    re-plans a step reads nothing on the host: the base's one step path decides on the device
+    whether the gradient, the running g² and the step are finite, and a non-finite step writes
+    nothing (it still uses up its slot of the plan, the plan's clock) and is counted in
+    ``skipped_steps`` (read when asked). A re-plan is the one synchronisation: the model (T, b,
+    live rows, the new curvature average's sum) is read as one tensor for IPOPT and the plan is
+    copied back once; ``host_syncs`` counts these steps.
     """
 
     curvature_sources = ("hutchinson", "none")
@@ -121,7 +122,7 @@ class RecedingHorizon(CurvatureOptimizer):
                  metric_eps=1e-8, subspace_dim=4, replan_interval=10, plan_steps=None, plan_intervals=None,
                  plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson", curvature_beta=0.9,
                  hutchinson_samples=1, damping=1e-8, negative_curvature="abs", max_iter=50, max_time=None,
-                 weight_decay=0.0, maximize=False):
+                 weight_decay=0.0, maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, metric=metric, metric_beta=metric_beta,
                         metric_eps=metric_eps, subspace_dim=subspace_dim, replan_interval=replan_interval,
                         plan_steps=plan_steps, plan_intervals=plan_intervals, plan_degree=plan_degree,
@@ -129,7 +130,7 @@ class RecedingHorizon(CurvatureOptimizer):
                         curvature_beta=curvature_beta, hutchinson_samples=hutchinson_samples, damping=damping,
                         negative_curvature=negative_curvature, max_iter=max_iter, max_time=max_time,
                         weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def load_state_dict(self, state_dict):
         """As :meth:`RuleOptimizer.load_state_dict`; a state saved before ``weight_decay`` existed
@@ -178,9 +179,14 @@ class RecedingHorizon(CurvatureOptimizer):
             group["max_time"] = check_number("max_time", group["max_time"], 0, None, low_open=True)
 
     # -- when a step needs Hessian-vector products -----------------------------------
+    #: the per-parameter layout kept the plan and its counters in the first parameter's state
+    legacy_group_keys = (*RuleOptimizer.legacy_group_keys, "size", "previous", "second_moment", "moment_updates",
+                         "hvps", "host_syncs", "complement_factor", "plan", "basis", "plan_index", "plan_dt",
+                         "replans", "solves", "solver_iterations", "fallbacks", "scale")
+
     def _head(self, group):
-        """The state holding a group's plan and counters: that of its first parameter."""
-        return self.state[group["params"][0]]
+        """The state holding a group's plan and counters: the group's own (``group["group_state"]``)."""
+        return group["group_state"]
 
     def _due(self, group):
         head = self._head(group)
@@ -198,31 +204,41 @@ class RecedingHorizon(CurvatureOptimizer):
 
     # -- the step -------------------------------------------------------------------
     def _group_step(self, group, params, grads, graph):
-        head, gradient = self._head(group), flat(grads)
-        # finiteness is decided on the device (no host read between re-plans): a non-finite
-        # gradient, running average or step makes the step zero and is counted in
-        # "pending_skips", folded into skipped_steps at the next re-plan (class docstring)
-        if head.get("size") != gradient.numel():       # the parameters with gradients changed
+        head = self._head(group)
+        if head.get("size") != sum(p.numel() for p in params):     # the parameters with gradients changed
             for key in ("plan", "second_moment"):
                 head.pop(key, None)
-            head["size"] = gradient.numel()
-            head["previous"] = torch.zeros_like(gradient)
+            head["size"] = sum(p.numel() for p in params)
+            head["previous"] = params[0].new_zeros(head["size"])
             if not graph:                              # no HVPs this step: re-plan at the next one
                 return
-        if group["metric"] == "gradient_squares":      # v ← βv + (1 − β)g², flat, in the head state
+        super()._group_step(group, params, grads, graph)
+        if "moment_staged" in head:                    # the masked average is the stored one again
+            head["second_moment"], head["moment_updates"] = head.pop("moment_staged")
+
+    def _propose(self, group, params, grads, graph, proposal):
+        """One Δt of the plan in the subspace plus the complement step, proposed (base: one device
+        flag decides, nothing read on the host between re-plans; a skipped step still uses up its
+        slot of the plan, the plan clock, as it does on every device)."""
+        head, gradient = self._head(group), flat(grads)
+        if group["metric"] == "gradient_squares":      # v ← βv + (1 − β)g², flat, in the group state
             beta = group["metric_beta"]
             if "second_moment" not in head:
-                head["second_moment"], head["moment_updates"] = torch.zeros_like(gradient), 0
-            previous_moment = head["second_moment"]
-            head["second_moment"] = previous_moment.mul(beta).addcmul_(gradient, gradient, value=1 - beta)
-            head["moment_updates"] += 1
+                head["second_moment"] = torch.zeros_like(gradient)
+            if not isinstance(head.get("moment_updates"), torch.Tensor):
+                head["moment_updates"] = torch.full((), int(head.get("moment_updates", 0)), dtype=torch.int64,
+                                                    device=gradient.device)
+            stored = (head["second_moment"], head["moment_updates"])
+            head["second_moment"] = stored[0].mul(beta).addcmul_(gradient, gradient, value=1 - beta)
+            head["moment_updates"] = stored[1] + 1      # this step (and its re-plan) see the new average
+            proposal.store(stored, [head["second_moment"], head["moment_updates"]])
+            head["moment_staged"] = stored
         if self._due(group):
             if not graph:
                 raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
             if not self._replan(group, params, gradient, graph):
-                if group["metric"] == "gradient_squares":      # the failed step leaves the average as it was
-                    head["second_moment"] = previous_moment
-                self._skip(group, "local model")
+                proposal.reject()                      # the local model was not finite
+                proposal.move(torch.zeros_like(gradient))
                 return
         basis, j = head["basis"], head["plan_index"]
         # in place on the flat gradient, one fused operation each (a plain step is ~25 tensor
@@ -237,28 +253,20 @@ class RecedingHorizon(CurvatureOptimizer):
             update.add_(planned)
         else:
             update.mul_(scale).addcmul_(head["scale"], planned)
-        # a NaN or ±inf gradient makes the update NaN (through g, or g² → the metric); an
-        # overflowing g² shows in the average's sum: one reduction each decides (a finite sum
-        # proves every entry finite; an overflowing sum of finite entries skips too, conservatively)
-        check = update.sum()
-        if group["metric"] == "gradient_squares":
-            check = check.add_(head["second_moment"].sum())
-        ok = check.isfinite()
-        if group["metric"] == "gradient_squares":
-            head["second_moment"] = torch.where(ok, head["second_moment"], previous_moment)
-        if group["weight_decay"]:                          # θ ← (1 − Δt·j)θ, not on a skipped step
-            torch._foreach_mul_(params, ok.to(update.dtype).mul_(-group["lr"] * group["weight_decay"]).add_(1))
-        applied = self._apply_masked(group, params, update, ok, check=False)   # a skip is counted pending
         head["plan_index"] = j + 1
-        head["previous"].add_(applied)
+        proposal.store([head["previous"]], [head["previous"] + update])   # Δθ since the re-plan
+        if group["weight_decay"]:                          # θ ← (1 − Δt·j)θ + update
+            update = update.add(flat(params), alpha=-group["lr"] * group["weight_decay"])
+        proposal.move(update)
 
     def _metric_scale(self, group, params):
         """s = G^{-1/2} of the metric G = √v̂ + ε (the App. B proxy), or None (G = I)."""
         if group["metric"] is None:
             return None
         head = self._head(group)
-        correction = 1 - group["metric_beta"] ** head["moment_updates"]
-        return head["second_moment"].div(correction).sqrt_().add_(group["metric_eps"]).rsqrt_()
+        moment = head["second_moment"]
+        correction = -torch.pow(group["metric_beta"], head["moment_updates"].to(moment.dtype)) + 1
+        return moment.div(correction).sqrt_().add_(group["metric_eps"]).rsqrt_()
 
     def _replan(self, group, params, gradient, graph):
         """Measure the subspace model, plan with IPOPT (or the closed-form path), store the plan."""
@@ -283,13 +291,10 @@ class RecedingHorizon(CurvatureOptimizer):
             states = [self.state[param] for param in params]
             average, updates = fold_diagonal(states, estimate, group["curvature_beta"])
             check = average.sum()
-        # the re-plan's one read: T, b, which rows of Q live, the skips since the last, the average's sum
-        pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
-        T_full, b_full, skipped, finite = subspace_plan.read_model(T, b, basis, pending, m, check)
-        if "pending_skips" in head:
-            for _ in range(skipped):
-                self._skip(group, "gradient, running average or step")
-            head["pending_skips"].zero_()
+        # the re-plan's one read: T, b, which rows of Q live, the average's sum (skips are
+        # counted by the base's step path and read when asked: none pending here)
+        T_full, b_full, _, finite = subspace_plan.read_model(T, b, basis, gradient.new_zeros((), dtype=torch.int64),
+                                                             m, check)
         if not finite:
             return False
         diagonal = torch.zeros_like(gradient)
