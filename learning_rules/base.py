@@ -94,7 +94,7 @@ class RuleOptimizer(Optimizer):
         group["lr"] = check_number("lr", group["lr"], 0, None)
         group["maximize"] = bool(group.get("maximize", False))
         for key in ("foreach", "fused"):
-            if group.get(key) not in (None, True, False):
+            if not (group.get(key) is None or isinstance(group.get(key), bool)):
                 raise ValueError(f"{key} must be None, True or False, got {group.get(key)!r}")
         if group.get("fused"):
             raise RuntimeError(f"{type(self).__name__} has no fused kernel: fused=True is not supported "
