@@ -34,7 +34,15 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.optimizer import _default_to_fused_or_foreach
 
-from .checks import COUNTERS, all_finite, check_choice, check_group_keys, check_metric, check_number, check_state  # noqa: F401 (re-exported)
+from .checks import (  # noqa: F401 (re-exported)
+    COUNTERS,
+    all_finite,
+    check_choice,
+    check_group_keys,
+    check_metric,
+    check_number,
+    check_state,
+)
 from .tensor_lists import TensorLists
 
 #: counters of a group, on the parameters' device (int64)
@@ -180,12 +188,12 @@ class RuleOptimizer(Optimizer):
         nothing; count the step as completed or skipped. Returns the flag."""
         params, ops, updates = proposal.params, proposal.ops, proposal.updates
         if isinstance(updates, torch.Tensor):
-            updates = [part.view_as(p) for part, p in zip(torch.split(updates, [p.numel() for p in params]), params)]
+            updates = [part.view_as(p) for part, p in zip(torch.split(updates, [p.numel() for p in params]), params, strict=False)]
         ok = finite_flag([*updates, *proposal.values])
         if proposal.valid is not None:
             ok = ok & proposal.valid
         if proposal.stored:
-            ops.copy_(proposal.stored, [torch.where(ok, new, old) for new, old in zip(proposal.values, proposal.stored)])
+            ops.copy_(proposal.stored, [torch.where(ok, new, old) for new, old in zip(proposal.values, proposal.stored, strict=False)])
         ops.add_(params, [torch.where(ok, update, 0.0) for update in updates])
         state = self.group_state(group, params[0])
         state["step"].add_(ok)

@@ -186,7 +186,7 @@ class BeliefAdam(RuleOptimizer):
         non-finite g makes an update or a belief non-finite, and one flag skips all of it."""
         dt, eta_k, gamma = group["lr"], group["eta"] * group["k"], group["gamma"]
         updates = []
-        for param, grad in zip(params, grads):
+        for param, grad in zip(params, grads, strict=False):
             state = self._state(param)
             m, v = state["mean"], state["variance"]
             d = param - state["anchor"] if group["anchor"] == "initial" else None

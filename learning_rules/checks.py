@@ -92,7 +92,7 @@ def check_group_keys(name, expected, state_dict) -> None:
         count = len(loaded) if isinstance(loaded, (list, tuple)) else "no"
         raise ValueError(f"{name}.load_state_dict: the state has {count} parameter groups, "
                          f"this optimizer {len(expected)}")
-    for index, (group, keys) in enumerate(zip(loaded, expected)):
+    for index, (group, keys) in enumerate(zip(loaded, expected, strict=False)):
         have = set(group) - {"params"} - (SCHEDULER_KEYS - keys)
         if have != keys:
             missing, extra = sorted(keys - have), sorted(have - keys)

@@ -64,7 +64,7 @@ class CurvatureOptimizer(RuleOptimizer):
                                    "step(closure): the closure recomputes the loss (calling backward as usual)")
             params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
             loss, grads = _curvature.closure_with_graph(closure, params)
-            return loss, dict(zip(params, grads))
+            return loss, dict(zip(params, grads, strict=False))
         return super()._evaluate(closure)
 
     def _step_curvature(self, group, params, grads, graph, proposal):
@@ -78,15 +78,15 @@ class CurvatureOptimizer(RuleOptimizer):
         if source == "exact":
             kind, value = "dense", _curvature.exact_hessian([graph.get(p) for p in params], params, maximize)
         else:
-            blocks = [source(p, g) for p, g in zip(params, grads)]
+            blocks = [source(p, g) for p, g in zip(params, grads, strict=False)]
             if maximize:
                 blocks = [-b for b in blocks]
-            if all(b.shape == p.shape for b, p in zip(blocks, params)):
+            if all(b.shape == p.shape for b, p in zip(blocks, params, strict=False)):
                 kind, value = "diagonal", flat(blocks)
             else:
                 kind, value = "dense", torch.block_diag(*[
                     b if b.ndim == 2 and b.shape[0] == p.numel() == b.shape[1] else _diag_block(b, p)
-                    for b, p in zip(blocks, params)])
+                    for b, p in zip(blocks, params, strict=False)])
         ok = finite_flag([value])
         proposal.require(ok)
         return kind, torch.where(ok, value, 0.0)
@@ -97,7 +97,7 @@ class CurvatureOptimizer(RuleOptimizer):
         finite). Without any stored estimate the step is not valid (proposal)."""
         states = [self.state[param] for param in params]
         stored = []
-        for param, state in zip(params, states):
+        for param, state in zip(params, states, strict=False):
             if "hessian_diag" not in state:
                 state["hessian_diag"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             stored.append(state["hessian_diag"])
@@ -112,7 +112,7 @@ class CurvatureOptimizer(RuleOptimizer):
             average = average.lerp_(estimate, 1 - beta) if beta else estimate
             count = count + 1
             parts = torch.split(average, [p.numel() for p in params])
-            proposal.store([*stored, counts["hessian_updates"]], [*(part.view_as(p) for part, p in zip(parts, params)),
+            proposal.store([*stored, counts["hessian_updates"]], [*(part.view_as(p) for part, p in zip(parts, params, strict=False)),
                                                                   count])
         proposal.require(count > 0)
         if beta:

@@ -73,14 +73,14 @@ class NaturalGradient(RuleOptimizer):
             proposal.move(self._fisher_step(group, params, grads, averages, ops))
             return
         if callable(metric):
-            blocks = [metric(p, g) for p, g in zip(params, grads)]
+            blocks = [metric(p, g) for p, g in zip(params, grads, strict=False)]
             ok = finite_flag(blocks)
             proposal.require(ok)
-            if all(b.shape == p.shape for b, p in zip(blocks, params)):
+            if all(b.shape == p.shape for b, p in zip(blocks, params, strict=False)):
                 metric = list(ops.add(blocks, damping))
             else:
                 metric = torch.block_diag(*[b if b.shape != p.shape else torch.diag(b.reshape(-1))
-                                            for b, p in zip(blocks, params)])
+                                            for b, p in zip(blocks, params, strict=False)])
                 identity = torch.eye(metric.shape[0], dtype=metric.dtype, device=metric.device)
                 metric = torch.where(ok, metric + damping * identity, identity)   # finite input to the solve
         else:  # a constant metric is used as given (checked positive definite)

@@ -165,7 +165,7 @@ def group_metric(group, params):
     members = {id(p) for p in params}
     if metric.ndim == 1:
         parts = torch.split(metric, [p.numel() for p in group["params"]])
-        return [part.view_as(p) for part, p in zip(parts, group["params"]) if id(p) in members]
+        return [part.view_as(p) for part, p in zip(parts, group["params"], strict=False) if id(p) in members]
     if len(params) == len(group["params"]):
         return metric
     keep, offset = [], 0

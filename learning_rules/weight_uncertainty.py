@@ -129,7 +129,7 @@ class WeightUncertainty(CurvatureOptimizer):
         sizes = [p.numel() for p in params]
         floored, capped = torch.split(new_v < low, sizes), torch.split(new_v > high, sizes)
         clamped = torch.split(new_v.clamp(min=low, max=high), sizes)
-        for param, variance, part, low_part, high_part in zip(params, variances, clamped, floored, capped):
+        for param, variance, part, low_part, high_part in zip(params, variances, clamped, floored, capped, strict=False):
             state = self.state[param]
             proposal.store([variance, state["variance_floored"], state["variance_capped"]],
                            [part.view_as(param), state["variance_floored"] + low_part.sum(),

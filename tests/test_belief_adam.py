@@ -168,9 +168,9 @@ def test_nonfinite_gradient_skipped_and_state_dict_round_trip():
     theta = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     optimizer = BeliefAdam([theta], 0.01)
     theta.grad = torch.tensor([math.nan, 1.0], dtype=torch.float64)
-    with pytest.warns(RuntimeWarning):
-        optimizer.step()
-    assert optimizer.skipped_steps == 1 and theta.tolist() == [1.0, 2.0]
+    optimizer.step()
+    with pytest.warns(RuntimeWarning, match="non-finite values"):    # warned when the count is read
+        assert optimizer.skipped_steps == 1 and theta.tolist() == [1.0, 2.0]
     theta.grad = torch.tensor([0.5, 1.0], dtype=torch.float64)
     optimizer.step()
     clone = BeliefAdam([theta], 0.01)

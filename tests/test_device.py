@@ -152,7 +152,7 @@ def test_mpc_skips_a_non_finite_step_without_a_host_read():
     with DeviceAudit() as audit, pytest.warns(RuntimeWarning, match="non-finite"):
         optimizer.step(closure)                               # not a re-plan: skipped on the device
         assert audit.events == []
-        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=False))
         assert optimizer.skipped_steps == 1                   # read (a sync) only when asked
         scale["value"] = 1.0
         for _ in range(3):
@@ -244,7 +244,7 @@ def test_the_rehearsed_gpu_path_and_the_cpu_path_give_the_same_state_bitwise(nam
     poison = (2, 5)
     audited, audited_optimizer = _run_sequence(name, poison, 8, audit=True)
     plain, plain_optimizer = _run_sequence(name, poison, 8, audit=False)
-    for a, b in zip(audited.parameters(), plain.parameters()):
+    for a, b in zip(audited.parameters(), plain.parameters(), strict=False):
         assert torch.equal(a, b)
     audited_state, plain_state = _tensors(audited_optimizer), _tensors(plain_optimizer)
     assert audited_state.keys() == plain_state.keys()
@@ -270,7 +270,7 @@ def test_a_skipped_step_changes_no_state_tensor_and_no_counter(name, good, seed)
     scale["value"] = float("nan")
     optimizer.step(closure)
     after = _tensors(optimizer)
-    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters(), strict=False))
     assert int(optimizer.param_groups[0]["group_state"]["step"]) == step
     changed = [key for key, value in after.items() if key[1] != "skipped_steps"
                and (key not in before or not torch.equal(value, before[key]))]

@@ -190,7 +190,7 @@ def test_hutchinson_is_exact_for_diagonal_hessians_and_refreshes_on_schedule(rng
         return loss
     for _ in range(7):
         optimizer.step(closure)
-    assert int(optimizer.state[theta]["hessian_updates"]) == 3          # steps 1, 4, 7
+    assert int(optimizer.param_groups[0]["group_state"]["hessian_updates"]) == 3          # steps 1, 4, 7
 
 
 def test_callable_curvature_dense_and_diagonal(rng):

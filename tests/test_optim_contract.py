@@ -55,7 +55,7 @@ def run(factory, steps, seed=0, **kw):
 def assert_same_groups(groups, others):
     """Equal hyperparameters and equal group state (tensors compared exactly)."""
     assert len(groups) == len(others)
-    for group, other in zip(groups, others):
+    for group, other in zip(groups, others, strict=False):
         assert {k: v for k, v in group.items() if k != "group_state"} == \
             {k: v for k, v in other.items() if k != "group_state"}
         state, other_state = group["group_state"], other["group_state"]
@@ -107,7 +107,7 @@ def test_state_dict_round_trip(factory):
         closure = closure_for(original, inputs, targets, restored)
         for _ in range(3):
             restored.step(closure)
-    for a, b in zip(model.parameters(), twin.parameters()):
+    for a, b in zip(model.parameters(), twin.parameters(), strict=False):
         assert torch.equal(a, b)
 
 
@@ -135,9 +135,9 @@ def test_param_groups_have_their_own_lr(factory):
         torch.manual_seed(1)
         optimizer.step(closure_for(model, inputs, targets, optimizer))
         results.append(([p.detach().clone() for p in first], [p.detach().clone() for p in second]))
-    for a, b in zip(results[0][0], results[1][0]):
+    for a, b in zip(results[0][0], results[1][0], strict=False):
         assert torch.equal(a, b)                    # group 0 does not see group 1's lr
-    assert any(not torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
+    assert any(not torch.equal(a, b) for a, b in zip(results[0][1], results[1][1], strict=False))
 
 
 def test_parameters_without_gradient_are_untouched(factory):
@@ -190,7 +190,7 @@ def test_lr_scales_the_step_exactly():
         start = [p.detach().clone() for p in model.parameters()]
         optimizer = NaturalGradient(model.parameters(), lr=lr, metric=2.0)
         optimizer.step(closure_for(model, inputs, targets, optimizer))
-        displacements.append(torch.cat([(p - s).reshape(-1) for p, s in zip(model.parameters(), start)]))
+        displacements.append(torch.cat([(p - s).reshape(-1) for p, s in zip(model.parameters(), start, strict=False)]))
     torch.testing.assert_close(displacements[0], 2 * displacements[1], rtol=1e-10, atol=1e-15)
 
 
@@ -214,7 +214,7 @@ def test_closure_returning_loss_without_backward():
     twin_optimizer = OptimalQuadratic(twin.parameters(), lr=0.1, curvature="exact")
     optimizer.step(lambda: torch.nn.functional.mse_loss(model(inputs), targets))
     twin_optimizer.step(closure_for(twin, inputs, targets, twin_optimizer))
-    for a, b in zip(model.parameters(), twin.parameters()):
+    for a, b in zip(model.parameters(), twin.parameters(), strict=False):
         torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-15)
 
 
@@ -292,14 +292,14 @@ def test_non_finite_gradient_skips_step_counts_and_warns_once(factory, bad):
         assert caught == []                                   # nothing read at the step
         assert optimizer.skipped_steps == 2 and optimizer.skipped_steps == 2
     assert sum(issubclass(w.category, RuntimeWarning) and "skipped" in str(w.message) for w in caught) == 1
-    for param, value in zip(model.parameters(), start):
+    for param, value in zip(model.parameters(), start, strict=False):
         assert torch.equal(param, value)
     group_state = optimizer.state_dict()["param_groups"][0]["group_state"]
     assert int(group_state["skipped_steps"]) == 2 and int(group_state["step"]) == 0   # the counter did not move
     for _ in range(2):   # recovers (running averages untouched) by the next scheduled refresh (calls 0, 3, ...)
         optimizer.step(closure_for(model, inputs, targets, optimizer))
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert any(not torch.equal(p, s) for p, s in zip(model.parameters(), start))
+    assert any(not torch.equal(p, s) for p, s in zip(model.parameters(), start, strict=False))
 
 
 def test_non_finite_curvature_skips_step():
@@ -323,7 +323,7 @@ def test_foreach_true_and_false_agree_to_round_off(name):
     foreach=None (torch's default) is one of them."""
     runs = {flag: run(FACTORIES[name], 5, foreach=flag) for flag in (True, False, None)}
     for flag in (False, None):
-        for a, b in zip(runs[True][0].parameters(), runs[flag][0].parameters()):
+        for a, b in zip(runs[True][0].parameters(), runs[flag][0].parameters(), strict=False):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert runs[True][1].param_groups[0]["foreach"] is True
 
@@ -384,7 +384,7 @@ def test_a_state_dict_of_the_per_parameter_layout_loads(name):
     with pytest.warns(RuntimeWarning, match="1 step"):
         assert optimizer.skipped_steps == 1
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=False))
 
 
 def test_a_malformed_group_state_is_refused():

@@ -17,7 +17,7 @@ from problems.weight_uncertainty import hand_residual, solve_switch
 
 
 def _order(errors):
-    return [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    return [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +320,7 @@ def test_state_dict_round_trip_continues_identically_and_scheduler_scales_dt():
     closure2 = closure_for(model2, optimizer2, inputs, targets)
     for _ in range(4):
         optimizer2.step(closure2)
-    for p, q, v in zip(model2.parameters(), expected, expected_v):
+    for p, q, v in zip(model2.parameters(), expected, expected_v, strict=False):
         torch.testing.assert_close(p.detach(), q, rtol=0, atol=0)
         torch.testing.assert_close(optimizer2.state[p]["variance"], v, rtol=0, atol=0)
 

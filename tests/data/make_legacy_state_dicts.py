@@ -9,7 +9,14 @@ import warnings
 
 import torch
 
-from learning_rules import BeliefAdam, Ballistic, NaturalGradient, OptimalQuadratic, RecedingHorizon, WeightUncertainty
+from learning_rules import (
+    Ballistic,
+    BeliefAdam,
+    NaturalGradient,
+    OptimalQuadratic,
+    RecedingHorizon,
+    WeightUncertainty,
+)
 
 FACTORIES = {
     "ballistic": lambda p: Ballistic(p, lr=1e-3),
