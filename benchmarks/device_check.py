@@ -109,7 +109,8 @@ def group_state_off_device(optimizer):
     """(group index, key) of the group-state tensors not on the group's parameters' device."""
     return [(index, key) for index, group in enumerate(optimizer.param_groups)
             for key, value in group.get("group_state", {}).items()
-            if isinstance(value, torch.Tensor) and group["params"] and value.device != group["params"][0].device]
+            if isinstance(value,
+                          torch.Tensor) and group["params"] and value.device != group["params"][0].device]
 
 
 def main(argv=None) -> int:
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
     parser.add_argument("--all-rules", action="store_true", help=f"also {', '.join(OTHER_RULES)}")
     args = parser.parse_args(argv)
     if args.device is None and not torch.cuda.is_available():
-        print("device check: no CUDA device on this machine; skipped (--device cpu runs the same checks here)")
+        print("device check: no CUDA device on this machine; skipped "
+              "(--device cpu runs the same checks here)")
         return 0
     try:
         device = resolve_device(args.device or "cuda")
@@ -130,7 +132,8 @@ def main(argv=None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(1)                   # small models: threads only spin on a shared machine
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"device check on {device} ({name}), {args.steps} steps per task and rule, torch {torch.__version__}")
+    print(f"device check on {device} ({name}), {args.steps} steps per task and rule, "
+          f"torch {torch.__version__}")
     print(f"{'task':20s} {'rule':18s} {'params':>8s} {'ms/step':>8s} {'×adam':>6s} {'plans':>5s} "
           f"{'syncs@plan':>10s} {'syncs else':>10s}  state")
     failures = []
@@ -142,12 +145,14 @@ def main(argv=None) -> int:
             adam = row["step_ms"] if rule == "adam" else adam
             ratio = f"{row['step_ms'] / adam:6.2f}" if adam else "     —"
             state = "on device" if not row["off_device"] else f"OFF DEVICE: {row['off_device'][:3]}"
-            print(f"{task:20s} {rule:18s} {row['parameters']:8d} {row['step_ms']:8.2f} {ratio} {row['replans']:5d} "
+            print(f"{task:20s} {rule:18s} {row['parameters']:8d} {row['step_ms']:8.2f} {ratio} "
+                  f"{row['replans']:5d} "
                   f"{row['syncs_at_replans']:10d} {row['syncs_elsewhere']:10d}  {state}", flush=True)
             if row["off_device"]:
                 failures.append(f"{task} {rule}: optimizer state off the device: {row['off_device'][:3]}")
             if row["syncs_elsewhere"] and rule not in ("adam", "adamw"):
-                failures.append(f"{task} {rule}: {row['syncs_elsewhere']} host synchronisations outside re-plans")
+                failures.append(f"{task} {rule}: {row['syncs_elsewhere']} host synchronisations "
+                                "outside re-plans")
     print(f"total {time.perf_counter() - started:.0f} s")
     for failure in failures:
         print(f"FAIL {failure}")

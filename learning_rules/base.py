@@ -188,12 +188,15 @@ class RuleOptimizer(Optimizer):
         nothing; count the step as completed or skipped. Returns the flag."""
         params, ops, updates = proposal.params, proposal.ops, proposal.updates
         if isinstance(updates, torch.Tensor):
-            updates = [part.view_as(p) for part, p in zip(torch.split(updates, [p.numel() for p in params]), params, strict=False)]
+            updates = [part.view_as(p) for part, p in zip(torch.split(updates, [p.numel() for p in params]),
+                                                          params, strict=False)]
         ok = finite_flag([*updates, *proposal.values])
         if proposal.valid is not None:
             ok = ok & proposal.valid
         if proposal.stored:
-            ops.copy_(proposal.stored, [torch.where(ok, new, old) for new, old in zip(proposal.values, proposal.stored, strict=False)])
+            masked = [torch.where(ok, new, old)
+                      for new, old in zip(proposal.values, proposal.stored, strict=True)]
+            ops.copy_(proposal.stored, masked)
         ops.add_(params, [torch.where(ok, update, 0.0) for update in updates])
         state = self.group_state(group, params[0])
         state["step"].add_(ok)
@@ -241,9 +244,9 @@ class RuleOptimizer(Optimizer):
         count = max(counts, default=0)
         if count and not self._warned_nonfinite:
             self._warned_nonfinite = True
-            warnings.warn(f"{type(self).__name__}: non-finite values (gradient, curvature, running average or "
-                          f"step); {count} step(s) skipped and counted (skipped_steps); this warning is shown "
-                          "once", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{type(self).__name__}: non-finite values (gradient, curvature, running average "
+                          f"or step); {count} step(s) skipped and counted (skipped_steps); this warning is "
+                          "shown once", RuntimeWarning, stacklevel=2)
         return count
 
     def _grads(self, group):
@@ -301,7 +304,8 @@ def upgrade_layout(state_dict, keys):
                     member.pop(key, None)
             pending = group["group_state"].pop("pending_skips", 0)
             if "step" in group["group_state"]:      # the old schedules counted completed steps
-                group["group_state"]["step"] = group["group_state"]["calls"] = int(group["group_state"]["step"])
+                completed = int(group["group_state"]["step"])
+                group["group_state"]["step"] = group["group_state"]["calls"] = completed
             group["group_state"]["skipped_steps"] = skipped + int(pending)
         groups.append(group)
     return {**state_dict, "param_groups": groups, "state": states}
@@ -311,5 +315,6 @@ def flat(tensors):
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-__all__ = ["RuleOptimizer", "StepProposal", "check_number", "check_choice", "check_metric", "all_finite", "flat",
+__all__ = ["RuleOptimizer", "StepProposal", "check_number", "check_choice", "check_metric", "all_finite",
+           "flat",
            "finite_flag", "upgrade_layout"]

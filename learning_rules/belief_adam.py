@@ -118,7 +118,8 @@ class BeliefAdam(RuleOptimizer):
             check_number(name, value, 0, None)
         mean_rate, variance_rate = xi1 ** 2 / (gamma * sigma1 ** 2), xi2 ** 2 / (gamma * sigma2 ** 2)
         return dict(eta=eta, k=k, gamma=gamma, mean_rate=mean_rate, variance_rate=variance_rate,
-                    mean_decay=alpha1 * (alpha1 + gamma) / gamma, variance_decay=alpha2 * (alpha2 + gamma) / gamma,
+                    mean_decay=alpha1 * (alpha1 + gamma) / gamma,
+                    variance_decay=alpha2 * (alpha2 + gamma) / gamma,
                     coupling=mean_rate * sigma1 ** 2 / sigma2 ** 2, mean_feedback=mean_rate * sigma1 ** 2 * k,
                     variance_feedback=variance_rate * sigma2 ** 2 * k / 2)
 
@@ -210,10 +211,12 @@ class BeliefAdam(RuleOptimizer):
                 m_hat = new_m / torch.where(mean_product < 1, 1 - mean_product, 1.0)
                 v_hat = new_v / torch.where(variance_product < 1, 1 - variance_product, 1.0)
             gradient = m_hat if d is None else m_hat + v_hat * d
-            denominator = torch.sqrt(gamma ** 2 / 4 + eta_k * v_hat) + (gamma / 2 + math.sqrt(eta_k) * group["eps"])
+            offset = gamma / 2 + math.sqrt(eta_k) * group["eps"]
+            denominator = torch.sqrt(gamma ** 2 / 4 + eta_k * v_hat) + offset
             proposal.store([m, v, state["mean_decay_product"], state["variance_decay_product"],
                             state["variance_floors"]],
-                           [new_m, new_v, mean_product, variance_product, state["variance_floors"] + floored.sum()])
+                           [new_m, new_v, mean_product, variance_product,
+                            state["variance_floors"] + floored.sum()])
             updates.append(gradient.mul(-dt * eta_k).div_(denominator))
         proposal.move(updates)
 

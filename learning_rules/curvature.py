@@ -151,7 +151,8 @@ def store_diagonal(states, params, average, updates, beta, ok=None):
     return the stored diagonal bias corrected, / (1 − β^updates). ``ok`` (a 0-dim device bool):
     store it only where ok, else keep the previous (zeros before the first), without a host
     read."""
-    parts = [part.view_as(param) for part, param in zip(torch.split(average, [p.numel() for p in params]), params, strict=False)]
+    parts = [part.view_as(param) for part, param in zip(torch.split(average, [p.numel() for p in params]),
+                                                        params, strict=False)]
     for state, param, part in zip(states, params, parts, strict=False):
         if ok is None:
             state["hessian_diag"] = part.clone(memory_format=torch.preserve_format)
@@ -160,6 +161,7 @@ def store_diagonal(states, params, average, updates, beta, ok=None):
         state["hessian_updates"] = updates
     if ok is not None:
         stored = [state["hessian_diag"] for state in states]
-        torch._foreach_copy_(stored, [torch.where(ok, new, old) for new, old in zip(parts, stored, strict=False)])
+        torch._foreach_copy_(stored, [torch.where(ok, new, old) for new, old in zip(parts, stored,
+                                                                                    strict=False)])
         average = torch.cat([diagonal.reshape(-1) for diagonal in stored])
     return average.div(1 - beta ** updates) if beta else average.clone()

@@ -37,7 +37,8 @@ class CurvatureOptimizer(RuleOptimizer):
                              f"or a callable (param, grad) -> tensor, got {source!r}")
         group["refresh_interval"] = check_number("refresh_interval", group["refresh_interval"], 1, None,
                                                  integer=True)
-        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1, high_open=True)
+        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1,
+                                               high_open=True)
         group["hutchinson_samples"] = check_number("hutchinson_samples", group["hutchinson_samples"], 1, None,
                                                    integer=True)
         if source == "exact":
@@ -61,7 +62,8 @@ class CurvatureOptimizer(RuleOptimizer):
         if any(self._needs_graph(group) for group in self.param_groups):
             if closure is None:
                 raise RuntimeError(f"{type(self).__name__} with curvature 'exact' or 'hutchinson' needs "
-                                   "step(closure): the closure recomputes the loss (calling backward as usual)")
+                                   "step(closure): the closure recomputes the loss (calling backward as "
+                                   "usual)")
             params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
             loss, grads = _curvature.closure_with_graph(closure, params)
             return loss, dict(zip(params, grads, strict=False))
@@ -112,8 +114,8 @@ class CurvatureOptimizer(RuleOptimizer):
             average = average.lerp_(estimate, 1 - beta) if beta else estimate
             count = count + 1
             parts = torch.split(average, [p.numel() for p in params])
-            proposal.store([*stored, counts["hessian_updates"]], [*(part.view_as(p) for part, p in zip(parts, params, strict=False)),
-                                                                  count])
+            shaped = [part.view_as(p) for part, p in zip(parts, params, strict=True)]
+            proposal.store([*stored, counts["hessian_updates"]], [*shaped, count])
         proposal.require(count > 0)
         if beta:
             average = average / (1 - torch.pow(beta, count.to(average.dtype)))
@@ -123,5 +125,6 @@ class CurvatureOptimizer(RuleOptimizer):
 def _diag_block(block, param):
     if block.shape != param.shape:
         raise ValueError(f"a curvature callable must return a tensor shaped like the parameter "
-                         f"{tuple(param.shape)} or ({param.numel()}, {param.numel()}), got {tuple(block.shape)}")
+                         f"{tuple(param.shape)} or ({param.numel()}, {param.numel()}), got "
+                         f"{tuple(block.shape)}")
     return torch.diag(block.reshape(-1))

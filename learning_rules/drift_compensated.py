@@ -41,8 +41,10 @@ class DriftCompensated(OptimalQuadratic):
 
     def __init__(self, params, lr=1e-3, *, eta=1.0, k=1.0, gamma=1.0, weight_decay=0.0, drift_matrix=None,
                  curvature="hutchinson", refresh_interval=1, curvature_beta=0.9, hutchinson_samples=1,
-                 damping=0.0, negative_curvature="abs", metric=None, maximize=False, foreach=None, fused=None):
-        defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, weight_decay=weight_decay, drift_matrix=drift_matrix,
+                 damping=0.0, negative_curvature="abs", metric=None, maximize=False, foreach=None,
+                 fused=None):
+        defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, weight_decay=weight_decay,
+                        drift_matrix=drift_matrix,
                         curvature=curvature, refresh_interval=refresh_interval, curvature_beta=curvature_beta,
                         hutchinson_samples=hutchinson_samples, damping=damping,
                         negative_curvature=negative_curvature, metric=metric, maximize=maximize)

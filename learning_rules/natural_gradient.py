@@ -18,7 +18,8 @@ Metrics (``metric``):
   (numel, numel) (a dense block), positive definite; Δθ = −lr · (G + damping·I)⁻¹ g.
 
 ``damping`` ≥ 0 is added to the Fisher and to a callable's metric (default 1e-8; a
-Fisher of tiny gradients needs more); constant metrics are used as given. The exact discounted-optimal step in a constant metric, for any γ and Δt, is
+Fisher of tiny gradients needs more); constant metrics are used as given. The exact
+discounted-optimal step in a constant metric, for any γ and Δt, is
 :class:`OptimalQuadratic` with ``metric=G``.
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ class NaturalGradient(RuleOptimizer):
 
     param_shaped_state = ("fisher",)
 
-    def __init__(self, params, lr=1e-3, *, metric=None, beta=0.999, damping=1e-8, maximize=False, foreach=None,
+    def __init__(self, params, lr=1e-3, *, metric=None, beta=0.999, damping=1e-8, maximize=False,
+                 foreach=None,
                  fused=None):
         super().__init__(params, dict(lr=lr, metric=metric, beta=beta, damping=damping, maximize=maximize),
                          foreach=foreach, fused=fused)
@@ -56,7 +58,7 @@ class NaturalGradient(RuleOptimizer):
         metric = group["metric"]
         if isinstance(metric, str):
             if metric != "fisher":
-                raise ValueError(f"metric must be one of None, a positive number, a tensor (diagonal or SPD), "
+                raise ValueError("metric must be one of None, a positive number, a tensor (diagonal or SPD), "
                                  f"'fisher' or a callable, got {metric!r}")
         elif not callable(metric):
             group["metric"] = check_metric(metric)

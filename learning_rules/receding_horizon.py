@@ -120,7 +120,8 @@ class RecedingHorizon(CurvatureOptimizer):
 
     def __init__(self, params, lr=0.1, *, eta=1.0, k=1.0, gamma=1.0, metric=None, metric_beta=0.999,
                  metric_eps=1e-8, subspace_dim=4, replan_interval=10, plan_steps=None, plan_intervals=None,
-                 plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson", curvature_beta=0.9,
+                 plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson",
+                 curvature_beta=0.9,
                  hutchinson_samples=1, damping=1e-8, negative_curvature="abs", max_iter=50, max_time=None,
                  weight_decay=0.0, maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, metric=metric, metric_beta=metric_beta,
@@ -136,7 +137,8 @@ class RecedingHorizon(CurvatureOptimizer):
         """As :meth:`RuleOptimizer.load_state_dict`; a state saved before ``weight_decay`` existed
         loads with weight_decay = 0 (what it ran with)."""
         if isinstance(state_dict, dict) and isinstance(state_dict.get("param_groups"), (list, tuple)):
-            groups = [dict(group) if isinstance(group, dict) else group for group in state_dict["param_groups"]]
+            groups = [dict(group) if isinstance(group,
+                                                dict) else group for group in state_dict["param_groups"]]
             for group in groups:
                 if isinstance(group, dict) and "subspace_dim" in group:
                     group.setdefault("weight_decay", 0.0)
@@ -159,18 +161,21 @@ class RecedingHorizon(CurvatureOptimizer):
         group["metric_beta"] = check_number("metric_beta", group["metric_beta"], 0, 1, high_open=True)
         group["metric_eps"] = check_number("metric_eps", group["metric_eps"], 0, None, low_open=True)
         group["subspace_dim"] = check_number("subspace_dim", group["subspace_dim"], 1, 32, integer=True)
-        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, 10000, integer=True)
+        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, 10000,
+                                                integer=True)
         if group["plan_steps"] is None:
             group["plan_steps"] = group["replan_interval"]
         group["plan_steps"] = check_number("plan_steps", group["plan_steps"], group["replan_interval"], 10000,
                                            integer=True)
         if group["plan_intervals"] is None:
             group["plan_intervals"] = min(group["plan_steps"], 4)
-        group["plan_intervals"] = check_number("plan_intervals", group["plan_intervals"], 1, 100, integer=True)
+        group["plan_intervals"] = check_number("plan_intervals", group["plan_intervals"], 1, 100,
+                                               integer=True)
         group["plan_degree"] = check_number("plan_degree", group["plan_degree"], 1, 8, integer=True)
         group["trust_radius"] = check_number("trust_radius", group["trust_radius"], 0, None, low_open=True)
         group["skip_inactive"] = bool(group["skip_inactive"])
-        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1, high_open=True)
+        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1,
+                                               high_open=True)
         group["hutchinson_samples"] = check_number("hutchinson_samples", group["hutchinson_samples"], 1, None,
                                                    integer=True)
         group["max_iter"] = check_number("max_iter", group["max_iter"], 1, None, integer=True)
@@ -180,7 +185,8 @@ class RecedingHorizon(CurvatureOptimizer):
 
     # -- when a step needs Hessian-vector products -----------------------------------
     #: the per-parameter layout kept the plan and its counters in the first parameter's state
-    legacy_group_keys = (*RuleOptimizer.legacy_group_keys, "size", "previous", "second_moment", "moment_updates",
+    legacy_group_keys = (*RuleOptimizer.legacy_group_keys, "size", "previous", "second_moment",
+                         "moment_updates",
                          "hvps", "host_syncs", "complement_factor", "plan", "basis", "plan_index", "plan_dt",
                          "replans", "solves", "solver_iterations", "fallbacks", "scale")
 
@@ -199,7 +205,8 @@ class RecedingHorizon(CurvatureOptimizer):
     def _evaluate(self, closure):
         if closure is None and any(self._needs_graph(group) for group in self.param_groups):
             raise RuntimeError("RecedingHorizon needs step(closure) at a re-plan: the closure recomputes the "
-                               "loss (calling backward as usual) and the step measures Hessian-vector products")
+                               "loss (calling backward as usual) and the step measures Hessian-vector "
+                               "products")
         return super()._evaluate(closure)
 
     # -- the step -------------------------------------------------------------------
@@ -281,8 +288,8 @@ class RecedingHorizon(CurvatureOptimizer):
         probes = [rademacher(gradient.numel(), gradient) for _ in range(group["hutchinson_samples"])] \
             if hutchinson else []                          # Hutchinson's probes ride in the first HVP call
         basis, T, b, hvps, probe_products = subspace_model(white, [graph.get(p) for p in params], params, m,
-                                                           previous if moved else None, group["maximize"], scale,
-                                                           probes)
+                                                           previous if moved else None, group["maximize"],
+                                                           scale, probes)
         head["hvps"] = int(head.get("hvps", 0)) + hvps
         head["host_syncs"] = int(head.get("host_syncs", 0)) + 1   # this step synchronises (once counted)
         average = check = None
@@ -293,7 +300,8 @@ class RecedingHorizon(CurvatureOptimizer):
             check = average.sum()
         # the re-plan's one read: T, b, which rows of Q live, the average's sum (skips are
         # counted by the base's step path and read when asked: none pending here)
-        T_full, b_full, _, finite = subspace_plan.read_model(T, b, basis, gradient.new_zeros((), dtype=torch.int64),
+        T_full, b_full, _, finite = subspace_plan.read_model(T, b, basis, gradient.new_zeros((),
+                                                                                             dtype=torch.int64),
                                                              m, check)
         if not finite:
             return False
@@ -304,7 +312,8 @@ class RecedingHorizon(CurvatureOptimizer):
                 diagonal.mul_(scale.square())               # diag(SHS) = s² diag(H)
         eta_k = group["eta"] * group["k"]
         curvature = kernels.effective_curvature(diagonal, group["damping"], group["negative_curvature"])
-        head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k, group["gamma"]).mul_(-eta_k)
+        head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k,
+                                                        group["gamma"]).mul_(-eta_k)
         size = basis.shape[0]
         # on the device, in the parameters' dtype (load_state_dict casts floating state to it)
         head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype,
@@ -331,7 +340,8 @@ class RecedingHorizon(CurvatureOptimizer):
         return plan
 
     def _planner(self, group):
-        return subspace_plan.shared_planner(group["subspace_dim"], group["plan_intervals"], group["plan_degree"],
+        return subspace_plan.shared_planner(group["subspace_dim"], group["plan_intervals"],
+                                            group["plan_degree"],
                                             group["max_iter"], group["max_time"])
 
     @property
@@ -343,14 +353,17 @@ class RecedingHorizon(CurvatureOptimizer):
     def _count(self, key):
         return sum(int(self._head(g).get(key, 0)) for g in self.param_groups if g["params"])
 
-    fallbacks = _counter("fallbacks", "Plans that fell back to the closed-form path (IPOPT failed or exceeded "
+    fallbacks = _counter("fallbacks",
+                         "Plans that fell back to the closed-form path (IPOPT failed or exceeded "
                          "its budget).")
     replans = _counter("replans", "Local models measured and planned on.")
     solves = _counter("solves", "Plans solved by IPOPT (the trust region could bind); the others used the "
                       "closed form.")
-    host_syncs = _counter("host_syncs", "Steps at which the host waited for the device: the re-plans (the local "
+    host_syncs = _counter("host_syncs",
+                          "Steps at which the host waited for the device: the re-plans (the local "
                           "model is read for IPOPT, the Hutchinson estimate checked); none between re-plans.")
-    hvps = _counter("hvps", "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
+    hvps = _counter("hvps",
+                    "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
 
     @property
     def failures(self) -> list:

@@ -25,7 +25,8 @@ class TensorLists:
             return getattr(torch, f"_foreach_{name}")
 
         def per_tensor(tensors, *args, **kwargs):
-            results = [getattr(tensor, name)(*[a[i] if isinstance(a, (list, tuple)) else a for a in args], **kwargs)
+            results = [getattr(tensor, name)(*[a[i] if isinstance(a, (list, tuple)) else a for a in args],
+                                             **kwargs)
                        for i, tensor in enumerate(tensors)]
             return None if name.endswith("_") else results
         return per_tensor

@@ -85,7 +85,8 @@ class WeightUncertainty(CurvatureOptimizer):
         group["max_variance"] = float(maximum)
         if not group["min_variance"] <= group["init_variance"] <= group["max_variance"]:
             raise ValueError(f"init_variance must lie in [min_variance, max_variance] = "
-                             f"[{group['min_variance']:g}, {group['max_variance']:g}], got {group['init_variance']:g}")
+                             f"[{group['min_variance']:g}, {group['max_variance']:g}], "
+                             f"got {group['init_variance']:g}")
 
     def variances(self, params):
         """The variance tensors of ``params`` (created at ``init_variance`` on first use; the
@@ -99,7 +100,8 @@ class WeightUncertainty(CurvatureOptimizer):
                                                     memory_format=torch.preserve_format)
             for key in ("variance_floored", "variance_capped"):       # numbers in the per-parameter layout
                 if not isinstance(state.get(key), torch.Tensor):
-                    state[key] = torch.full((), int(state.get(key, 0)), dtype=torch.int64, device=param.device)
+                    state[key] = torch.full((), int(state.get(key, 0)), dtype=torch.int64,
+                                            device=param.device)
             out.append(state["variance"])
         return out
 
@@ -129,7 +131,8 @@ class WeightUncertainty(CurvatureOptimizer):
         sizes = [p.numel() for p in params]
         floored, capped = torch.split(new_v < low, sizes), torch.split(new_v > high, sizes)
         clamped = torch.split(new_v.clamp(min=low, max=high), sizes)
-        for param, variance, part, low_part, high_part in zip(params, variances, clamped, floored, capped, strict=False):
+        for param, variance, part, low_part, high_part in zip(params, variances, clamped, floored, capped,
+                                                              strict=False):
             state = self.state[param]
             proposal.store([variance, state["variance_floored"], state["variance_capped"]],
                            [part.view_as(param), state["variance_floored"] + low_part.sum(),

@@ -31,9 +31,11 @@ from lossnav.training.devices import (
 )
 
 OPTIMIZERS = {
-    "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05),
+    "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4,
+                                     trust_radius=0.05),
     "mpc_euclidean": lambda p: RecedingHorizon(p, lr=0.05, replan_interval=3, curvature="none"),
-    "mpcw": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05,
+    "mpcw": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4,
+                                      trust_radius=0.05,
                                       weight_decay=0.2),
     "optimal_quadratic": lambda p: OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2),
     "ballistic": lambda p: Ballistic(p, lr=1e-3),
@@ -94,10 +96,12 @@ def test_steps_keep_tensors_on_the_parameters_device_and_dtype(name):
             audit.mark()
             optimizer.step(closure)
             per_step.append((audit.since(), getattr(optimizer, "host_syncs", 0) - syncs_before))
-        states = [*optimizer.state.values(), *(group.get("group_state", {}) for group in optimizer.param_groups)]
+        states = [*optimizer.state.values(), *(group.get("group_state",
+                                                         {}) for group in optimizer.param_groups)]
         host_state = [(key, tuple(value.shape)) for state in states for key, value in state.items()
                       if isinstance(value, torch.Tensor) and audit.is_host(value)
-                      and (value.dim() > 0 or not isinstance(optimizer, torch.optim.Adam))]   # Adam's step: host
+                      and (value.dim() > 0 or not isinstance(optimizer,
+                                                             torch.optim.Adam))]   # Adam's step: host
     assert all(kind != "mixed" for events, _ in per_step for kind, _ in events), per_step
     assert host_state == [], f"state made on the host (no device=): {host_state}"
     assert state_off_device(optimizer) == []
@@ -174,10 +178,13 @@ def test_the_training_loop_reads_the_losses_once_per_epoch():
 
 
 @pytest.mark.parametrize("device, message", [("tpu", "unknown device 'tpu'"),
-                                             *((kind, f"device '{kind}' is not available") for kind in ("cuda", "mps")
+                                             *((kind,
+                                                f"device '{kind}' is not available") for kind in ("cuda",
+                                                                                                  "mps")
                                                if kind not in available_devices())])
 def test_cli_device_errors(capsys, device, message):
-    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "adam", "--epochs", "1", "--seed", "0",
+    assert main(["train", "--data", "digits", "--model", "mlp", "--rule", "adam", "--epochs", "1", "--seed",
+                 "0",
                  "--device", device]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -209,7 +216,8 @@ RULES = {"ballistic": lambda p: Ballistic(p, lr=1e-3),
          "belief_adam": lambda p: BeliefAdam(p, lr=3e-3, gamma=1e-3),
          "belief_adam_floored": lambda p: BeliefAdam(p, lr=3e-3, gamma=1e-3, variance_floor=1e-3),
          "weight_uncertainty": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2),
-         "weight_uncertainty_capped": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2, init_variance=0.1,
+         "weight_uncertainty_capped": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2,
+                                                                  init_variance=0.1,
                                                                   max_variance=0.1),
          "mpc": OPTIMIZERS["mpc"], "mpcw": OPTIMIZERS["mpcw"], "mpc_euclidean": OPTIMIZERS["mpc_euclidean"]}
 
@@ -275,7 +283,8 @@ def test_a_skipped_step_changes_no_state_tensor_and_no_counter(name, good, seed)
     changed = [key for key, value in after.items() if key[1] != "skipped_steps"
                and (key not in before or not torch.equal(value, before[key]))]
     # a re-plan measures a new local model (its plan and basis) before the flag is known
-    replanned = {"plan", "basis", "complement_factor", "scale", "previous"} if name.startswith("mpc") else set()
+    replanned = {"plan", "basis", "complement_factor", "scale",
+                 "previous"} if name.startswith("mpc") else set()
     assert [key for key in changed if key[1] not in replanned] == [], changed
     assert int(after[("group 0", "skipped_steps")]) == int(before.get(("group 0", "skipped_steps"), 0)) + 1
 

@@ -54,7 +54,8 @@ def test_inactive_trust_region_equals_optimal_quadratic(replan_interval, gamma):
     damping = 0.0 if gamma else 1e-6
     reference, _ = run_quadratic(lambda p: OptimalQuadratic(p, lr=0.1, gamma=gamma, damping=damping,
                                                             curvature="exact"), 6)
-    path, optimizer = run_quadratic(exact_mpc(replan_interval=replan_interval, gamma=gamma, damping=damping), 6)
+    path, optimizer = run_quadratic(exact_mpc(replan_interval=replan_interval, gamma=gamma, damping=damping),
+                                    6)
     torch.testing.assert_close(path, reference, rtol=1e-11, atol=1e-13)
     assert optimizer.fallbacks == 0
     assert optimizer.solves == optimizer.replans == -(-6 // replan_interval)   # IPOPT planned every time
@@ -96,7 +97,8 @@ def test_active_trust_region_bounds_the_step():
 
 def test_solver_failure_falls_back_and_is_counted():
     radius = 0.05
-    path, optimizer = run_quadratic(exact_mpc(replan_interval=1, trust_radius=radius, max_iter=1), 3, start=20.0)
+    path, optimizer = run_quadratic(exact_mpc(replan_interval=1, trust_radius=radius, max_iter=1), 3,
+                                    start=20.0)
     assert optimizer.fallbacks == 3 and len(optimizer.failures) == 3
     steps = torch.diff(torch.cat([torch.full((1, DIM), 20.0, dtype=torch.float64), path]), dim=0).norm(dim=1)
     assert torch.all(steps <= radius * (1 + 1e-12)) and torch.all(steps > 0)
@@ -115,7 +117,8 @@ def free_end_lq_path(T, b, gamma, horizon, theta0, t):
     for curvature, x0 in zip(eigenvalues, start, strict=False):
         root = math.sqrt(gamma ** 2 / 4 + curvature)
         fast, slow = gamma / 2 + root, gamma / 2 - root
-        A, B = np.linalg.solve([[1.0, 1.0], [fast * math.exp(fast * horizon), slow * math.exp(slow * horizon)]],
+        A, B = np.linalg.solve([[1.0, 1.0], [fast * math.exp(fast * horizon),
+                                             slow * math.exp(slow * horizon)]],
                                [x0, 0.0])
         modes.append(A * np.exp(fast * np.asarray(t)) + B * np.exp(slow * np.asarray(t)))
     return (basis @ np.array(modes)).T + star
@@ -249,7 +252,8 @@ def test_non_finite_gradient_skips_and_recovers():
 
     def poisoned():
         optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(inputs), targets) * torch.tensor(float("nan"), dtype=torch.float64)
+        loss = torch.nn.functional.mse_loss(model(inputs), targets) * torch.tensor(float("nan"),
+                                                                                   dtype=torch.float64)
         loss.backward()
         return loss
 
@@ -264,13 +268,16 @@ def test_non_finite_gradient_skips_and_recovers():
 
 @pytest.mark.parametrize("options, message", [
     (dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"), (dict(eta=0.0), "eta"), (dict(k=-1.0), "k"),
-    (dict(gamma=-1.0), "gamma"), (dict(gamma=0.0, damping=0.0), "damping"), (dict(subspace_dim=0), "subspace_dim"),
+    (dict(gamma=-1.0), "gamma"), (dict(gamma=0.0, damping=0.0), "damping"), (dict(subspace_dim=0),
+                                                                             "subspace_dim"),
     (dict(subspace_dim=2.5), "subspace_dim"), (dict(replan_interval=0), "replan_interval"),
     (dict(replan_interval=5, plan_steps=3), "plan_steps"), (dict(plan_intervals=0), "plan_intervals"),
     (dict(plan_degree=0), "plan_degree"), (dict(trust_radius=0.0), "trust_radius"),
     (dict(trust_radius=float("inf")), "trust_radius"), (dict(curvature="exact"), "curvature"),
-    (dict(metric="fisher"), "metric"), (dict(metric_beta=1.0), "metric_beta"), (dict(metric_eps=0.0), "metric_eps"),
-    (dict(curvature_beta=1.0), "curvature_beta"), (dict(max_iter=0), "max_iter"), (dict(max_time=-1.0), "max_time"),
+    (dict(metric="fisher"), "metric"), (dict(metric_beta=1.0), "metric_beta"), (dict(metric_eps=0.0),
+                                                                                "metric_eps"),
+    (dict(curvature_beta=1.0), "curvature_beta"), (dict(max_iter=0), "max_iter"), (dict(max_time=-1.0),
+                                                                                   "max_time"),
     (dict(negative_curvature="flip"), "negative_curvature"),
 ])
 def test_bad_hyperparameters_raise(options, message):
@@ -345,7 +352,8 @@ def test_hutchinson_diagonal_is_measured_at_replans_in_the_subspace_call():
                                    rtol=1e-13, atol=0)
     from learning_rules import kernels
     factor = -kernels.step_factor(curvatures, 0.1, 1.0, 1.0)
-    torch.testing.assert_close(optimizer.param_groups[0]["group_state"]["complement_factor"], factor, rtol=1e-12,
+    torch.testing.assert_close(optimizer.param_groups[0]["group_state"]["complement_factor"], factor,
+                               rtol=1e-12,
                                atol=0)
     assert optimizer.hvps == 4                       # the probes are not counted as subspace HVPs
 

@@ -21,13 +21,15 @@ from learning_rules import (
 
 FACTORIES = {
     "optimal_quadratic_hutchinson": lambda p, **kw: OptimalQuadratic(p, lr=0.1, gamma=1.0, **kw),
-    "optimal_quadratic_exact": lambda p, **kw: OptimalQuadratic(p, lr=0.1, gamma=0.5, curvature="exact", **kw),
+    "optimal_quadratic_exact": lambda p, **kw: OptimalQuadratic(p, lr=0.1, gamma=0.5, curvature="exact",
+                                                                **kw),
     "optimal_quadratic_refresh3": lambda p, **kw: OptimalQuadratic(p, lr=0.1, refresh_interval=3, **kw),
     "drift_compensated": lambda p, **kw: DriftCompensated(p, lr=0.1, gamma=1.0, weight_decay=0.1, **kw),
     "ballistic": lambda p, **kw: Ballistic(p, lr=0.01, **kw),
     "ballistic_paper": lambda p, **kw: Ballistic.paper(p, lr=0.01, **kw),
     "ballistic_hutchinson": lambda p, **kw: Ballistic(p, lr=0.01, curvature="hutchinson", **kw),
-    "natural_gradient_fisher": lambda p, **kw: NaturalGradient(p, lr=0.01, metric="fisher", damping=1e-3, **kw),
+    "natural_gradient_fisher": lambda p, **kw: NaturalGradient(p, lr=0.01, metric="fisher", damping=1e-3,
+                                                               **kw),
     "natural_gradient_identity": lambda p, **kw: NaturalGradient(p, lr=0.1, **kw),
     "belief_adam": lambda p, **kw: BeliefAdam(p, lr=0.01, **kw),
     "weight_uncertainty": lambda p, **kw: WeightUncertainty(p, lr=0.05, max_variance=1.0, **kw),
@@ -190,7 +192,8 @@ def test_lr_scales_the_step_exactly():
         start = [p.detach().clone() for p in model.parameters()]
         optimizer = NaturalGradient(model.parameters(), lr=lr, metric=2.0)
         optimizer.step(closure_for(model, inputs, targets, optimizer))
-        displacements.append(torch.cat([(p - s).reshape(-1) for p, s in zip(model.parameters(), start, strict=False)]))
+        displacements.append(torch.cat([(p - s).reshape(-1) for p, s in zip(model.parameters(), start,
+                                                                            strict=False)]))
     torch.testing.assert_close(displacements[0], 2 * displacements[1], rtol=1e-10, atol=1e-15)
 
 
@@ -295,8 +298,9 @@ def test_non_finite_gradient_skips_step_counts_and_warns_once(factory, bad):
     for param, value in zip(model.parameters(), start, strict=False):
         assert torch.equal(param, value)
     group_state = optimizer.state_dict()["param_groups"][0]["group_state"]
-    assert int(group_state["skipped_steps"]) == 2 and int(group_state["step"]) == 0   # the counter did not move
-    for _ in range(2):   # recovers (running averages untouched) by the next scheduled refresh (calls 0, 3, ...)
+    assert int(group_state["skipped_steps"]) == 2
+    assert int(group_state["step"]) == 0                      # the step counter did not move
+    for _ in range(2):   # recovers (averages untouched) by the next scheduled refresh (calls 0, 3, ...)
         optimizer.step(closure_for(model, inputs, targets, optimizer))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert any(not torch.equal(p, s) for p, s in zip(model.parameters(), start, strict=False))
@@ -360,7 +364,8 @@ def test_a_state_dict_of_the_per_parameter_layout_loads(name):
     """tests/data/legacy_state_dicts.pt was made by main's code before the group layout
     (tests/data/make_legacy_state_dicts.py): 5 steps, step 2 poisoned. It loads, keeps its
     counts, and the restored optimizer steps on with finite values."""
-    saved = torch.load(pathlib.Path(__file__).parent / "data" / "legacy_state_dicts.pt", weights_only=False)[name]
+    saved = torch.load(pathlib.Path(__file__).parent / "data" / "legacy_state_dicts.pt",
+                       weights_only=False)[name]
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
     model.load_state_dict(saved["model"])
@@ -368,7 +373,8 @@ def test_a_state_dict_of_the_per_parameter_layout_loads(name):
     optimizer.load_state_dict(saved["optimizer"])
     group_state = optimizer.param_groups[0]["group_state"]
     completed = 5 if name == "mpc" else 4        # the old MPC path advanced its counter on the skip too
-    assert int(group_state["step"]) == completed and int(group_state["skipped_steps"]) == saved["skipped"] == 1
+    assert int(group_state["step"]) == completed
+    assert int(group_state["skipped_steps"]) == saved["skipped"] == 1
     assert all("skipped_steps" not in state and "step" not in state for state in optimizer.state.values())
     inputs, targets = torch.randn(16, 6, dtype=torch.float64), torch.randint(0, 3, (16,))
     before = [p.detach().clone() for p in model.parameters()]

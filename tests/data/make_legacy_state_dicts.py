@@ -24,7 +24,8 @@ FACTORIES = {
     "optimal_quadratic": lambda p: OptimalQuadratic(p, lr=0.1, damping=1.0, refresh_interval=2),
     "belief_adam": lambda p: BeliefAdam(p, lr=3e-3, gamma=1e-3),
     "weight_uncertainty": lambda p: WeightUncertainty(p, lr=0.5, refresh_interval=2),
-    "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4, trust_radius=0.05),
+    "mpc": lambda p: RecedingHorizon(p, lr=5e-3, metric="gradient_squares", replan_interval=4,
+                                     trust_radius=0.05),
 }
 
 
@@ -36,7 +37,7 @@ def run(name, steps=5, poisoned=(2,)):
     for step in range(steps):
         scale = float("nan") if step in poisoned else 1.0
 
-        def closure():
+        def closure(scale=scale):
             optimizer.zero_grad()
             loss = scale * torch.nn.functional.cross_entropy(model(inputs), targets)
             loss.backward()
@@ -44,7 +45,8 @@ def run(name, steps=5, poisoned=(2,)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             optimizer.step(closure)
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "skipped": optimizer.skipped_steps}
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "skipped": optimizer.skipped_steps}
 
 
 if __name__ == "__main__":
