@@ -9,10 +9,11 @@ the timed steps), the re-plans and the host synchronisations: on CUDA those that
 :class:`lossnav.training.devices.DeviceAudit` sees (the reads a GPU would wait for), split
 into steps that re-planned and steps that did not. It exits 1 if any tensor of an optimizer's
 state is off the parameters' device (0-dim CPU step counters, as torch keeps them, allowed),
-or if a step of one of our rules synchronised outside a re-plan. ``--all-rules`` adds ballistic,
-natural_gradient, optimal_quadratic, belief_adam and weight_uncertainty, which off the CPU
-decide on the device (``RuleOptimizer.device_checks``) and must not synchronise at all; on the
-CPU the script sets ``device_checks`` to rehearse that path. Tasks: digits-MLP (batch 32), mnist1d-CNN
+or a tensor of a rule's group state (``group["group_state"]``: its step and skip counters among
+them) is, or if a step of one of our rules synchronised outside a re-plan. ``--all-rules`` adds
+ballistic, natural_gradient, optimal_quadratic, belief_adam and weight_uncertainty, which take
+the one masked step path of ``learning_rules.base`` (the same on every device) and must not
+synchronise at all. Tasks: digits-MLP (batch 32), mnist1d-CNN
 (batch 64) and the modular-addition transformer at full size (p = 97, 30 % of the pairs,
 2 layers of width 128, batch 512). Without CUDA and without ``--device`` it says so and exits 0.
 On one GPU it takes about a minute (well under 5).
@@ -37,8 +38,8 @@ TASKS = {"digits-mlp": ("digits", {}, "mlp", {}, 32),
          "mnist1d-cnn": ("mnist1d", {}, "cnn", {}, 64),
          "modular-transformer": ("modular", {"modulus": 97, "train_fraction": 0.3}, "transformer", {}, 512)}
 RULES = ("adam", "adamw", "mpc", "mpcw")  # adam first: the others' step times are relative to it
-#: the other rules of learning_rules (``--all-rules``): off the CPU they decide on the device
-#: (RuleOptimizer.device_checks), so a step of theirs must not synchronise at all
+#: the other rules of learning_rules (``--all-rules``): their one step path decides on the device,
+#: so a step of theirs must not synchronise at all
 OTHER_RULES = ("ballistic", "natural_gradient", "optimal_quadratic", "belief_adam", "weight_uncertainty")
 
 
@@ -71,8 +72,6 @@ def check(task, rule, device, steps):
     data = load_data(data_name, **data_options)
     model = make_model(model_name, data, seed=0, **model_options).to(device)
     optimizer = make_optimizer(rule, model.parameters())
-    if device.type == "cpu" and hasattr(optimizer, "device_checks"):
-        optimizer.device_checks = True                 # the path a GPU takes by default, rehearsed here
     x, y = data.x_train.to(device), data.y_train.to(device)
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, len(x), (batch,), generator=generator).to(device) for _ in range(steps)]
@@ -100,10 +99,18 @@ def check(task, rule, device, steps):
                 outside += seen
         synchronize(device)
         elapsed = time.perf_counter() - started
-    off = state_off_device(optimizer)
+    off = state_off_device(optimizer) + group_state_off_device(optimizer)
     return {"step_ms": 1e3 * elapsed / (steps - 1), "replans": getattr(optimizer, "replans", 0),
             "syncs_at_replans": in_replans, "syncs_elsewhere": outside, "off_device": off,
             "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def group_state_off_device(optimizer):
+    """(group index, key) of the group-state tensors not on the group's parameters' device."""
+    return [(index, key) for index, group in enumerate(optimizer.param_groups)
+            for key, value in group.get("group_state", {}).items()
+            if isinstance(value,
+                          torch.Tensor) and group["params"] and value.device != group["params"][0].device]
 
 
 def main(argv=None) -> int:
@@ -114,7 +121,8 @@ def main(argv=None) -> int:
     parser.add_argument("--all-rules", action="store_true", help=f"also {', '.join(OTHER_RULES)}")
     args = parser.parse_args(argv)
     if args.device is None and not torch.cuda.is_available():
-        print("device check: no CUDA device on this machine; skipped (--device cpu runs the same checks here)")
+        print("device check: no CUDA device on this machine; skipped "
+              "(--device cpu runs the same checks here)")
         return 0
     try:
         device = resolve_device(args.device or "cuda")
@@ -124,7 +132,8 @@ def main(argv=None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(1)                   # small models: threads only spin on a shared machine
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"device check on {device} ({name}), {args.steps} steps per task and rule, torch {torch.__version__}")
+    print(f"device check on {device} ({name}), {args.steps} steps per task and rule, "
+          f"torch {torch.__version__}")
     print(f"{'task':20s} {'rule':18s} {'params':>8s} {'ms/step':>8s} {'×adam':>6s} {'plans':>5s} "
           f"{'syncs@plan':>10s} {'syncs else':>10s}  state")
     failures = []
@@ -136,12 +145,14 @@ def main(argv=None) -> int:
             adam = row["step_ms"] if rule == "adam" else adam
             ratio = f"{row['step_ms'] / adam:6.2f}" if adam else "     —"
             state = "on device" if not row["off_device"] else f"OFF DEVICE: {row['off_device'][:3]}"
-            print(f"{task:20s} {rule:18s} {row['parameters']:8d} {row['step_ms']:8.2f} {ratio} {row['replans']:5d} "
+            print(f"{task:20s} {rule:18s} {row['parameters']:8d} {row['step_ms']:8.2f} {ratio} "
+                  f"{row['replans']:5d} "
                   f"{row['syncs_at_replans']:10d} {row['syncs_elsewhere']:10d}  {state}", flush=True)
             if row["off_device"]:
                 failures.append(f"{task} {rule}: optimizer state off the device: {row['off_device'][:3]}")
             if row["syncs_elsewhere"] and rule not in ("adam", "adamw"):
-                failures.append(f"{task} {rule}: {row['syncs_elsewhere']} host synchronisations outside re-plans")
+                failures.append(f"{task} {rule}: {row['syncs_elsewhere']} host synchronisations "
+                                "outside re-plans")
     print(f"total {time.perf_counter() - started:.0f} s")
     for failure in failures:
         print(f"FAIL {failure}")

@@ -44,6 +44,7 @@ class Ballistic(CurvatureOptimizer):
         curvature: "gradient_squares" (default), "exact", "hutchinson" or a callable.
         refresh_interval, curvature_beta, hutchinson_samples: Hutchinson options.
         maximize: default False.
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
     """
 
     param_shaped_state = ("exp_avg_sq", "hessian_diag")
@@ -52,12 +53,12 @@ class Ballistic(CurvatureOptimizer):
 
     def __init__(self, params, lr=1e-3, *, beta=0.999, eps=1e-8, bias_correction=True,
                  eps_placement="outside", curvature="gradient_squares", refresh_interval=1,
-                 curvature_beta=0.9, hutchinson_samples=1, maximize=False):
+                 curvature_beta=0.9, hutchinson_samples=1, maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction,
                         eps_placement=eps_placement, curvature=curvature, refresh_interval=refresh_interval,
                         curvature_beta=curvature_beta, hutchinson_samples=hutchinson_samples,
                         maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     @classmethod
     def paper(cls, params, lr=1e-3, beta=0.999, eps=1e-8, **options):
@@ -72,14 +73,15 @@ class Ballistic(CurvatureOptimizer):
         group["bias_correction"] = bool(group["bias_correction"])
         check_choice("eps_placement", group["eps_placement"], ("outside", "inside"))
 
-    def _group_step(self, group, params, grads, graph):
-        if group["curvature"] == "gradient_squares":   # the average's one check covers g: a NaN or
-            self._squares_step(group, params, grads)   # ±inf g makes β·v + (1 − β)g² NaN or inf
+    def _propose(self, group, params, grads, graph, proposal):
+        if group["curvature"] == "gradient_squares":   # a NaN or ±inf g makes β·v + (1 − β)g² NaN or inf
+            averages = self._running_squares(group, params, grads, "exp_avg_sq", group["beta"], proposal)
+            correction = None
+            if group["bias_correction"]:                # 1 − βⁿ⁺¹, n the completed steps (a device tensor)
+                correction = -torch.pow(group["beta"], self._completed_steps(group, params[0]) + 1) + 1
+            proposal.move(self._scaled(group, proposal.ops, grads, averages, correction))
             return
-        curvature, ok = self._step_curvature(group, params, grads, graph)   # ok: a device flag, or None
-        if curvature is None:   # skipped and counted
-            return
-        kind, value = curvature
+        kind, value = self._step_curvature(group, params, grads, graph, proposal)
         gradient = flat(grads)
         if kind == "dense":
             updates = kernels.inverse_sqrt_apply(value, gradient, group["eps"], group["eps_placement"])
@@ -88,41 +90,19 @@ class Ballistic(CurvatureOptimizer):
             denominator = value.add_(group["eps"]).sqrt_() if group["eps_placement"] == "inside" \
                 else value.sqrt_().add_(group["eps"])
             updates = gradient.div_(denominator)
-        if ok is not None:
-            self._apply_masked(group, params, updates.mul_(-group["lr"]), ok)
-        else:
-            self._apply(group, params, updates.mul_(-group["lr"]), "step")
-
-    def _squares_step(self, group, params, grads):
-        beta = group["beta"]
-        if self._on_device_checks(params):                  # no host read (learning_rules.device_checks)
-            averages, ok = self._running_squares(params, grads, "exp_avg_sq", beta, on_device=True)
-            correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
-            self._apply_masked(group, params, self._scaled(group, grads, averages, correction), ok,
-                               check=group["eps"] == 0)       # ε > 0 bounds the step
-            return
-        averages = self._running_squares(params, grads, "exp_avg_sq", beta)
-        if averages is None:                   # g not finite, or g² overflowed: skip, the average kept
-            self._skip(group, "gradient or running average of squared gradients (overflow)")
-            return
-        correction = 1 - beta ** (self._step_count(params) + 1) if group["bias_correction"] else 1.0
-        updates = self._scaled(group, grads, averages, correction)
-        if group["eps"] > 0:                   # ε > 0 bounds the step: no second check
-            torch._foreach_add_(params, updates)
-            self._advance(params)
-        else:
-            self._apply(group, params, updates, "step (eps = 0 with a zero gradient?)")
+        proposal.move(updates.mul_(-group["lr"]))
 
     @staticmethod
-    def _scaled(group, grads, second, correction=1.0):
-        """−lr · g / √v̂ with v̂ = v / correction, ε inside or outside the square root."""
+    def _scaled(group, ops, grads, second, correction=None):
+        """−lr · g / √v̂ with v̂ = v / correction (a 0-dim tensor, or None: 1), ε inside or outside
+        the square root."""
         if group["eps_placement"] == "inside":
-            denominator = torch._foreach_mul(second, 1.0 / correction) if correction != 1.0 else list(second)
-            denominator = torch._foreach_add(denominator, group["eps"])
-            torch._foreach_sqrt_(denominator)
+            denominator = list(ops.div(second, correction)) if correction is not None else list(second)
+            denominator = list(ops.add(denominator, group["eps"]))
+            ops.sqrt_(denominator)
         else:
-            denominator = torch._foreach_sqrt(second)
-            if correction != 1.0:
-                torch._foreach_mul_(denominator, correction ** -0.5)
-            torch._foreach_add_(denominator, group["eps"])
-        return torch._foreach_div(torch._foreach_mul(grads, -group["lr"]), denominator)
+            denominator = list(ops.sqrt(second))
+            if correction is not None:
+                ops.div_(denominator, correction.sqrt())
+            ops.add_(denominator, group["eps"])
+        return list(ops.div(list(ops.mul(grads, -group["lr"])), denominator))

@@ -41,7 +41,8 @@ includes the curvature term). Changing ``lr`` changes β1, β2 (they are rates p
 
 Safety: variances are floored at ``variance_floor`` (≥ 0) after each update; each floored
 entry is counted in ``state[p]["variance_floors"]`` (:attr:`BeliefAdam.variance_floors`).
-A non-finite gradient or step skips the step (counted, as in every rule of this package).
+A non-finite gradient or step skips the step (counted, as in every rule of this package:
+nothing is written, the beliefs, decay products and floor counts included).
 """
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ import math
 import torch
 
 from .base import RuleOptimizer, all_finite, check_choice, check_number
-from .device_checks import commit_, finite_flag
 
 
 class BeliefAdam(RuleOptimizer):
@@ -75,6 +75,8 @@ class BeliefAdam(RuleOptimizer):
         eps: ε ≥ 0 added to √v̂ (scaled by √(ηk)), as in Adam (default 1e-8).
         variance_floor: v is kept ≥ this (default 0); floored entries are counted.
         maximize: default False.
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel; the belief
+            filters run tensor by tensor, ``foreach`` applies to the masked commit).
     """
 
     param_shaped_state = ("mean", "variance", "anchor")
@@ -82,13 +84,13 @@ class BeliefAdam(RuleOptimizer):
     def __init__(self, params, lr=1e-3, *, eta=1.0, k=1.0, gamma=0.0, mean_rate=100.0, variance_rate=1.0,
                  mean_decay=0.0, variance_decay=0.0, coupling=0.0, mean_feedback=0.0, variance_feedback=0.0,
                  centered=False, anchor="current", bias_correction=True, eps=1e-8, variance_floor=0.0,
-                 maximize=False):
+                 maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, mean_rate=mean_rate, variance_rate=variance_rate,
                         mean_decay=mean_decay, variance_decay=variance_decay, coupling=coupling,
                         mean_feedback=mean_feedback, variance_feedback=variance_feedback, centered=centered,
                         anchor=anchor, bias_correction=bias_correction, eps=eps,
                         variance_floor=variance_floor, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     @classmethod
     def adam(cls, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, dt=None, maximize=False):
@@ -116,7 +118,8 @@ class BeliefAdam(RuleOptimizer):
             check_number(name, value, 0, None)
         mean_rate, variance_rate = xi1 ** 2 / (gamma * sigma1 ** 2), xi2 ** 2 / (gamma * sigma2 ** 2)
         return dict(eta=eta, k=k, gamma=gamma, mean_rate=mean_rate, variance_rate=variance_rate,
-                    mean_decay=alpha1 * (alpha1 + gamma) / gamma, variance_decay=alpha2 * (alpha2 + gamma) / gamma,
+                    mean_decay=alpha1 * (alpha1 + gamma) / gamma,
+                    variance_decay=alpha2 * (alpha2 + gamma) / gamma,
                     coupling=mean_rate * sigma1 ** 2 / sigma2 ** 2, mean_feedback=mean_rate * sigma1 ** 2 * k,
                     variance_feedback=variance_rate * sigma2 ** 2 * k / 2)
 
@@ -160,28 +163,31 @@ class BeliefAdam(RuleOptimizer):
 
     @property
     def variance_floors(self) -> int:
-        """Variance entries floored so far (summed over parameters)."""
+        """Variance entries floored so far (summed over parameters; a host read)."""
         return sum(int(s.get("variance_floors", 0)) for s in self.state.values())
 
     def _state(self, param):
+        """The beliefs of ``param``; the decay products Π(1 − (K + a)Δt) (for the bias correction)
+        and the floor count are 0-dim tensors on its device (numbers in the per-parameter layout
+        are converted when first used)."""
         state = self.state[param]
         if "mean" not in state:
             state["mean"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["variance"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["anchor"] = param.detach().clone()
-            state["mean_decay_product"] = 1.0
-            state["variance_decay_product"] = 1.0
-            state["variance_floors"] = 0
+        for key, dtype in (("mean_decay_product", param.dtype), ("variance_decay_product", param.dtype),
+                           ("variance_floors", torch.int64)):
+            value = state.get(key, 0 if key == "variance_floors" else 1.0)
+            if not isinstance(value, torch.Tensor):
+                state[key] = torch.full((), value, dtype=dtype, device=param.device)
         return state
 
-    def _group_step(self, group, params, grads, graph):
-        on_device = self._on_device_checks(params)     # decide on the device (learning_rules.device_checks)
-        if not on_device and not all_finite(grads):
-            self._skip(group, "gradient")
-            return
+    def _propose(self, group, params, grads, graph, proposal):
+        """The filters' and θ's explicit Euler step (module docstring), proposed as a whole: a
+        non-finite g makes an update or a belief non-finite, and one flag skips all of it."""
         dt, eta_k, gamma = group["lr"], group["eta"] * group["k"], group["gamma"]
-        updates, beliefs, floors = [], [], []
-        for param, grad in zip(params, grads):
+        updates = []
+        for param, grad in zip(params, grads, strict=False):
             state = self._state(param)
             m, v = state["mean"], state["variance"]
             d = param - state["anchor"] if group["anchor"] == "initial" else None
@@ -196,44 +202,23 @@ class BeliefAdam(RuleOptimizer):
                 dv = dv - group["variance_feedback"] * d * d
             new_m, new_v = m + dt * dm, v + dt * dv
             floored = new_v < group["variance_floor"]
-            floors.append(floored.sum())             # read once for all parameters, below
             new_v = torch.where(floored, torch.full_like(new_v, group["variance_floor"]), new_v)
             mean_product = state["mean_decay_product"] * (1 - dt * (group["mean_rate"] + group["mean_decay"]))
-            variance_product = state["variance_decay_product"] * (1 - dt * (group["variance_rate"] + group["variance_decay"]))
+            variance_product = state["variance_decay_product"] * (1 - dt * (group["variance_rate"]
+                                                                            + group["variance_decay"]))
             m_hat, v_hat = new_m, new_v
-            if group["bias_correction"]:
-                m_hat = new_m / (1 - mean_product) if mean_product != 1 else new_m
-                v_hat = new_v / (1 - variance_product) if variance_product != 1 else new_v
+            if group["bias_correction"]:      # 1 − Π is 0 only before any decay: no correction then
+                m_hat = new_m / torch.where(mean_product < 1, 1 - mean_product, 1.0)
+                v_hat = new_v / torch.where(variance_product < 1, 1 - variance_product, 1.0)
             gradient = m_hat if d is None else m_hat + v_hat * d
-            denominator = torch.sqrt(gamma ** 2 / 4 + eta_k * v_hat) + (gamma / 2 + math.sqrt(eta_k) * group["eps"])
+            offset = gamma / 2 + math.sqrt(eta_k) * group["eps"]
+            denominator = torch.sqrt(gamma ** 2 / 4 + eta_k * v_hat) + offset
+            proposal.store([m, v, state["mean_decay_product"], state["variance_decay_product"],
+                            state["variance_floors"]],
+                           [new_m, new_v, mean_product, variance_product,
+                            state["variance_floors"] + floored.sum()])
             updates.append(gradient.mul(-dt * eta_k).div_(denominator))
-            beliefs.append((state, new_m, new_v, mean_product, variance_product))
-        if on_device:      # a non-finite g makes an update or a belief non-finite: one flag covers it
-            self._commit_on_device(group, params, updates, beliefs, floors)
-            return
-        # one finiteness test for every update and belief, one read of the floor counts: two
-        # host reads per step whatever the number of parameters (it was two per parameter)
-        if not all_finite([*updates, *(b[1] for b in beliefs), *(b[2] for b in beliefs)]):
-            self._skip(group, "step (zero variance with gamma = 0 and eps = 0?)")
-            return
-        counts = [int(count) for count in torch.stack(floors).tolist()]
-        for (state, new_m, new_v, mean_product, variance_product), count in zip(beliefs, counts):
-            state["mean"], state["variance"] = new_m, new_v
-            state["mean_decay_product"], state["variance_decay_product"] = mean_product, variance_product
-            state["variance_floors"] += count
-        torch._foreach_add_(params, updates)
-        self._advance(params)
-
-    def _commit_on_device(self, group, params, updates, beliefs, floors):
-        """The step's writes masked by one device flag (no host read): the beliefs and the floor
-        counts (device integers, read by :attr:`variance_floors`) where finite, the decay products
-        advancing regardless (host numbers, like the step counters)."""
-        ok = finite_flag([*updates, *(b[1] for b in beliefs), *(b[2] for b in beliefs)])
-        for (state, new_m, new_v, mean_product, variance_product), count in zip(beliefs, floors):
-            commit_([state["mean"], state["variance"]], [new_m, new_v], ok)
-            state["mean_decay_product"], state["variance_decay_product"] = mean_product, variance_product
-            state["variance_floors"] = count.mul(ok).add_(state["variance_floors"])
-        self._apply_masked(group, params, updates, ok, check=False)
+        proposal.move(updates)
 
 
 __all__ = ["BeliefAdam"]

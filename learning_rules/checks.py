@@ -16,7 +16,8 @@ def check_number(name, value, low=None, high=None, low_open=False, high_open=Fal
     kind = "an integer" if integer else "a real number"
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value, numbers.Integral)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value,
+                                                                                                     numbers.Integral)):
         raise ValueError(f"{name} must be {kind} in {interval}, got {value!r}")
     if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) \
             or (high is not None and (value > high or (high_open and value == high))):
@@ -92,7 +93,7 @@ def check_group_keys(name, expected, state_dict) -> None:
         count = len(loaded) if isinstance(loaded, (list, tuple)) else "no"
         raise ValueError(f"{name}.load_state_dict: the state has {count} parameter groups, "
                          f"this optimizer {len(expected)}")
-    for index, (group, keys) in enumerate(zip(loaded, expected)):
+    for index, (group, keys) in enumerate(zip(loaded, expected, strict=False)):
         have = set(group) - {"params"} - (SCHEDULER_KEYS - keys)
         if have != keys:
             missing, extra = sorted(keys - have), sorted(have - keys)
@@ -118,7 +119,8 @@ def check_state(name, state, param, where, param_shaped=()) -> None:
         elif isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
             raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} = {value!r} is not finite")
         if key in COUNTERS:
-            scalar = isinstance(value, numbers.Real) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+            scalar = isinstance(value, numbers.Real) or (isinstance(value,
+                                                                    torch.Tensor) and value.numel() == 1)
             number = float(value) if scalar and not isinstance(value, bool) else None
             if number is None or not math.isfinite(number) or number < 0 or number != int(number):
                 raise ValueError(f"{name}.load_state_dict: {where}: state {key!r} must be a count ≥ 0, "

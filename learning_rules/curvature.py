@@ -24,8 +24,6 @@ import contextlib
 
 import torch
 
-from .device_checks import commit_
-
 CURVATURE_SOURCES = ("exact", "hutchinson")
 
 
@@ -39,7 +37,7 @@ def _graph_backward(params, captured):
         if grad_tensors is not None:
             grad_tensors = (grad_tensors,) if isinstance(grad_tensors, torch.Tensor) else tuple(grad_tensors)
         grads = torch.autograd.grad(tensors, params, grad_tensors, create_graph=True, allow_unused=True)
-        for param, grad in zip(params, grads):
+        for param, grad in zip(params, grads, strict=False):
             if grad is None:
                 continue
             detached = grad.detach()
@@ -66,13 +64,13 @@ def closure_with_graph(closure, params):
                                "graph) or calls loss.backward() on it")
         with torch.enable_grad():
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-        for param, grad in zip(params, grads):
+        for param, grad in zip(params, grads, strict=False):
             if grad is not None:
                 param.grad = grad.detach().clone()
         return loss, list(grads)
     total = list(captured[0])
     for grads in captured[1:]:  # gradient accumulation inside the closure
-        total = [a if b is None else b if a is None else a + b for a, b in zip(total, grads)]
+        total = [a if b is None else b if a is None else a + b for a, b in zip(total, grads, strict=False)]
     return loss, total
 
 
@@ -85,7 +83,7 @@ def hessian_vector_products(grads, params, vectors, retain_graph=True):
         products = torch.autograd.grad([grads[i] for i in live], params,
                                        [vectors[i] for i in live],
                                        retain_graph=retain_graph, allow_unused=True)
-    return [torch.zeros_like(p) if h is None else h for p, h in zip(params, products)]
+    return [torch.zeros_like(p) if h is None else h for p, h in zip(params, products, strict=False)]
 
 
 def rademacher(size, like):
@@ -105,7 +103,7 @@ def hutchinson_diagonal(grads, params, samples=1, maximize=False):
     estimate = None
     for _ in range(samples):
         probe = rademacher(sum(sizes), params[0])
-        vectors = [part.view_as(p) for part, p in zip(torch.split(probe, sizes), params)]
+        vectors = [part.view_as(p) for part, p in zip(torch.split(probe, sizes), params, strict=False)]
         products = torch.cat([h.reshape(-1) for h in
                               hessian_vector_products(grads, params, vectors)])
         term = products.mul_(probe)
@@ -130,7 +128,7 @@ def exact_hessian(grads, params, maximize=False):
         columns = torch.autograd.grad(flat, params, basis, retain_graph=True, allow_unused=True,
                                       is_grads_batched=True)
     hessian = torch.cat([torch.zeros(n, size, dtype=like.dtype, device=like.device) if c is None
-                         else c.reshape(n, size) for c, size in zip(columns, sizes)], dim=1)
+                         else c.reshape(n, size) for c, size in zip(columns, sizes, strict=False)], dim=1)
     hessian = 0.5 * (hessian + hessian.mT)
     return -hessian if maximize else hessian
 
@@ -152,9 +150,10 @@ def store_diagonal(states, params, average, updates, beta, ok=None):
     """Store the flat ``average`` as each parameter's ``hessian_diag`` (and the update count);
     return the stored diagonal bias corrected, / (1 − β^updates). ``ok`` (a 0-dim device bool):
     store it only where ok, else keep the previous (zeros before the first), without a host
-    read (:mod:`learning_rules.device_checks`)."""
-    parts = [part.view_as(param) for part, param in zip(torch.split(average, [p.numel() for p in params]), params)]
-    for state, param, part in zip(states, params, parts):
+    read."""
+    parts = [part.view_as(param) for part, param in zip(torch.split(average, [p.numel() for p in params]),
+                                                        params, strict=False)]
+    for state, param, part in zip(states, params, parts, strict=False):
         if ok is None:
             state["hessian_diag"] = part.clone(memory_format=torch.preserve_format)
         elif "hessian_diag" not in state:
@@ -162,6 +161,7 @@ def store_diagonal(states, params, average, updates, beta, ok=None):
         state["hessian_updates"] = updates
     if ok is not None:
         stored = [state["hessian_diag"] for state in states]
-        commit_(stored, parts, ok)
+        torch._foreach_copy_(stored, [torch.where(ok, new, old) for new, old in zip(parts, stored,
+                                                                                    strict=False)])
         average = torch.cat([diagonal.reshape(-1) for diagonal in stored])
     return average.div(1 - beta ** updates) if beta else average.clone()

@@ -41,12 +41,14 @@ class DriftCompensated(OptimalQuadratic):
 
     def __init__(self, params, lr=1e-3, *, eta=1.0, k=1.0, gamma=1.0, weight_decay=0.0, drift_matrix=None,
                  curvature="hutchinson", refresh_interval=1, curvature_beta=0.9, hutchinson_samples=1,
-                 damping=0.0, negative_curvature="abs", metric=None, maximize=False):
-        defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, weight_decay=weight_decay, drift_matrix=drift_matrix,
+                 damping=0.0, negative_curvature="abs", metric=None, maximize=False, foreach=None,
+                 fused=None):
+        defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, weight_decay=weight_decay,
+                        drift_matrix=drift_matrix,
                         curvature=curvature, refresh_interval=refresh_interval, curvature_beta=curvature_beta,
                         hutchinson_samples=hutchinson_samples, damping=damping,
                         negative_curvature=negative_curvature, metric=metric, maximize=maximize)
-        super(OptimalQuadratic, self).__init__(params, defaults)
+        super(OptimalQuadratic, self).__init__(params, defaults, foreach=foreach, fused=fused)
 
     def check_group(self, group):
         group["weight_decay"] = check_number("weight_decay", group["weight_decay"], 0, None)
@@ -65,10 +67,10 @@ class DriftCompensated(OptimalQuadratic):
     def _drift_rate(self, group):
         return group["weight_decay"]
 
-    def _displacement(self, group, params, grads, curvature):
+    def _displacement(self, group, params, grads, curvature, fresh=True, proposal=None):
         drift = group["drift_matrix"]
         if drift is None:
-            return super()._displacement(group, params, grads, curvature)
+            return super()._displacement(group, params, grads, curvature, fresh, proposal)
         if len(params) != len(group["params"]):
             raise RuntimeError("DriftCompensated with a drift_matrix needs a gradient for every parameter "
                                "of the group (the drift couples them)")

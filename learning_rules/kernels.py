@@ -83,12 +83,14 @@ def optimal_velocity(hessian, gradient, theta, eta_k, gamma, metric=None, weight
         return _spectral(lambda lam: optimal_velocity_factor(lam, eta_k, gamma, weight_decay), hessian,
                          gradient, theta, eta_k, gamma, weight_decay, metric, damping, negative_curvature)
     identity = torch.eye(gradient.shape[0], dtype=gradient.dtype, device=gradient.device)
-    feedback, offset, backward = _dense_feedback(hessian, gradient, theta, drift_matrix - weight_decay * identity,
+    feedback, offset, backward = _dense_feedback(hessian, gradient, theta,
+                                                 drift_matrix - weight_decay * identity,
                                                  eta_k, gamma, metric, damping, negative_curvature)
     return backward(feedback @ offset)
 
 
-def _spectral(factor, hessian, gradient, theta, eta_k, gamma, weight_decay, metric, damping, negative_curvature):
+def _spectral(factor, hessian, gradient, theta, eta_k, gamma, weight_decay, metric, damping,
+              negative_curvature):
     forward, backward = _whitening(metric, hessian)
     h_white = backward(backward(hessian).mT)            # G^{-1/2} H G^{-1/2} (symmetric)
     h_white = 0.5 * (h_white + h_white.mT)
@@ -136,7 +138,8 @@ def dense_drift_displacement(hessian, gradient, theta, drift_matrix, lr, eta_k, 
     return backward(lr * (phi @ (feedback @ offset)))
 
 
-def _dense_feedback(hessian, gradient, theta, drift_matrix, eta_k, gamma, metric, damping, negative_curvature):
+def _dense_feedback(hessian, gradient, theta, drift_matrix, eta_k, gamma, metric, damping,
+                    negative_curvature):
     """(R, θ̃0 − θ̃*, v ↦ G^{−1/2}v) of the local model in whitened coordinates."""
     n = gradient.shape[0]
     forward, backward = _whitening(metric, hessian)
@@ -150,13 +153,15 @@ def _dense_feedback(hessian, gradient, theta, drift_matrix, eta_k, gamma, metric
     drift_cost = a_white.mT @ a_white - gamma * a_white
     stiffness = drift_cost + eta_k * h_white
     damping_matrix = a_white + gamma * identity - a_white.mT
-    offset = torch.linalg.solve(stiffness, eta_k * backward(gradient) + drift_cost @ forward(theta))  # θ0 − θ*
+    offset = torch.linalg.solve(stiffness,
+                                eta_k * backward(gradient) + drift_cost @ forward(theta))  # θ0 − θ*
     flow = torch.cat([torch.cat([torch.zeros_like(identity), identity], 1),
                       torch.cat([stiffness, damping_matrix], 1)], 0)
     exponents, modes = torch.linalg.eig(flow)
     stable = exponents.real < 0.5 * gamma
     if int(stable.sum()) != n:
-        raise ArithmeticError(f"the local Euler–Lagrange flow has {int(stable.sum())} stable exponents, expected {n}")
+        raise ArithmeticError(f"the local Euler–Lagrange flow has {int(stable.sum())} stable exponents, "
+                              f"expected {n}")
     modes = modes[:, stable]
     feedback = torch.linalg.solve(modes[:n].mT, modes[n:].mT).mT.real   # R = V₂ V₁⁻¹
     return feedback, offset, backward

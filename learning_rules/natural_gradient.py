@@ -18,14 +18,15 @@ Metrics (``metric``):
   (numel, numel) (a dense block), positive definite; Δθ = −lr · (G + damping·I)⁻¹ g.
 
 ``damping`` ≥ 0 is added to the Fisher and to a callable's metric (default 1e-8; a
-Fisher of tiny gradients needs more); constant metrics are used as given. The exact discounted-optimal step in a constant metric, for any γ and Δt, is
+Fisher of tiny gradients needs more); constant metrics are used as given. The exact
+discounted-optimal step in a constant metric, for any γ and Δt, is
 :class:`OptimalQuadratic` with ``metric=G``.
 """
 from __future__ import annotations
 
 import torch
 
-from .base import RuleOptimizer, all_finite, check_metric, check_number, flat
+from .base import RuleOptimizer, check_metric, check_number, finite_flag, flat
 from .optimal_quadratic import group_metric
 
 
@@ -39,12 +40,16 @@ class NaturalGradient(RuleOptimizer):
         beta: Fisher running-average factor in [0, 1) (default 0.999).
         damping: ≥ 0, added to a Fisher or callable metric (default 1e-8).
         maximize: default False.
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
     """
 
     param_shaped_state = ("fisher",)
 
-    def __init__(self, params, lr=1e-3, *, metric=None, beta=0.999, damping=1e-8, maximize=False):
-        super().__init__(params, dict(lr=lr, metric=metric, beta=beta, damping=damping, maximize=maximize))
+    def __init__(self, params, lr=1e-3, *, metric=None, beta=0.999, damping=1e-8, maximize=False,
+                 foreach=None,
+                 fused=None):
+        super().__init__(params, dict(lr=lr, metric=metric, beta=beta, damping=damping, maximize=maximize),
+                         foreach=foreach, fused=fused)
 
     def check_group(self, group):
         super().check_group(group)
@@ -53,7 +58,7 @@ class NaturalGradient(RuleOptimizer):
         metric = group["metric"]
         if isinstance(metric, str):
             if metric != "fisher":
-                raise ValueError(f"metric must be one of None, a positive number, a tensor (diagonal or SPD), "
+                raise ValueError("metric must be one of None, a positive number, a tensor (diagonal or SPD), "
                                  f"'fisher' or a callable, got {metric!r}")
         elif not callable(metric):
             group["metric"] = check_metric(metric)
@@ -62,52 +67,38 @@ class NaturalGradient(RuleOptimizer):
                 raise ValueError(f"metric must have size {size} (the group's parameters, flattened), "
                                  f"got shape {tuple(group['metric'].shape)}")
 
-    def _group_step(self, group, params, grads, graph):
-        # the Fisher average's check covers g (a NaN or ±inf g makes β·F + (1 − β)g² NaN or inf);
-        # other metrics see g first
-        if not (isinstance(group["metric"], str) and group["metric"] == "fisher") and not all_finite(grads):
-            self._skip(group, "gradient")
+    def _propose(self, group, params, grads, graph, proposal):
+        """−lr·G⁻¹g proposed; a non-finite g, metric or step skips it (one device flag)."""
+        lr, damping, metric, ops = group["lr"], group["damping"], group["metric"], proposal.ops
+        if isinstance(metric, str):                    # "fisher": a NaN or ±inf g makes β·F + (1 − β)g² so
+            averages = self._running_squares(group, params, grads, "fisher", group["beta"], proposal)
+            proposal.move(self._fisher_step(group, params, grads, averages, ops))
             return
-        if isinstance(group["metric"], str) and self._on_device_checks(params):   # "fisher": no host read
-            averages, ok = self._running_squares(params, grads, "fisher", group["beta"], on_device=True)
-            self._apply_masked(group, params, self._fisher_step(group, params, grads, averages), ok)
-            return
-        self._apply(group, params, self._updates(group, params, grads), "metric or step")
-
-    def _updates(self, group, params, grads):
-        lr, damping, metric = group["lr"], group["damping"], group["metric"]
-        if metric == "fisher":
-            return self._fisher(group, params, grads)
         if callable(metric):
-            blocks = [metric(p, g) for p, g in zip(params, grads)]
-            if not all_finite(blocks):
-                return None
-            if all(b.shape == p.shape for b, p in zip(blocks, params)):
-                metric = list(torch._foreach_add(blocks, damping))   # a tuple on some torch versions
+            blocks = [metric(p, g) for p, g in zip(params, grads, strict=False)]
+            ok = finite_flag(blocks)
+            proposal.require(ok)
+            if all(b.shape == p.shape for b, p in zip(blocks, params, strict=False)):
+                metric = list(ops.add(blocks, damping))
             else:
                 metric = torch.block_diag(*[b if b.shape != p.shape else torch.diag(b.reshape(-1))
-                                            for b, p in zip(blocks, params)])
-                metric = metric + damping * torch.eye(metric.shape[0], dtype=metric.dtype, device=metric.device)
+                                            for b, p in zip(blocks, params, strict=False)])
+                identity = torch.eye(metric.shape[0], dtype=metric.dtype, device=metric.device)
+                metric = torch.where(ok, metric + damping * identity, identity)   # finite input to the solve
         else:  # a constant metric is used as given (checked positive definite)
             metric = group_metric(group, params)
         if metric is None:
-            return torch._foreach_mul(grads, -lr)
-        if isinstance(metric, float):
-            return torch._foreach_mul(grads, -lr / metric)
-        if isinstance(metric, list):
-            return torch._foreach_div(torch._foreach_mul(grads, -lr), metric)
-        return -lr * torch.linalg.solve(metric, flat(grads))
+            proposal.move(list(ops.mul(grads, -lr)))
+        elif isinstance(metric, float):
+            proposal.move(list(ops.mul(grads, -lr / metric)))
+        elif isinstance(metric, list):
+            proposal.move(list(ops.div(list(ops.mul(grads, -lr)), metric)))
+        else:   # solve_ex: a singular metric gives a non-finite step (skipped), no error check (a host read)
+            proposal.move(-lr * torch.linalg.solve_ex(metric, flat(grads))[0])
 
-    def _fisher(self, group, params, grads):
-        beta = group["beta"]
-        averages = self._running_squares(params, grads, "fisher", beta)
-        if averages is None:                   # g² overflowed: _apply skips and counts the step
-            return None
-        return self._fisher_step(group, params, grads, averages)
-
-    def _fisher_step(self, group, params, grads, averages):
-        """−lr · g / (F̂ + damping), F̂ the bias-corrected average of g²."""
-        correction = 1 - group["beta"] ** (self._step_count(params) + 1)
-        denominator = torch._foreach_mul(averages, 1.0 / correction)
-        torch._foreach_add_(denominator, group["damping"])
-        return torch._foreach_div(torch._foreach_mul(grads, -group["lr"]), denominator)
+    def _fisher_step(self, group, params, grads, averages, ops):
+        """−lr · g / (F̂ + damping), F̂ the bias-corrected average of g² (the correction a tensor)."""
+        correction = -torch.pow(group["beta"], self._completed_steps(group, params[0]) + 1) + 1
+        denominator = list(ops.div(averages, correction))
+        ops.add_(denominator, group["damping"])
+        return list(ops.div(list(ops.mul(grads, -group["lr"])), denominator))

@@ -50,16 +50,17 @@ class OptimalQuadratic(CurvatureOptimizer):
         metric: constant metric G: None (identity), a positive number, a 1-D tensor (the
             diagonal over the group's flattened parameters) or an SPD matrix.
         maximize: maximize the objective instead (the curvature of −L is used).
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
     """
 
     def __init__(self, params, lr=1e-3, *, eta=1.0, k=1.0, gamma=1.0, curvature="hutchinson",
                  refresh_interval=1, curvature_beta=0.9, hutchinson_samples=1, damping=0.0,
-                 negative_curvature="abs", metric=None, maximize=False):
+                 negative_curvature="abs", metric=None, maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, curvature=curvature,
                         refresh_interval=refresh_interval, curvature_beta=curvature_beta,
                         hutchinson_samples=hutchinson_samples, damping=damping,
                         negative_curvature=negative_curvature, metric=metric, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def check_group(self, group):
         group["lr"] = check_number("lr", group["lr"], 0, None, low_open=True)
@@ -82,21 +83,13 @@ class OptimalQuadratic(CurvatureOptimizer):
     def _drift_rate(self, group):
         return 0.0
 
-    def _group_step(self, group, params, grads, graph):
-        # a non-finite gradient makes the curvature estimate or the step non-finite: both are
-        # checked (the estimate before it enters the running average)
-        if group["curvature"] == "hutchinson" and self._on_device_checks(params):   # no host read
-            curvature, ok = self._step_curvature(group, params, grads, graph)
-            if curvature is not None:
-                self._apply_masked(group, params, self._displacement(group, params, grads, curvature), ok)
-            return
-        curvature = self._curvature(group, params, grads, graph)
-        if curvature is None:   # not finite: the step was skipped and counted
-            return
-        self._apply(group, params, self._displacement(group, params, grads, curvature),
-                    "gradient or step (damping = 0 with zero curvature?)")
+    def _propose(self, group, params, grads, graph, proposal):
+        # a non-finite gradient or curvature makes the step non-finite; the estimate's own
+        # finiteness is checked before it enters the running average (one device flag for all)
+        curvature = self._step_curvature(group, params, grads, graph, proposal)
+        proposal.move(self._displacement(group, params, grads, curvature, bool(graph), proposal))
 
-    def _displacement(self, group, params, grads, curvature):
+    def _displacement(self, group, params, grads, curvature, fresh=True, proposal=None):
         """The flat displacement of the group's parameters (those with gradients)."""
         kind, value = curvature
         metric = group_metric(group, params)
@@ -107,14 +100,14 @@ class OptimalQuadratic(CurvatureOptimizer):
             return kernels.spectral_displacement(
                 hessian, flat(grads), flat(params), group["lr"], group["eta"] * group["k"], group["gamma"],
                 self._drift_rate(group), metric, group["damping"], group["negative_curvature"])
-        return self._diagonal_displacement(group, params, grads, value, metric)
+        return self._diagonal_displacement(group, params, grads, value, metric, fresh, proposal)
 
-    def _diagonal_displacement(self, group, params, grads, diagonal, metric):
+    def _diagonal_displacement(self, group, params, grads, diagonal, metric, fresh, proposal):
         """−ψ(λ) ⊙ (ηk g + cGθ)/G elementwise, λ = h/G (flat; the factor −ψ is cached between
         Hutchinson refreshes, so a step without a refresh costs a few elementwise products)."""
         eta_k, decay = group["eta"] * group["k"], self._drift_rate(group)
         coupling = decay * (decay + group["gamma"])
-        factor = self._cached_factor(group, params, diagonal, metric)
+        factor = self._cached_factor(group, params, diagonal, metric, fresh, proposal)
         source = flat(grads).mul_(eta_k)
         if coupling:
             theta = flat(params)
@@ -123,21 +116,31 @@ class OptimalQuadratic(CurvatureOptimizer):
             source.div_(metric)
         return source.mul_(factor)
 
-    def _cached_factor(self, group, params, diagonal, metric):
-        key = None
+    def _cached_factor(self, group, params, diagonal, metric, fresh, proposal):
+        """−ψ of the diagonal. Hutchinson: computed once per refresh and reused until the next,
+        keyed by the group's index and its parameters' positions in it (an identity a state_dict
+        round trip keeps), the hyperparameters and the metric object. A refresh's factor enters
+        the cache through ``proposal`` (masked like the average it comes from: a skipped refresh
+        keeps the factor of the stored average)."""
+        key = cached = None
         if group["curvature"] == "hutchinson":
-            key = (tuple(map(id, params)), int(self.state[params[0]]["hessian_updates"]), group["lr"],
-                   group["eta"], group["k"], group["gamma"], group["damping"], group["negative_curvature"],
-                   self._drift_rate(group), id(group["metric"]), diagonal.dtype)
-            cached = self._factors.get(id(group))
-            if cached is not None and cached[0] == key:
-                return cached[1]
+            index = next(i for i, g in enumerate(self.param_groups) if g is group)
+            positions = tuple(i for i, p in enumerate(group["params"]) if any(p is q for q in params))
+            key = (index, positions, group["lr"], group["eta"], group["k"], group["gamma"], group["damping"],
+                   group["negative_curvature"], self._drift_rate(group), diagonal.dtype, diagonal.numel())
+            cached = self._factors.get(index)
+            if cached is not None and (cached[0] != key or cached[1] is not group["metric"]):
+                cached = None
+            if cached is not None and not fresh:
+                return cached[2]
         curvature = diagonal if metric is None else diagonal / metric
         curvature = kernels.effective_curvature(curvature, group["damping"], group["negative_curvature"])
         factor = kernels.step_factor(curvature, group["lr"], group["eta"] * group["k"], group["gamma"],
                                      self._drift_rate(group)).neg_()
-        if key is not None:
-            self._factors[id(group)] = (key, factor)
+        if cached is not None:                  # a refresh: the cached factor follows the average
+            proposal.store([cached[2]], [factor])
+        elif key is not None and not fresh:     # from the stored average: cache it
+            self._factors[key[0]] = (key, group["metric"], factor.clone())
         return factor
 
     @property
@@ -162,7 +165,7 @@ def group_metric(group, params):
     members = {id(p) for p in params}
     if metric.ndim == 1:
         parts = torch.split(metric, [p.numel() for p in group["params"]])
-        return [part.view_as(p) for part, p in zip(parts, group["params"]) if id(p) in members]
+        return [part.view_as(p) for part, p in zip(parts, group["params"], strict=False) if id(p) in members]
     if len(params) == len(group["params"]):
         return metric
     keep, offset = [], 0

@@ -104,24 +104,26 @@ class RecedingHorizon(CurvatureOptimizer):
             compensate for it (:class:`DriftCompensated` is the optimum under that drift for a
             quadratic model); default 0.
         maximize: default False.
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
 
     Devices: the plan, the subspace basis, the local model and the curvature probes live on the
-    parameters' device and dtype. Between re-plans a step reads nothing on the host: whether
-    the gradient, the running g² and the step are finite is decided on the device, and a
-    non-finite step is applied as zero (it still uses up its slot of the plan) and counted in
-    ``pending_skips``, which the next re-plan folds into ``skipped_steps`` (warning once). A
-    re-plan is the one synchronisation: the model (T, b, live rows, pending skips, the new
-    curvature average's sum) is read as one tensor for IPOPT and the plan is copied back once;
-    ``host_syncs`` counts these steps.
+    parameters' device and dtype, in the group's state (``group["group_state"]``). Between
+    re-plans a step reads nothing on the host: the base's one step path decides on the device
+    whether the gradient, the running g² and the step are finite, and a non-finite step writes
+    nothing (it still uses up its slot of the plan, the plan's clock) and is counted in
+    ``skipped_steps`` (read when asked). A re-plan is the one synchronisation: the model (T, b,
+    live rows, the new curvature average's sum) is read as one tensor for IPOPT and the plan is
+    copied back once; ``host_syncs`` counts these steps.
     """
 
     curvature_sources = ("hutchinson", "none")
 
     def __init__(self, params, lr=0.1, *, eta=1.0, k=1.0, gamma=1.0, metric=None, metric_beta=0.999,
                  metric_eps=1e-8, subspace_dim=4, replan_interval=10, plan_steps=None, plan_intervals=None,
-                 plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson", curvature_beta=0.9,
+                 plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson",
+                 curvature_beta=0.9,
                  hutchinson_samples=1, damping=1e-8, negative_curvature="abs", max_iter=50, max_time=None,
-                 weight_decay=0.0, maximize=False):
+                 weight_decay=0.0, maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, metric=metric, metric_beta=metric_beta,
                         metric_eps=metric_eps, subspace_dim=subspace_dim, replan_interval=replan_interval,
                         plan_steps=plan_steps, plan_intervals=plan_intervals, plan_degree=plan_degree,
@@ -129,13 +131,14 @@ class RecedingHorizon(CurvatureOptimizer):
                         curvature_beta=curvature_beta, hutchinson_samples=hutchinson_samples, damping=damping,
                         negative_curvature=negative_curvature, max_iter=max_iter, max_time=max_time,
                         weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def load_state_dict(self, state_dict):
         """As :meth:`RuleOptimizer.load_state_dict`; a state saved before ``weight_decay`` existed
         loads with weight_decay = 0 (what it ran with)."""
         if isinstance(state_dict, dict) and isinstance(state_dict.get("param_groups"), (list, tuple)):
-            groups = [dict(group) if isinstance(group, dict) else group for group in state_dict["param_groups"]]
+            groups = [dict(group) if isinstance(group,
+                                                dict) else group for group in state_dict["param_groups"]]
             for group in groups:
                 if isinstance(group, dict) and "subspace_dim" in group:
                     group.setdefault("weight_decay", 0.0)
@@ -158,18 +161,21 @@ class RecedingHorizon(CurvatureOptimizer):
         group["metric_beta"] = check_number("metric_beta", group["metric_beta"], 0, 1, high_open=True)
         group["metric_eps"] = check_number("metric_eps", group["metric_eps"], 0, None, low_open=True)
         group["subspace_dim"] = check_number("subspace_dim", group["subspace_dim"], 1, 32, integer=True)
-        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, 10000, integer=True)
+        group["replan_interval"] = check_number("replan_interval", group["replan_interval"], 1, 10000,
+                                                integer=True)
         if group["plan_steps"] is None:
             group["plan_steps"] = group["replan_interval"]
         group["plan_steps"] = check_number("plan_steps", group["plan_steps"], group["replan_interval"], 10000,
                                            integer=True)
         if group["plan_intervals"] is None:
             group["plan_intervals"] = min(group["plan_steps"], 4)
-        group["plan_intervals"] = check_number("plan_intervals", group["plan_intervals"], 1, 100, integer=True)
+        group["plan_intervals"] = check_number("plan_intervals", group["plan_intervals"], 1, 100,
+                                               integer=True)
         group["plan_degree"] = check_number("plan_degree", group["plan_degree"], 1, 8, integer=True)
         group["trust_radius"] = check_number("trust_radius", group["trust_radius"], 0, None, low_open=True)
         group["skip_inactive"] = bool(group["skip_inactive"])
-        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1, high_open=True)
+        group["curvature_beta"] = check_number("curvature_beta", group["curvature_beta"], 0, 1,
+                                               high_open=True)
         group["hutchinson_samples"] = check_number("hutchinson_samples", group["hutchinson_samples"], 1, None,
                                                    integer=True)
         group["max_iter"] = check_number("max_iter", group["max_iter"], 1, None, integer=True)
@@ -178,9 +184,15 @@ class RecedingHorizon(CurvatureOptimizer):
             group["max_time"] = check_number("max_time", group["max_time"], 0, None, low_open=True)
 
     # -- when a step needs Hessian-vector products -----------------------------------
+    #: the per-parameter layout kept the plan and its counters in the first parameter's state
+    legacy_group_keys = (*RuleOptimizer.legacy_group_keys, "size", "previous", "second_moment",
+                         "moment_updates",
+                         "hvps", "host_syncs", "complement_factor", "plan", "basis", "plan_index", "plan_dt",
+                         "replans", "solves", "solver_iterations", "fallbacks", "scale")
+
     def _head(self, group):
-        """The state holding a group's plan and counters: that of its first parameter."""
-        return self.state[group["params"][0]]
+        """The state holding a group's plan and counters: the group's own (``group["group_state"]``)."""
+        return group["group_state"]
 
     def _due(self, group):
         head = self._head(group)
@@ -193,36 +205,47 @@ class RecedingHorizon(CurvatureOptimizer):
     def _evaluate(self, closure):
         if closure is None and any(self._needs_graph(group) for group in self.param_groups):
             raise RuntimeError("RecedingHorizon needs step(closure) at a re-plan: the closure recomputes the "
-                               "loss (calling backward as usual) and the step measures Hessian-vector products")
+                               "loss (calling backward as usual) and the step measures Hessian-vector "
+                               "products")
         return super()._evaluate(closure)
 
     # -- the step -------------------------------------------------------------------
     def _group_step(self, group, params, grads, graph):
-        head, gradient = self._head(group), flat(grads)
-        # finiteness is decided on the device (no host read between re-plans): a non-finite
-        # gradient, running average or step makes the step zero and is counted in
-        # "pending_skips", folded into skipped_steps at the next re-plan (class docstring)
-        if head.get("size") != gradient.numel():       # the parameters with gradients changed
+        head = self._head(group)
+        if head.get("size") != sum(p.numel() for p in params):     # the parameters with gradients changed
             for key in ("plan", "second_moment"):
                 head.pop(key, None)
-            head["size"] = gradient.numel()
-            head["previous"] = torch.zeros_like(gradient)
+            head["size"] = sum(p.numel() for p in params)
+            head["previous"] = params[0].new_zeros(head["size"])
             if not graph:                              # no HVPs this step: re-plan at the next one
                 return
-        if group["metric"] == "gradient_squares":      # v ← βv + (1 − β)g², flat, in the head state
+        super()._group_step(group, params, grads, graph)
+        if "moment_staged" in head:                    # the masked average is the stored one again
+            head["second_moment"], head["moment_updates"] = head.pop("moment_staged")
+
+    def _propose(self, group, params, grads, graph, proposal):
+        """One Δt of the plan in the subspace plus the complement step, proposed (base: one device
+        flag decides, nothing read on the host between re-plans; a skipped step still uses up its
+        slot of the plan, the plan clock, as it does on every device)."""
+        head, gradient = self._head(group), flat(grads)
+        if group["metric"] == "gradient_squares":      # v ← βv + (1 − β)g², flat, in the group state
             beta = group["metric_beta"]
             if "second_moment" not in head:
-                head["second_moment"], head["moment_updates"] = torch.zeros_like(gradient), 0
-            previous_moment = head["second_moment"]
-            head["second_moment"] = previous_moment.mul(beta).addcmul_(gradient, gradient, value=1 - beta)
-            head["moment_updates"] += 1
+                head["second_moment"] = torch.zeros_like(gradient)
+            if not isinstance(head.get("moment_updates"), torch.Tensor):
+                head["moment_updates"] = torch.full((), int(head.get("moment_updates", 0)), dtype=torch.int64,
+                                                    device=gradient.device)
+            stored = (head["second_moment"], head["moment_updates"])
+            head["second_moment"] = stored[0].mul(beta).addcmul_(gradient, gradient, value=1 - beta)
+            head["moment_updates"] = stored[1] + 1      # this step (and its re-plan) see the new average
+            proposal.store(stored, [head["second_moment"], head["moment_updates"]])
+            head["moment_staged"] = stored
         if self._due(group):
             if not graph:
                 raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
             if not self._replan(group, params, gradient, graph):
-                if group["metric"] == "gradient_squares":      # the failed step leaves the average as it was
-                    head["second_moment"] = previous_moment
-                self._skip(group, "local model")
+                proposal.reject()                      # the local model was not finite
+                proposal.move(torch.zeros_like(gradient))
                 return
         basis, j = head["basis"], head["plan_index"]
         # in place on the flat gradient, one fused operation each (a plain step is ~25 tensor
@@ -237,28 +260,20 @@ class RecedingHorizon(CurvatureOptimizer):
             update.add_(planned)
         else:
             update.mul_(scale).addcmul_(head["scale"], planned)
-        # a NaN or ±inf gradient makes the update NaN (through g, or g² → the metric); an
-        # overflowing g² shows in the average's sum: one reduction each decides (a finite sum
-        # proves every entry finite; an overflowing sum of finite entries skips too, conservatively)
-        check = update.sum()
-        if group["metric"] == "gradient_squares":
-            check = check.add_(head["second_moment"].sum())
-        ok = check.isfinite()
-        if group["metric"] == "gradient_squares":
-            head["second_moment"] = torch.where(ok, head["second_moment"], previous_moment)
-        if group["weight_decay"]:                          # θ ← (1 − Δt·j)θ, not on a skipped step
-            torch._foreach_mul_(params, ok.to(update.dtype).mul_(-group["lr"] * group["weight_decay"]).add_(1))
-        applied = self._apply_masked(group, params, update, ok, check=False)   # a skip is counted pending
         head["plan_index"] = j + 1
-        head["previous"].add_(applied)
+        proposal.store([head["previous"]], [head["previous"] + update])   # Δθ since the re-plan
+        if group["weight_decay"]:                          # θ ← (1 − Δt·j)θ + update
+            update = update.add(flat(params), alpha=-group["lr"] * group["weight_decay"])
+        proposal.move(update)
 
     def _metric_scale(self, group, params):
         """s = G^{-1/2} of the metric G = √v̂ + ε (the App. B proxy), or None (G = I)."""
         if group["metric"] is None:
             return None
         head = self._head(group)
-        correction = 1 - group["metric_beta"] ** head["moment_updates"]
-        return head["second_moment"].div(correction).sqrt_().add_(group["metric_eps"]).rsqrt_()
+        moment = head["second_moment"]
+        correction = -torch.pow(group["metric_beta"], head["moment_updates"].to(moment.dtype)) + 1
+        return moment.div(correction).sqrt_().add_(group["metric_eps"]).rsqrt_()
 
     def _replan(self, group, params, gradient, graph):
         """Measure the subspace model, plan with IPOPT (or the closed-form path), store the plan."""
@@ -273,8 +288,8 @@ class RecedingHorizon(CurvatureOptimizer):
         probes = [rademacher(gradient.numel(), gradient) for _ in range(group["hutchinson_samples"])] \
             if hutchinson else []                          # Hutchinson's probes ride in the first HVP call
         basis, T, b, hvps, probe_products = subspace_model(white, [graph.get(p) for p in params], params, m,
-                                                           previous if moved else None, group["maximize"], scale,
-                                                           probes)
+                                                           previous if moved else None, group["maximize"],
+                                                           scale, probes)
         head["hvps"] = int(head.get("hvps", 0)) + hvps
         head["host_syncs"] = int(head.get("host_syncs", 0)) + 1   # this step synchronises (once counted)
         average = check = None
@@ -283,13 +298,11 @@ class RecedingHorizon(CurvatureOptimizer):
             states = [self.state[param] for param in params]
             average, updates = fold_diagonal(states, estimate, group["curvature_beta"])
             check = average.sum()
-        # the re-plan's one read: T, b, which rows of Q live, the skips since the last, the average's sum
-        pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
-        T_full, b_full, skipped, finite = subspace_plan.read_model(T, b, basis, pending, m, check)
-        if "pending_skips" in head:
-            for _ in range(skipped):
-                self._skip(group, "gradient, running average or step")
-            head["pending_skips"].zero_()
+        # the re-plan's one read: T, b, which rows of Q live, the average's sum (skips are
+        # counted by the base's step path and read when asked: none pending here)
+        T_full, b_full, _, finite = subspace_plan.read_model(T, b, basis, gradient.new_zeros((),
+                                                                                             dtype=torch.int64),
+                                                             m, check)
         if not finite:
             return False
         diagonal = torch.zeros_like(gradient)
@@ -299,7 +312,8 @@ class RecedingHorizon(CurvatureOptimizer):
                 diagonal.mul_(scale.square())               # diag(SHS) = s² diag(H)
         eta_k = group["eta"] * group["k"]
         curvature = kernels.effective_curvature(diagonal, group["damping"], group["negative_curvature"])
-        head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k, group["gamma"]).mul_(-eta_k)
+        head["complement_factor"] = kernels.step_factor(curvature, group["lr"], eta_k,
+                                                        group["gamma"]).mul_(-eta_k)
         size = basis.shape[0]
         # on the device, in the parameters' dtype (load_state_dict casts floating state to it)
         head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype,
@@ -326,7 +340,8 @@ class RecedingHorizon(CurvatureOptimizer):
         return plan
 
     def _planner(self, group):
-        return subspace_plan.shared_planner(group["subspace_dim"], group["plan_intervals"], group["plan_degree"],
+        return subspace_plan.shared_planner(group["subspace_dim"], group["plan_intervals"],
+                                            group["plan_degree"],
                                             group["max_iter"], group["max_time"])
 
     @property
@@ -338,14 +353,17 @@ class RecedingHorizon(CurvatureOptimizer):
     def _count(self, key):
         return sum(int(self._head(g).get(key, 0)) for g in self.param_groups if g["params"])
 
-    fallbacks = _counter("fallbacks", "Plans that fell back to the closed-form path (IPOPT failed or exceeded "
+    fallbacks = _counter("fallbacks",
+                         "Plans that fell back to the closed-form path (IPOPT failed or exceeded "
                          "its budget).")
     replans = _counter("replans", "Local models measured and planned on.")
     solves = _counter("solves", "Plans solved by IPOPT (the trust region could bind); the others used the "
                       "closed form.")
-    host_syncs = _counter("host_syncs", "Steps at which the host waited for the device: the re-plans (the local "
+    host_syncs = _counter("host_syncs",
+                          "Steps at which the host waited for the device: the re-plans (the local "
                           "model is read for IPOPT, the Hutchinson estimate checked); none between re-plans.")
-    hvps = _counter("hvps", "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
+    hvps = _counter("hvps",
+                    "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
 
     @property
     def failures(self) -> list:

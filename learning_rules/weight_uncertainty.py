@@ -39,9 +39,8 @@ import math
 
 import torch
 
-from .base import all_finite, check_number, flat
+from .base import check_number, flat
 from .curvature_optimizer import CurvatureOptimizer
-from .device_checks import commit_, finite_flag
 
 
 class WeightUncertainty(CurvatureOptimizer):
@@ -60,18 +59,19 @@ class WeightUncertainty(CurvatureOptimizer):
         refresh_interval, curvature_beta, hutchinson_samples: Hutchinson options (default
             1, 0.9, 1); see :class:`learning_rules.curvature_optimizer.CurvatureOptimizer`.
         maximize: maximize the objective instead (default False).
+        foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
     """
 
     param_shaped_state = ("variance", "hessian_diag")
 
     def __init__(self, params, lr=1e-2, *, eta=1.0, k=1.0, gamma=1.0, beta=1.0, init_variance=1e-2,
                  min_variance=1e-12, max_variance=math.inf, curvature="hutchinson", refresh_interval=1,
-                 curvature_beta=0.9, hutchinson_samples=1, maximize=False):
+                 curvature_beta=0.9, hutchinson_samples=1, maximize=False, foreach=None, fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, beta=beta, init_variance=init_variance,
                         min_variance=min_variance, max_variance=max_variance, curvature=curvature,
                         refresh_interval=refresh_interval, curvature_beta=curvature_beta,
                         hutchinson_samples=hutchinson_samples, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def check_group(self, group):
         group["lr"] = check_number("lr", group["lr"], 0, None, low_open=True)
@@ -85,10 +85,12 @@ class WeightUncertainty(CurvatureOptimizer):
         group["max_variance"] = float(maximum)
         if not group["min_variance"] <= group["init_variance"] <= group["max_variance"]:
             raise ValueError(f"init_variance must lie in [min_variance, max_variance] = "
-                             f"[{group['min_variance']:g}, {group['max_variance']:g}], got {group['init_variance']:g}")
+                             f"[{group['min_variance']:g}, {group['max_variance']:g}], "
+                             f"got {group['init_variance']:g}")
 
     def variances(self, params):
-        """The variance tensors of ``params`` (created at ``init_variance`` on first use)."""
+        """The variance tensors of ``params`` (created at ``init_variance`` on first use; the
+        clamp counts with them, 0-dim int64 on the parameter's device)."""
         out = []
         group_of = {id(p): group for group in self.param_groups for p in group["params"]}
         for param in params:
@@ -96,23 +98,24 @@ class WeightUncertainty(CurvatureOptimizer):
             if "variance" not in state:
                 state["variance"] = torch.full_like(param, group_of[id(param)]["init_variance"],
                                                     memory_format=torch.preserve_format)
-                state["variance_floored"] = 0
-                state["variance_capped"] = 0
+            for key in ("variance_floored", "variance_capped"):       # numbers in the per-parameter layout
+                if not isinstance(state.get(key), torch.Tensor):
+                    state[key] = torch.full((), int(state.get(key, 0)), dtype=torch.int64,
+                                            device=param.device)
             out.append(state["variance"])
         return out
 
     @property
     def variance_clamps(self) -> dict:
-        """Total entries clamped to the floor and to the cap, over all parameters and steps."""
+        """Total entries clamped to the floor and to the cap, over all parameters and steps (a host read)."""
         states = [s for s in self.state.values() if "variance" in s]
         return {"floored": sum(int(s["variance_floored"]) for s in states),
                 "capped": sum(int(s["variance_capped"]) for s in states)}
 
-    def _group_step(self, group, params, grads, graph):
-        curvature, ok = self._step_curvature(group, params, grads, graph)   # ok: a device flag, or None
-        if curvature is None:   # skipped and counted
-            return
-        kind, value = curvature
+    def _propose(self, group, params, grads, graph, proposal):
+        """μ and v over one step (module docstring), proposed with the clamp counts: a non-finite
+        gradient, curvature or update skips all of it (one device flag)."""
+        kind, value = self._step_curvature(group, params, grads, graph, proposal)
         diagonal = torch.diagonal(value) if kind == "dense" else value
         variances = self.variances(params)
         v = flat(variances)
@@ -121,43 +124,19 @@ class WeightUncertainty(CurvatureOptimizer):
         exponent = (dt * rho * k) * v * positive                    # x = Δt ρ k v h⁺
         damping = torch.where(exponent > 1e-12, -torch.expm1(-exponent) / exponent.clamp(min=1e-12),
                               torch.ones_like(exponent))            # φ(x) = (1 − e^{−x})/x
-        displacement = flat(grads).mul_(v).mul_(damping).mul_(-dt * rho * k)
+        proposal.move(flat(grads).mul_(v).mul_(damping).mul_(-dt * rho * k))
         growth = math.expm1(rho * beta * dt)
         new_v = v * (1 + growth) / (1 + (k / beta) * positive * v * growth)
-        if ok is not None:
-            self._commit_on_device(group, params, variances, displacement, new_v, ok)
-            return
-        if not all_finite([displacement, new_v]):
-            self._skip(group, "update")
-            return
-        low, high = group["min_variance"], group["max_variance"]
-        floored, capped = new_v < low, new_v > high
-        new_v = new_v.clamp(min=low, max=high)
-        self._apply(group, params, displacement, "update")
-        sizes = [p.numel() for p in params]
-        for param, variance, part in zip(params, variances, torch.split(new_v, sizes)):
-            variance.copy_(part.view_as(param))
-        if bool((floored | capped).any()):                 # rare (one host read): count per parameter
-            for param, low_part, high_part in zip(params, torch.split(floored, sizes), torch.split(capped, sizes)):
-                state = self.state[param]
-                state["variance_floored"] += int(low_part.sum())
-                state["variance_capped"] += int(high_part.sum())
-
-    def _commit_on_device(self, group, params, variances, displacement, new_v, ok):
-        """The step's writes masked by one device flag (no host read): the variances (clamped)
-        and the clamp counts (device integers, read by :attr:`variance_clamps`) where the
-        displacement and the new variances are finite."""
-        ok = ok & finite_flag([displacement, new_v])
         low, high = group["min_variance"], group["max_variance"]
         sizes = [p.numel() for p in params]
         floored, capped = torch.split(new_v < low, sizes), torch.split(new_v > high, sizes)
-        parts = [part.view_as(p) for part, p in zip(torch.split(new_v.clamp(min=low, max=high), sizes), params)]
-        commit_(variances, parts, ok)
-        for param, low_part, high_part in zip(params, floored, capped):
+        clamped = torch.split(new_v.clamp(min=low, max=high), sizes)
+        for param, variance, part, low_part, high_part in zip(params, variances, clamped, floored, capped,
+                                                              strict=False):
             state = self.state[param]
-            state["variance_floored"] = low_part.sum().mul(ok).add_(state["variance_floored"])
-            state["variance_capped"] = high_part.sum().mul(ok).add_(state["variance_capped"])
-        self._apply_masked(group, params, displacement, ok, check=False)
+            proposal.store([variance, state["variance_floored"], state["variance_capped"]],
+                           [part.view_as(param), state["variance_floored"] + low_part.sum(),
+                            state["variance_capped"] + high_part.sum()])
 
 
 __all__ = ["WeightUncertainty"]

@@ -25,7 +25,8 @@ class LinearQuadratic:
     def __init__(self, H, mu, gamma, eta=1.0, k=1.0, G=None, A=None, theta0=None):
         self.H, self.mu, self.G, self.A = np.asarray(H), np.asarray(mu), G, A
         self.dim = len(mu)
-        self.problem = SimpleNamespace(dim=self.dim, gamma=gamma, eta=eta, k=k, metric=G, metric_function=None,
+        self.problem = SimpleNamespace(dim=self.dim, gamma=gamma, eta=eta, k=k, metric=G,
+                                       metric_function=None,
                                        drift=None if A is None else (lambda theta: None))
         self.theta0 = np.asarray(theta0) if theta0 is not None else self.mu + 1.0
         self._R = linear_quadratic.feedback_matrix(H, gamma, eta, k, G, A)
@@ -158,8 +159,10 @@ def test_step_factor_keeps_its_digits_where_the_textbook_form_cancels():
     rate = eta_k / gamma
     assert value == pytest.approx(dt * rate * (1 - rate * dt / 2), rel=1e-14)
     # float32 as well (the benchmarked dtype)
-    value32 = kernels.step_factor(torch.tensor([0.0, 1e-30, 1.0], dtype=torch.float32), dt, eta_k, 1e6) * eta_k
-    assert torch.all(torch.isfinite(value32)) and float(value32[0]) == pytest.approx(eta_k * dt / 1e6, rel=1e-6)
+    value32 = kernels.step_factor(torch.tensor([0.0, 1e-30, 1.0], dtype=torch.float32), dt, eta_k,
+                                  1e6) * eta_k
+    assert torch.all(torch.isfinite(value32)) and float(value32[0]) == pytest.approx(eta_k * dt / 1e6,
+                                                                                     rel=1e-6)
 
 
 def test_negative_curvature_abs_goes_downhill_like_positive_curvature():
@@ -190,7 +193,7 @@ def test_hutchinson_is_exact_for_diagonal_hessians_and_refreshes_on_schedule(rng
         return loss
     for _ in range(7):
         optimizer.step(closure)
-    assert int(optimizer.state[theta]["hessian_updates"]) == 3          # steps 1, 4, 7
+    assert int(optimizer.param_groups[0]["group_state"]["hessian_updates"]) == 3          # steps 1, 4, 7
 
 
 def test_callable_curvature_dense_and_diagonal(rng):
@@ -256,7 +259,8 @@ def test_ballistic_converges_with_order_one_to_the_gamma_zero_path(rng):
 
 def test_gradient_descent_converges_with_order_one_to_the_overdamped_flow(rng):
     scenario = problems.get("quadratic", H=[1.0, 5.0], gamma=2.0)
-    reference = lambda t: limit_trajectory("gradient_descent", scenario, t)
+    def reference(t):
+        return limit_trajectory("gradient_descent", scenario, t)
     result = convergence_order("gradient_descent", scenario, 0.05, 40, reference)
     assert 0.9 < result["order"] < 1.1
 
@@ -264,7 +268,8 @@ def test_gradient_descent_converges_with_order_one_to_the_overdamped_flow(rng):
 def test_natural_gradient_converges_with_order_one_to_its_flow(rng):
     G = random_spd(rng, 2, 4.0) + 0.5 * np.eye(2)
     scenario = LinearQuadratic(np.diag([1.0, 3.0]), np.zeros(2), 3.0, G=G)
-    reference = lambda t: limit_trajectory("natural_gradient", scenario, t)
+    def reference(t):
+        return limit_trajectory("natural_gradient", scenario, t)
     result = convergence_order("natural_gradient", scenario, 0.05, 40, reference)
     assert 0.9 < result["order"] < 1.1
 
@@ -309,7 +314,8 @@ def test_run_rule_shapes_and_names():
     (lambda s: run_rule("optimal_quadratic", s, 0.1, 5, gamma=-1.0), "gamma"),
     (lambda s: run_rule("gradient_descent", problems.get("quadratic", gamma=0.0), 0.1, 5), "gamma > 0"),
     (lambda s: run_rule("natural_gradient", problems.get("quadratic", gamma=0.0), 0.1, 5), "gamma > 0"),
-    (lambda s: run_rule("optimal_quadratic", LinearQuadratic(np.eye(2), np.zeros(2), 1.0, A=-np.eye(2)), 0.1, 5),
+    (lambda s: run_rule("optimal_quadratic", LinearQuadratic(np.eye(2), np.zeros(2), 1.0, A=-np.eye(2)), 0.1,
+                        5),
      "drift_compensated"),
 ])
 def test_run_rule_bad_input(call, message):

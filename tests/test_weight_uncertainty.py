@@ -17,7 +17,7 @@ from problems.weight_uncertainty import hand_residual, solve_switch
 
 
 def _order(errors):
-    return [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    return [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,8 @@ def test_hand_derived_el_equations(stationary):
     assert np.abs(hand).max() / size.max() < 1e-6          # the solution satisfies them
     # identity with the engine's residual r = d/dt ∂ℓ/∂ẋ − γ∂ℓ/∂ẋ − ∂ℓ/∂x on any path:
     # R_μ = ηv·r_μ and R_v = 2ηv²·r_v (the momenta are μ̇/(ηv) and v̇/(2ηv²))
-    other = ocp.from_path(scenario.problem, lambda t: path(t) * (1 + 0.1 * np.sin(np.outer(t, [1, 2, 1.5, 2.5]))),
+    other = ocp.from_path(scenario.problem, lambda t: path(t) * (1 + 0.1 * np.sin(np.outer(t, [1, 2, 1.5,
+                                                                                               2.5]))),
                           20.0, tol=1e-10)
     for trajectory in (path, other):
         engine = ocp.euler_lagrange_residual(scenario.problem, trajectory)
@@ -57,7 +58,8 @@ def test_hand_derived_el_equations(stationary):
 
 
 def test_a_wrong_equation_fails(stationary):
-    """Negative control: dropping the −v̇²/v term (as a flat-metric derivation would) leaves an O(1) residual."""
+    """Negative control: dropping the −v̇²/v term (as a flat-metric derivation would) leaves an O(1)
+    residual."""
     scenario, path = stationary
     n = scenario.weights
     hand, size = hand_residual(scenario, path)
@@ -155,7 +157,8 @@ def test_optimizer_against_collocation_across_a_switch():
 def test_optimizer_rests_at_beta_over_kH_on_a_quadratic():
     mu = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
     H = torch.tensor([3.0, 0.5], dtype=torch.float64)
-    optimizer = WeightUncertainty([mu], lr=0.1, k=2.0, beta=1.5, gamma=1.0, curvature="exact", init_variance=0.1)
+    optimizer = WeightUncertainty([mu], lr=0.1, k=2.0, beta=1.5, gamma=1.0, curvature="exact",
+                                  init_variance=0.1)
 
     def closure():
         optimizer.zero_grad()
@@ -236,12 +239,17 @@ def test_optimizer_on_a_network_state_dict_and_maximize():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"H": [1.0, 0.0]}, "'H' must be positive definite"), ({"H": [1.0, -1.0]}, "'H' must be positive definite"),
-    ({"beta": 0.0}, "'beta' must be > 0"), ({"beta": -1.0}, "'beta' must be > 0"), ({"k": 0.0}, "'k' must be > 0"),
-    ({"eta": 0.0}, "'eta' must be > 0"), ({"gamma": -1.0}, "'gamma' must be ≥ 0"), ({"g": [1.0]}, "'g' must have length 2"),
-    ({"H_after": [1.0, 1.0]}, "need t_switch"), ({"t_switch": 0.0, "H_after": [1.0, 1.0]}, "'t_switch' must be > 0"),
+    ({"H": [1.0, 0.0]}, "'H' must be positive definite"), ({"H": [1.0, -1.0]},
+                                                           "'H' must be positive definite"),
+    ({"beta": 0.0}, "'beta' must be > 0"), ({"beta": -1.0}, "'beta' must be > 0"), ({"k": 0.0},
+                                                                                    "'k' must be > 0"),
+    ({"eta": 0.0}, "'eta' must be > 0"), ({"gamma": -1.0}, "'gamma' must be ≥ 0"), ({"g": [1.0]},
+                                                                                    "'g' must have length 2"),
+    ({"H_after": [1.0, 1.0]}, "need t_switch"), ({"t_switch": 0.0, "H_after": [1.0, 1.0]},
+                                                 "'t_switch' must be > 0"),
     ({"t_switch": 1.0, "H_after": [1.0, 0.0]}, "'H_after' must be positive definite"),
-    ({"t_switch": 1.0, "H_after": [1.0]}, "'H_after' must have the size of H"), ({"nope": 1}, "unknown parameter 'nope'"),
+    ({"t_switch": 1.0, "H_after": [1.0]}, "'H_after' must have the size of H"), ({"nope": 1},
+                                                                                 "unknown parameter 'nope'"),
 ])
 def test_bad_scenario_parameters(params, message):
     with pytest.raises(ocp.ProblemError, match=message):
@@ -250,7 +258,8 @@ def test_bad_scenario_parameters(params, message):
 
 def test_bad_states_and_switch_solves():
     scenario = Scenario()
-    for theta0, message in (([0, 0, 0.0, 1], "variances v must be > 0"), ([0, 0, -1, 1], "variances v must be > 0"),
+    for theta0, message in (([0, 0, 0.0, 1], "variances v must be > 0"), ([0, 0, -1, 1],
+                                                                          "variances v must be > 0"),
                             ([0, 0, 1], "length 4"), ([0, 0, np.nan, 1], "finite")):
         with pytest.raises(ocp.ProblemError, match=message):
             ocp.solve(scenario.problem, theta0)
@@ -320,7 +329,7 @@ def test_state_dict_round_trip_continues_identically_and_scheduler_scales_dt():
     closure2 = closure_for(model2, optimizer2, inputs, targets)
     for _ in range(4):
         optimizer2.step(closure2)
-    for p, q, v in zip(model2.parameters(), expected, expected_v):
+    for p, q, v in zip(model2.parameters(), expected, expected_v, strict=False):
         torch.testing.assert_close(p.detach(), q, rtol=0, atol=0)
         torch.testing.assert_close(optimizer2.state[p]["variance"], v, rtol=0, atol=0)
 
@@ -349,7 +358,8 @@ def test_anticipated_switch_resets_early_and_costs_less():
     assert knowing.el_error() < 1e-2
     assert np.all(knowing.before.theta[-1, 2:] > 1.3 * theta0[2:])
     assert np.abs(replanning.before.theta[-1] - theta0).max() < 1e-9
-    jump = lambda s: np.abs(s.after.velocity[0, 2:] - s.before.velocity[-1, 2:]).max()
+    def jump(s):
+        return np.abs(s.after.velocity[0, 2:] - s.before.velocity[-1, 2:]).max()
     assert jump(knowing) < 1e-3 * np.abs(knowing.after.velocity[0, 2:]).max()
     assert jump(replanning) > 0.1
     assert knowing.objective < replanning.objective
