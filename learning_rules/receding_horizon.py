@@ -188,7 +188,8 @@ class RecedingHorizon(CurvatureOptimizer):
         if group["replan_tolerance"] is not None:
             group["replan_tolerance"] = check_number("replan_tolerance", group["replan_tolerance"], 0, None,
                                                      low_open=True)
-        group["max_model_reuse"] = check_number("max_model_reuse", group["max_model_reuse"], 1, 1000, integer=True)
+        group["max_model_reuse"] = check_number("max_model_reuse", group["max_model_reuse"], 1, 1000,
+                                                integer=True)
 
     # -- when a step needs Hessian-vector products -----------------------------------
     def _head(self, group):
@@ -355,8 +356,9 @@ class RecedingHorizon(CurvatureOptimizer):
         scale = head.get("scale") if group["metric"] is not None else None   # the model's whitening
         white = gradient if scale is None else gradient * scale
         pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
-        T_full, b_full, skipped, finite = subspace_plan.read_model(head["model_curvature"], head["basis"] @ white,
-                                                                   head["basis"], pending, group["subspace_dim"])
+        basis = head["basis"]
+        T_full, b_full, skipped, finite = subspace_plan.read_model(head["model_curvature"], basis @ white, basis,
+                                                                   pending, group["subspace_dim"])
         head["host_syncs"] = int(head.get("host_syncs", 0)) + 1
         if "pending_skips" in head:
             for _ in range(skipped):
