@@ -357,8 +357,8 @@ class RecedingHorizon(CurvatureOptimizer):
         white = gradient if scale is None else gradient * scale
         pending = head.get("pending_skips", gradient.new_zeros((), dtype=torch.int64))
         basis = head["basis"]
-        T_full, b_full, skipped, finite = subspace_plan.read_model(head["model_curvature"], basis @ white, basis,
-                                                                   pending, group["subspace_dim"])
+        T_full, b_full, skipped, finite = subspace_plan.read_model(head["model_curvature"], basis @ white,
+                                                                   basis, pending, group["subspace_dim"])
         head["host_syncs"] = int(head.get("host_syncs", 0)) + 1
         if "pending_skips" in head:
             for _ in range(skipped):
