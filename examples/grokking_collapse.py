@@ -71,13 +71,14 @@ class HeldMetricMPC(RecedingHorizon):
     def step(self, closure=None):
         loss = super().step(closure)
         self._steps += 1
-        heads = [self.state[group["params"][0]] for group in self.param_groups if group["params"]]
+        heads = [group["group_state"] for group in self.param_groups if group["params"]]
         if self._held is not None:
             for head, (moment, updates) in zip(heads, self._held, strict=True):
-                head["second_moment"], head["moment_updates"] = moment.clone(), updates
+                head["second_moment"], head["moment_updates"] = moment.clone(), updates.clone()
         elif (loss is not None and float(loss.detach()) < self.hold_below
               and all("second_moment" in head for head in heads)):
-            self._held = [(head["second_moment"].clone(), head["moment_updates"]) for head in heads]
+            self._held = [(head["second_moment"].clone(), torch.as_tensor(head["moment_updates"]).clone())
+                          for head in heads]
             self.held_at = self._steps
         return loss
 
@@ -106,7 +107,7 @@ def metric_scale(optimizer):
     """{median, p10}: the median and the 10 % quantile of √v̂ over the weights (v̂ bias-corrected)
     of an mpc optimizer; None for the others."""
     group = optimizer.param_groups[0]
-    head = optimizer.state.get(group["params"][0], {})
+    head = group.get("group_state", {})          # RuleOptimizer keeps a group's state in the group
     if "second_moment" not in head:
         return None
     corrected = head["second_moment"] / (1 - group["metric_beta"] ** head["moment_updates"])

@@ -61,7 +61,8 @@ def batched_hvp(graph_grads, params, directions, maximize=False):
     direction for operations without a batching rule."""
     sizes = [p.numel() for p in params]
     stacked = torch.stack(directions)
-    vectors = [part.reshape(len(directions), *p.shape) for part, p in zip(torch.split(stacked, sizes, dim=1), params)]
+    pieces = torch.split(stacked, sizes, dim=1)
+    vectors = [part.reshape(len(directions), *p.shape) for part, p in zip(pieces, params, strict=True)]
     live = [i for i, g in enumerate(graph_grads) if g is not None and g.requires_grad]
     if not live:
         return torch.zeros_like(stacked)
@@ -71,12 +72,14 @@ def batched_hvp(graph_grads, params, directions, maximize=False):
                                            [vectors[i] for i in live], retain_graph=True,
                                            allow_unused=True, is_grads_batched=True)
         out = torch.cat([torch.zeros(len(directions), p.numel(), dtype=stacked.dtype, device=stacked.device)
-                         if h is None else h.reshape(len(directions), -1) for h, p in zip(products, params)], 1)
+                         if h is None else h.reshape(len(directions), -1)
+                         for h, p in zip(products, params, strict=True)], 1)
     except RuntimeError:
         rows = []
         for direction in directions:
-            parts = [part.view_as(p) for part, p in zip(torch.split(direction, sizes), params)]
-            rows.append(torch.cat([h.reshape(-1) for h in hessian_vector_products(graph_grads, params, parts)]))
+            parts = [part.view_as(p) for part, p in zip(torch.split(direction, sizes), params, strict=True)]
+            products = hessian_vector_products(graph_grads, params, parts)
+            rows.append(torch.cat([h.reshape(-1) for h in products]))
         out = torch.stack(rows)
     return out.neg_() if maximize else out
 

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import torch
 
-from . import kernels, subspace_plan
+from . import kernels, plan_schedule, subspace_plan
 from .base import RuleOptimizer, check_choice, check_number, flat
 from .curvature import fold_diagonal, rademacher, store_diagonal
 from .curvature_optimizer import CurvatureOptimizer
@@ -103,6 +103,12 @@ class RecedingHorizon(CurvatureOptimizer):
             (1 − Δt·j), the drift −jθ of App. G.2 applied outside the plan, which does not
             compensate for it (:class:`DriftCompensated` is the optimum under that drift for a
             quadratic model); default 0.
+        replan_tolerance: None (default: measure a new model every K steps) or e > 0: at the end of
+            an interval, reuse the last measured model (plan again with the fresh gradient, no HVPs)
+            when it predicted the loss change of that interval within relative error e
+            (:mod:`learning_rules.plan_schedule`; with several groups each group's prediction is
+            compared with the whole loss, so use it with one group).
+        max_model_reuse: at most this many reuses in a row, 1 to 1000 (default 3).
         maximize: default False.
         foreach, fused: torch's meaning (:mod:`learning_rules.base`; no fused kernel).
 
@@ -123,14 +129,16 @@ class RecedingHorizon(CurvatureOptimizer):
                  plan_degree=3, trust_radius=1.0, skip_inactive=True, curvature="hutchinson",
                  curvature_beta=0.9,
                  hutchinson_samples=1, damping=1e-8, negative_curvature="abs", max_iter=50, max_time=None,
-                 weight_decay=0.0, maximize=False, foreach=None, fused=None):
+                 weight_decay=0.0, replan_tolerance=None, max_model_reuse=3, maximize=False, foreach=None,
+                 fused=None):
         defaults = dict(lr=lr, eta=eta, k=k, gamma=gamma, metric=metric, metric_beta=metric_beta,
                         metric_eps=metric_eps, subspace_dim=subspace_dim, replan_interval=replan_interval,
                         plan_steps=plan_steps, plan_intervals=plan_intervals, plan_degree=plan_degree,
                         trust_radius=trust_radius, skip_inactive=skip_inactive, curvature=curvature,
                         curvature_beta=curvature_beta, hutchinson_samples=hutchinson_samples, damping=damping,
                         negative_curvature=negative_curvature, max_iter=max_iter, max_time=max_time,
-                        weight_decay=weight_decay, maximize=maximize)
+                        weight_decay=weight_decay, replan_tolerance=replan_tolerance,
+                        max_model_reuse=max_model_reuse, maximize=maximize)
         super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def load_state_dict(self, state_dict):
@@ -142,6 +150,8 @@ class RecedingHorizon(CurvatureOptimizer):
             for group in groups:
                 if isinstance(group, dict) and "subspace_dim" in group:
                     group.setdefault("weight_decay", 0.0)
+                    group.setdefault("replan_tolerance", None)
+                    group.setdefault("max_model_reuse", 3)
             state_dict = {**state_dict, "param_groups": groups}
         super().load_state_dict(state_dict)
 
@@ -182,6 +192,11 @@ class RecedingHorizon(CurvatureOptimizer):
         group["weight_decay"] = check_number("weight_decay", group["weight_decay"], 0, None)
         if group["max_time"] is not None:
             group["max_time"] = check_number("max_time", group["max_time"], 0, None, low_open=True)
+        if group["replan_tolerance"] is not None:
+            group["replan_tolerance"] = check_number("replan_tolerance", group["replan_tolerance"], 0, None,
+                                                     low_open=True)
+        group["max_model_reuse"] = check_number("max_model_reuse", group["max_model_reuse"], 1, 1000,
+                                                integer=True)
 
     # -- when a step needs Hessian-vector products -----------------------------------
     #: the per-parameter layout kept the plan and its counters in the first parameter's state
@@ -196,8 +211,9 @@ class RecedingHorizon(CurvatureOptimizer):
 
     def _due(self, group):
         head = self._head(group)
-        return ("plan" not in head or head["plan_index"] >= group["replan_interval"]
-                or head["plan_dt"] != group["lr"])
+        if "plan" not in head or head["plan_dt"] != group["lr"]:
+            return True
+        return head["plan_index"] >= group["replan_interval"] and not plan_schedule.reuse_allowed(head, group)
 
     def _needs_graph(self, group):
         return any(p.requires_grad for p in group["params"]) and self._due(group)
@@ -207,7 +223,9 @@ class RecedingHorizon(CurvatureOptimizer):
             raise RuntimeError("RecedingHorizon needs step(closure) at a re-plan: the closure recomputes the "
                                "loss (calling backward as usual) and the step measures Hessian-vector "
                                "products")
-        return super()._evaluate(closure)
+        loss, graph = super()._evaluate(closure)
+        self._closure_loss = loss                       # observed by the adaptive schedule (plan_schedule)
+        return loss, graph
 
     # -- the step -------------------------------------------------------------------
     def _group_step(self, group, params, grads, graph):
@@ -240,13 +258,10 @@ class RecedingHorizon(CurvatureOptimizer):
             head["moment_updates"] = stored[1] + 1      # this step (and its re-plan) see the new average
             proposal.store(stored, [head["second_moment"], head["moment_updates"]])
             head["moment_staged"] = stored
-        if self._due(group):
-            if not graph:
-                raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
-            if not self._replan(group, params, gradient, graph):
-                proposal.reject()                      # the local model was not finite
-                proposal.move(torch.zeros_like(gradient))
-                return
+        if self._plan_ready(group, params, gradient, graph) is not None:
+            proposal.reject()                          # the local model (or a reused plan's b) is not finite
+            proposal.move(torch.zeros_like(gradient))
+            return
         basis, j = head["basis"], head["plan_index"]
         # in place on the flat gradient, one fused operation each (a plain step is ~25 tensor
         # operations: on small networks their dispatch, not their arithmetic, is the cost)
@@ -265,6 +280,23 @@ class RecedingHorizon(CurvatureOptimizer):
         if group["weight_decay"]:                          # θ ← (1 − Δt·j)θ + update
             update = update.add(flat(params), alpha=-group["lr"] * group["weight_decay"])
         proposal.move(update)
+
+    def _plan_ready(self, group, params, gradient, graph):
+        """Make sure the step has a plan to follow: measure a model and plan (a re-plan), or plan
+        again on the last model (:mod:`learning_rules.plan_schedule`), when the plan is used up.
+        None when ready; what failed (the reason of the skip) otherwise."""
+        head = self._head(group)
+        if self._due(group):
+            if not graph:
+                raise RuntimeError("RecedingHorizon re-plans need step(closure) with the loss graph")
+            if not self._replan(group, params, gradient, graph):
+                return "local model"
+        elif head["plan_index"] >= group["replan_interval"] and not self._reuse_model(group, gradient):
+            return "gradient"                          # reusing, b = Q(s ⊙ g) was not finite
+        if group["replan_tolerance"] is not None:       # the loss at θ_j, for the next decision
+            plan_schedule.observe(head, group, head["plan_index"], self.__dict__.get("_closure_loss"),
+                                  head["previous"])
+        return None
 
     def _metric_scale(self, group, params):
         """s = G^{-1/2} of the metric G = √v̂ + ε (the App. B proxy), or None (G = I)."""
@@ -321,9 +353,39 @@ class RecedingHorizon(CurvatureOptimizer):
         head["basis"] = torch.cat([basis, basis.new_zeros(m - size, basis.shape[1])])
         head["plan_index"], head["plan_dt"] = 0, group["lr"]
         head["replans"] = int(head.get("replans", 0)) + 1
+        head["plan_serial"] = int(head.get("plan_serial", 0)) + 1
         head["previous"] = torch.zeros_like(gradient)
         if scale is not None:
             head["scale"] = scale
+        if group["replan_tolerance"] is not None:        # what the next intervals' predictions use
+            plan_schedule.keep_model(head, white, torch.as_tensor(T_full, dtype=gradient.dtype,
+                                                                  device=gradient.device), diagonal)
+        return True
+
+    def _reuse_model(self, group, gradient):
+        """Plan the next interval on the last measured model with the fresh gradient, b = Q(s ⊙ g)
+        (no HVPs, no graph: :mod:`learning_rules.plan_schedule`); False when b is not finite (the
+        next step then measures)."""
+        head = self._head(group)
+        scale = head.get("scale") if group["metric"] is not None else None   # the model's whitening
+        white = gradient if scale is None else gradient * scale
+        basis = head["basis"]
+        T_full, b_full, _, finite = subspace_plan.read_model(head["model_curvature"], basis @ white, basis,
+                                                             gradient.new_zeros((), dtype=torch.int64),
+                                                             group["subspace_dim"])
+        head["host_syncs"] = int(head.get("host_syncs", 0)) + 1
+        if not finite:
+            head["model_reuses"] = group["max_model_reuse"]
+            return False
+        head["plan"] = torch.as_tensor(self._plan(group, head, T_full, b_full), dtype=gradient.dtype,
+                                       device=gradient.device)
+        head["plan_index"] = 0
+        head["plan_serial"] = int(head.get("plan_serial", 0)) + 1
+        head["model_reuses"] += 1
+        head["reused_models"] = int(head.get("reused_models", 0)) + 1
+        head["previous"] = torch.zeros_like(gradient)
+        head["model_gradient"] = white.clone()          # the model re-centred at this θ
+        plan_schedule.start_interval(head, gradient)
         return True
 
     def _plan(self, group, head, T, b):
@@ -362,6 +424,8 @@ class RecedingHorizon(CurvatureOptimizer):
     host_syncs = _counter("host_syncs",
                           "Steps at which the host waited for the device: the re-plans (the local "
                           "model is read for IPOPT, the Hutchinson estimate checked); none between re-plans.")
+    reused_models = _counter("reused_models", "Plan intervals planned on the last measured model because "
+                             "it predicted the loss within replan_tolerance (no HVPs spent).")
     hvps = _counter("hvps",
                     "Hessian-vector products spent on subspace models (Hutchinson probes not included).")
 

@@ -58,7 +58,8 @@ def build_planner(dimension, intervals, degree, max_iter, max_time):
     b, T, P, p are NLP parameters: built once, re-solved."""
     import ocp  # casadi only when a plan is first needed
     from ocp.control.trust_region import TrustRegionPlanner
-    constants = {"b": np.zeros(dimension), "T": np.eye(dimension), "P": np.eye(dimension), "p": np.zeros(dimension)}
+    constants = {"b": np.zeros(dimension), "T": np.eye(dimension), "P": np.eye(dimension),
+                 "p": np.zeros(dimension)}
     problem = ocp.DiscountedOCP(dimension, model_loss, gamma=1.0, constants=constants, name="subspace_model")
     ipopt = {"max_iter": max_iter}
     if max_time is not None:
@@ -85,12 +86,13 @@ def shared_planner(dimension, intervals, degree, max_iter, max_time):
 def plan_path(T, b, group, planner_for):
     """(a(jΔt) for j = 0..S as an (S + 1, m) array, outcome) for the model (T, b) with the
     group's Δt (lr), S (plan_steps), ρ, γ, η, k, damping, negative_curvature, skip_inactive,
-    plan_intervals. ``planner_for()`` returns (planner, problem, lock) as :func:`shared_planner`. outcome: {"attempted": IPOPT
-    was called, "iterations", "failure": the reason of a fallback or None}."""
+    plan_intervals. ``planner_for()`` returns (planner, problem, lock) as :func:`shared_planner`.
+    outcome: {"attempted": IPOPT was called, "iterations", "failure": the reason of a fallback or None}."""
     dt, steps, radius = group["lr"], group["plan_steps"], group["trust_radius"]
     gamma, eta, k = group["gamma"], group["eta"], group["k"]
     lam, vectors = np.linalg.eigh(0.5 * (T + T.T))
-    lam = kernels.effective_curvature(torch.as_tensor(lam), group["damping"], group["negative_curvature"]).numpy()
+    lam = kernels.effective_curvature(torch.as_tensor(lam), group["damping"],
+                                      group["negative_curvature"]).numpy()
     times = dt * np.arange(steps + 1)
     closed = closed_path(vectors, lam, b, times, eta, k, gamma)
     outcome = {"attempted": False, "iterations": 0, "failure": None}
@@ -118,7 +120,8 @@ def plan_path(T, b, group, planner_for):
         return plan, outcome
     except Exception as exc:                      # budget exceeded, failure: closed-form fallback
         outcome["failure"] = str(exc)
-        return closed * np.minimum(1.0, radius / np.maximum(np.linalg.norm(closed, axis=1), 1e-300))[:, None], outcome
+        shrink = np.minimum(1.0, radius / np.maximum(np.linalg.norm(closed, axis=1), 1e-300))
+        return closed * shrink[:, None], outcome
 
 
 def closed_path(vectors, lam, b, times, eta, k, gamma):

@@ -52,8 +52,8 @@ def test_held_metric_stops_adapting():
         return loss
     optimizer.step(closure)
     assert optimizer.held_at == 1
-    head = optimizer.state[weights]
-    held = head["second_moment"].clone(), head["moment_updates"]
+    head = optimizer.param_groups[0]["group_state"]
+    held = head["second_moment"].clone(), head["moment_updates"].clone()
     for _ in range(5):
         optimizer.step(closure)
     assert torch.equal(head["second_moment"], held[0]) and head["moment_updates"] == held[1]
