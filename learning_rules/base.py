@@ -34,7 +34,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.optimizer import _default_to_fused_or_foreach
 
-from .checks import (  # noqa: F401 (re-exported)
+from .checks import (
     COUNTERS,
     all_finite,
     check_choice,

@@ -50,10 +50,8 @@ import ocp
 from .belief_adam_ocp import (
     KERNEL_TAIL,
     BeliefOCP,
-    euler_lagrange_by_hand,  # noqa: F401 (re-exported: tests/test_belief_adam.py imports it from here)
     landscape,
     observation,
-    rest_equations,  # noqa: F401 (re-exported: tests/test_belief_adam.py imports it from here)
     rest_point,
     stream_weights,
 )

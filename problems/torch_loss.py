@@ -37,26 +37,38 @@ class TorchLoss(ExternalLoss):
         self.chunk_size = int(chunk_size)
         gradient = torch.func.grad(function)
 
-        def hvp(theta, v):
+        def hvp(theta, v):                        # forward over reverse: one extra forward pass
             return torch.func.jvp(gradient, (theta,), (v,))[1]
+
+        def hvp_reverse(theta, v):                # reverse over reverse: H v = vjp of ∇L (H symmetric)
+            return torch.func.vjp(gradient, theta)[1](v)[0]
 
         self._torch = {"value": function, "gradient": gradient, "hvp": hvp,
                        "values": torch.func.vmap(function, chunk_size=self.chunk_size),
                        "gradients": torch.func.vmap(gradient, chunk_size=self.chunk_size),
                        "hvps": torch.func.vmap(hvp, chunk_size=self.chunk_size)}
+        # some torch kernels have no forward-mode derivative of their backward (F.mse_loss raises
+        # "ZeroTensors are immutable" in torch 2.13): those losses take the reverse-over-reverse HVP
+        self._reverse = {"hvp": hvp_reverse, "hvps": torch.func.vmap(hvp_reverse, chunk_size=self.chunk_size)}
         super().__init__(dim, self._call("value"), self._call("gradient"), self._call("hvp"),
                          gradients=self._call("gradients"), hvps=self._call("hvps"), name=name,
                          values=self._call("values"))
 
     def _call(self, key):
         """The torch function ``key`` on numpy float64 arrays (in, out)."""
-        function = self._torch[key]
 
         def evaluate(*arrays):
             tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=self.dtype, device=self.device)
                        for a in arrays]
-            with torch.no_grad():
-                out = function(*tensors)
+            try:
+                with torch.no_grad():
+                    out = self._torch[key](*tensors)
+            except RuntimeError:
+                if key not in self._reverse:
+                    raise
+                self._torch.update(self._reverse)      # this loss: reverse over reverse from now on
+                with torch.no_grad():
+                    out = self._torch[key](*tensors)
             return out.detach().to("cpu", torch.float64).numpy()
         return evaluate
 

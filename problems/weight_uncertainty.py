@@ -45,10 +45,7 @@ from .checks import array, scalar
 from .quadratic import random_spd, symmetric_matrix
 from .scenario import Scenario
 from .task_switch import SwitchSolution, solve_switch
-from .weight_uncertainty_ocp import (
-    WeightUncertaintyOCP,
-    hand_residual,  # noqa: F401 (re-exported: tests/test_weight_uncertainty.py imports it from here)
-)
+from .weight_uncertainty_ocp import WeightUncertaintyOCP
 
 CURVATURE = ("symmetric positive definite matrix, or a list (its diagonal, > 0); draws: 1–3 weights, "
              "diagonal log-uniform in [0.3, 5] or a random SPD matrix")

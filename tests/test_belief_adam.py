@@ -12,7 +12,8 @@ import problems
 from learning_rules import BeliefAdam
 from lossnav.figures import belief_adam as figures
 from lossnav.validation import belief_adam_study
-from problems.belief_adam import BeliefAdamScenario, euler_lagrange_by_hand
+from problems.belief_adam import BeliefAdamScenario
+from problems.belief_adam_ocp import euler_lagrange_by_hand
 
 EL_TOLERANCE = 1e-3          # pointwise residual of degree-5 element polynomials (as lossnav validate)
 
@@ -236,7 +237,7 @@ def test_rest_point_exists_for_random_discounts():
     """The rest equations have a root with v > 0 near the data-only beliefs for every γ here;
     it used to be refused at γ = 0.5 and 2 because scipy's hybr flags a root it cannot
     polish to tol = 1e-14 as a failure. Judged by the residual (property over random γ)."""
-    from problems.belief_adam import rest_equations, rest_point
+    from problems.belief_adam_ocp import rest_equations, rest_point
     rng = np.random.default_rng(7)
     base = BeliefAdamScenario().params
     for gamma in [0.5, 2.0, *rng.uniform(0.0, 10.0, 12)]:

@@ -13,7 +13,8 @@ import problems
 from learning_rules import WeightUncertainty
 from lossnav.validation.weight_uncertainty_study import run_on_scenario
 from problems.weight_uncertainty import WeightUncertaintyScenario as Scenario
-from problems.weight_uncertainty import hand_residual, solve_switch
+from problems.weight_uncertainty import solve_switch
+from problems.weight_uncertainty_ocp import hand_residual
 
 
 def _order(errors):
