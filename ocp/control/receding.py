@@ -27,6 +27,7 @@ import time
 import casadi
 import numpy as np
 
+from ..budget import interrupts_noted
 from ..checks import count, number
 from ..errors import ProblemError, SolveError
 from ..horizons import pipeline
@@ -150,21 +151,30 @@ class RecedingHorizonController:
         times, samples = [], []
         taus = np.linspace(0.0, 1.0, SAMPLES_PER_STEP)
         t = float(t0)
-        for k in range(int(steps)):
-            theta_next, plan = self.step(theta, t)
-            tt = t + self.dt * taus
-            if plan is not None:
-                piece = plan(tt)
-                piece[0], piece[-1] = theta, theta_next
-            else:
-                piece = theta + np.outer(taus, theta_next - theta)
-            times.append(tt if k == 0 else tt[1:])
-            samples.append(piece if k == 0 else piece[1:])
-            theta, t = theta_next, t0 + (k + 1) * self.dt
+        # Ctrl-C anywhere in a step, also inside a CasADi evaluation outside IPOPT (CasADi would turn
+        # it into a failed evaluation, the step would fall back and the loop go on): noted, raised here
+        with interrupts_noted() as interrupted:
+            for k in range(int(steps)):
+                theta, t = self._closed_loop_step(theta, t, t0, k, taus, times, samples)
+                if interrupted:
+                    raise KeyboardInterrupt
         trajectory = from_samples(self.problem, np.concatenate(times), np.vstack(samples), SAMPLES_PER_STEP)
         trajectory.stats.update(self.stats, wall_time=time.perf_counter() - start, dt=self.dt,
                                 plan_horizon=self.plan_horizon, gamma=self.problem.gamma)
         return trajectory
+
+    def _closed_loop_step(self, theta, t, t0, k, taus, times, samples):
+        """One control interval of :meth:`run`: the applied plan's samples appended; (θ, t) next."""
+        theta_next, plan = self.step(theta, t)
+        tt = t + self.dt * taus
+        if plan is not None:
+            piece = plan(tt)
+            piece[0], piece[-1] = theta, theta_next
+        else:
+            piece = theta + np.outer(taus, theta_next - theta)
+        times.append(tt if k == 0 else tt[1:])
+        samples.append(piece if k == 0 else piece[1:])
+        return theta_next, t0 + (k + 1) * self.dt
 
 
 def _fallback_function(problem):
