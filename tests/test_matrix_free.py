@@ -74,3 +74,18 @@ def test_a_loss_returning_nan_is_a_problem_error():
     problem = ocp.DiscountedOCP(2, loss, gamma=0.5)
     with pytest.raises(ocp.ProblemError, match="broken"):
         ocp.solve(problem, np.ones(2), 2.0)
+
+
+def test_bad_solver_options_are_problem_errors():
+    problem, theta0 = quadratic_problem(), np.zeros(4)
+    with pytest.raises(ocp.ProblemError, match="solver must be one of"):
+        ocp.solve(problem, theta0, 2.0, solver="newton")
+    with pytest.raises(ocp.ProblemError, match="unknown matrix_free settings"):
+        ocp.solve(problem, theta0, 2.0, solver="matrix_free", matrix_free={"max_newtons": 3})
+    with pytest.raises(ocp.ProblemError, match="matrix_free must be a dict"):
+        ocp.solve(problem, theta0, 2.0, solver="matrix_free", matrix_free=3)
+    with pytest.raises(ocp.ProblemError):
+        ocp.solve(problem, theta0, 2.0, solver="matrix_free", matrix_free={"max_newton": 0})
+    drifting = ocp.DiscountedOCP(2, lambda theta: casadi.sumsqr(theta), gamma=0.5, drift=lambda theta: -theta)
+    with pytest.raises(ocp.ProblemError, match="solver='matrix_free' needs"):
+        ocp.solve(drifting, np.ones(2), 2.0, solver="matrix_free")

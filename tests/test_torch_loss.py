@@ -72,3 +72,17 @@ def test_a_module_loss_solves_through_ocp_solve():
     assert path.stats["solver"] == "matrix_free"
     assert path.stats["euler_lagrange_error"] <= 1e-6
     assert loss.value(path.theta[-1]) < loss.value(theta0)
+
+
+def test_bad_torch_losses_are_problem_errors():
+    with pytest.raises(ocp.ProblemError, match="callable"):
+        TorchLoss("not a function", 3)
+    with pytest.raises(ocp.ProblemError, match="nn.Module"):
+        TorchLoss.from_module(lambda x: x, torch.nn.functional.mse_loss, X, Y)
+    module = torch.nn.Linear(3, 1).double()
+    with pytest.raises(ocp.ProblemError, match="weight_decay"):
+        TorchLoss.from_module(module, torch.nn.functional.mse_loss, X, Y, weight_decay=-1.0)
+    with pytest.raises(ocp.ProblemError, match="initial theta"):
+        TorchLoss(logistic_torch, 3).initial_theta()
+    with pytest.raises(ocp.ProblemError, match="logistic"):
+        TorchLoss(logistic_torch, 3, name="logistic").gradient(np.zeros(4))
