@@ -6,6 +6,8 @@ import math
 import casadi
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ocp
 
@@ -89,3 +91,24 @@ def test_bad_solver_options_are_problem_errors():
     drifting = ocp.DiscountedOCP(2, lambda theta: casadi.sumsqr(theta), gamma=0.5, drift=lambda theta: -theta)
     with pytest.raises(ocp.ProblemError, match="solver='matrix_free' needs"):
         ocp.solve(drifting, np.ones(2), 2.0, solver="matrix_free")
+
+
+@settings(max_examples=5, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), dim=st.integers(2, 6), gamma=st.floats(0.1, 0.5))
+def test_random_convex_quadratics_follow_the_closed_form(seed, dim, gamma):
+    """θ(t) = μ + V e^{Rt} Vᵀ (θ0 − μ), R = γ/2 − sqrt(γ²/4 + ηkλ) per eigenpair (λ, V) of H (§1)."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(dim, dim))
+    H, mu = A @ A.T / dim + 0.5 * np.eye(dim), rng.normal(size=dim)
+
+    def loss(theta):
+        d = theta - casadi.DM(mu)
+        return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
+    problem = ocp.DiscountedOCP(dim, loss, gamma=gamma)
+    theta0 = rng.normal(size=dim)
+    path = ocp.solve(problem, theta0, math.inf, solver="matrix_free")
+    values, vectors = np.linalg.eigh(H)
+    rates = gamma / 2 - np.sqrt(gamma ** 2 / 4 + values)
+    times = np.linspace(0.0, 8.0, 30)
+    exact = mu + (np.exp(np.outer(times, rates)) * ((theta0 - mu) @ vectors)) @ vectors.T
+    assert np.abs(path(times) - exact).max() <= 1e-6 * np.abs(theta0 - mu).max()
