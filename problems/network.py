@@ -143,5 +143,5 @@ class DigitsMLPScenario(Scenario):
         gradient = float(np.linalg.norm(loss.gradient(result.x)))
         if not gradient <= 1e-9:
             raise ocp.SolveError(f"{self.name}: the descent to the minimum stopped at |∇L| = {gradient:.2e} "
-                                 f"({result.message})")
+                                 f"({result.message})", "descent_failed", int(result.nit))
         return result.x
