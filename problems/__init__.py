@@ -24,6 +24,7 @@ from .belief_adam import BeliefAdamScenario
 from .double_well import DoubleWellScenario
 from .double_well_2d import DoubleWell2DScenario
 from .natural_gradient import NaturalGradientScenario
+from .network import DigitsMLPScenario
 from .quadratic import QuadraticScenario
 from .registry import SCENARIO_GROUP, PluginWarning, RegistrationError, register, registered
 from .rotation import RotationScenario
@@ -32,7 +33,8 @@ from .weight_decay import WeightDecayScenario
 from .weight_uncertainty import WeightUncertaintyScenario
 
 for _builtin in (QuadraticScenario, DoubleWellScenario, DoubleWell2DScenario, NaturalGradientScenario,
-                 RotationScenario, WeightDecayScenario, BeliefAdamScenario, WeightUncertaintyScenario):
+                 RotationScenario, WeightDecayScenario, BeliefAdamScenario, WeightUncertaintyScenario,
+                 DigitsMLPScenario):
     register(_builtin, origin="built-in")
 
 

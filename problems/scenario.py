@@ -25,6 +25,8 @@ k·L*/γ), and makes the γ = 0 problem well posed.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import ocp
@@ -50,6 +52,18 @@ class Scenario:
     ranges: dict = {}
     paper_setting: dict = {}
     validation_gammas: tuple = (0.0, 0.1, 1.0, 10.0)
+    #: horizons of ``lossnav validate``'s cases (math.inf: the infinite horizon; finite ones are
+    #: free-end solves on [0, H], whose path does not come to rest, so no final-point check)
+    validation_horizons: tuple = (math.inf,)
+    #: whether ``lossnav validate --all`` includes it (False for a scenario whose cases take
+    #: minutes; it is still validated by name)
+    in_default_validation: bool = True
+    #: whether the first-order rules' observed order to their limit flow is measured (and must lie
+    #: in lossnav.validation.rules.ORDER_RANGE) beyond the linear–quadratic scenarios
+    rule_orders: bool = False
+    #: optimizers ``lossnav validate`` checks against the reference with validate_optimizer, by the
+    #: names of lossnav.validation.optimizer_suite ("sgd", "adam", "mpc"); () none
+    checked_optimizers: tuple = ()
     #: min_θ L(θ) at these parameters, subtracted from the loss the OCP sees (see the module
     #: docstring); a number or a property of ``self.params``. 0: the loss is used as written.
     loss_minimum: float = 0.0

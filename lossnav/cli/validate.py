@@ -41,7 +41,8 @@ def add_parser(commands):
                     "several discount rates; analytic vs collocation error, Euler-Lagrange "
                     "residuals, pass/fail against stated tolerances (exit 1 if any fails).")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"scenarios ({', '.join(names())})")
-    parser.add_argument("--all", action="store_true", help="every scenario")
+    parser.add_argument("--all", action="store_true",
+                        help="every scenario but those validated by name only (digits_mlp: minutes)")
     parser.add_argument("--draws", type=arguments.non_negative_int, default=2,
                         help="random parameter draws per scenario (default: 2)")
     parser.add_argument("--seed", type=arguments.non_negative_int, default=0,
@@ -66,7 +67,7 @@ def add_parser(commands):
                             "the optimal path, or limit(scenario, t, theta0) -> (n, dim)")
     check.add_argument("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
                        type=arguments.setting,
-                       help="scenario parameter, value as JSON (with --optimizer; repeatable)")
+                       help="scenario parameter, value as JSON, for every case (e.g. hidden=4; repeatable)")
     parser.set_defaults(handler=run_validate)
     return parser
 
@@ -107,17 +108,20 @@ def run_validate(args) -> int:
 
 def _selected(args) -> list:
     """The scenario names to validate, every argument checked before any case is solved."""
-    for flag, given in (("--dt", args.dt), ("--limit", args.limit), ("--set", args.settings)):
+    for flag, given in (("--dt", args.dt), ("--limit", args.limit)):
         if given:
             raise arguments.UsageError(f"{flag} applies with --optimizer only")
     if args.all == bool(args.names):
         raise arguments.UsageError("give scenario names or --all (not both)")
     if args.report is not None:             # before any case is solved (ocp.OutputPathError: exit 1)
         files.check_output_folder(args.report, what="--report")
-    selected = names() if args.all else args.names
+    selected = cases.default_selection() if args.all else args.names
     for name in selected:
         if name not in names():
             raise ocp.ProblemError(f"unknown problem {name!r}; valid: {', '.join(names())}")
+    if args.settings:                      # every --set checked on every scenario before any solve
+        for name in selected:
+            get(name, **dict(args.settings))
     return selected
 
 
@@ -134,7 +138,7 @@ def _solve_cases(selected, args, out) -> list:
     try:
         with _backend(args) as backend:   # --workers/--scheduler: the same lines, in the same order
             results = cases.validate(selected, args.draws, args.seed, gammas=args.gammas, backend=backend,
-                                     on_case=on_case, progress=on_result)
+                                     on_case=on_case, progress=on_result, settings=dict(args.settings))
     except ConnectionError as exc:       # no Dask scheduler at --scheduler
         raise ocp.ProblemError(arguments.one_line(exc)) from None
     finally:
@@ -169,7 +173,8 @@ def _backend(args):
 def _progress_bar(selected, args, out):
     """A tqdm bar over every case (shown on a terminal only), its text the case being solved."""
     from tqdm import tqdm
-    total = sum(len(cases.cases(name, args.draws, args.seed, args.gammas)) for name in selected)
+    total = sum(len(cases.cases(name, args.draws, args.seed, args.gammas, dict(args.settings)))
+                for name in selected)
     return tqdm(total=total, unit="case", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
 
 
@@ -214,5 +219,27 @@ def _line(result) -> str:
     def show(key):
         return f"{figures[key]:9.1e}" if key in figures else f"{'—':>9}"
     verdict = "pass" if result.passed else f"FAIL: {result.message}"
-    return (f"{result.case.name:<19} {result.case.label:<30} {show('error')} {show('el_collocation')} "
+    line = (f"{result.case.name:<19} {result.case.label:<30} {show('error')} {show('el_collocation')} "
             f"{show('el_analytic')} {show('final_error')}  {verdict}")
+    if not result.optimizers:
+        return line
+    return "\n".join([line, *map(_rule_line, result.rules), *map(_optimizer_line, result.optimizers)])
+
+
+def _rule_line(row) -> str:
+    """A rule under its case (scenarios that check optimizers): distance to the optimal path, order."""
+    if "not_applicable" in row:
+        return f"    rule {row['rule']:<18} does not apply: {row['not_applicable']}"
+    if "diverged" in row:
+        return f"    rule {row['rule']:<18} {row['diverged']}"
+    order = row.get("order")
+    return (f"    rule {row['rule']:<18} Δt {row['dt']:.3g}: distance to the optimal path "
+            f"{row['vs_collocation']:.2e}"
+            + ("" if order is None else f", order {order:.2f} to its limit flow")
+            + {True: "  pass", False: "  FAIL", None: ""}[row["passed"]])
+
+
+def _optimizer_line(row) -> str:
+    """An optimizer of the scenario's checked_optimizers: its distances at Δt, Δt/2, Δt/4 and verdict."""
+    errors = " → ".join(f"{error:.2e}" for error in row["errors"]) or "—"
+    return f"    optimizer {row['optimizer']:<13} distance to the optimal path {errors}; {row['verdict']}"

@@ -29,13 +29,14 @@ are within tolerance.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import ocp
-from problems import Scenario, get, names
+from problems import Scenario, get
 
 from .rules import check_rules
 
@@ -55,6 +56,7 @@ class Case:
     theta0: np.ndarray
     label: str
     plugins: tuple = ()    # --plugin specs (lossnav.plugins.loaded()): a worker process loads them too
+    horizon: float = math.inf   # the scenario's validation_horizons: math.inf or a free-end [0, H]
 
     def scenario(self):
         if self.plugins:
@@ -71,32 +73,45 @@ class Result:
     case: Case
     figures: dict = field(default_factory=dict)
     rules: list = field(default_factory=list)
+    optimizers: list = field(default_factory=list)   # validate_optimizer rows (optimizer_suite)
+    paths: dict = field(default_factory=dict)        # label -> (t, θ) for the path figure
     passed: bool = False
     message: str = ""
 
     def row(self) -> dict:
         return {"problem": self.case.name, "case": self.case.label, "params": self.case.params,
                 "theta0": self.case.theta0.tolist(), "passed": self.passed,
-                "message": self.message, **self.figures, "rules": self.rules}
+                "message": self.message, "horizon": self.case.horizon, **self.figures, "rules": self.rules,
+                "optimizers": self.optimizers}
 
 
-def cases(name: str, draws: int = 2, seed: int = 0, gammas=None) -> list:
+def cases(name: str, draws: int = 2, seed: int = 0, gammas=None, settings=None) -> list:
     """The paper's defaults and ``draws`` random parameter sets, each at every γ of
-    ``gammas`` (default: the scenario's ``validation_gammas``). A scenario without
-    :meth:`~problems.Scenario.random_params` (a plug-in may omit it) gets the defaults only."""
+    ``gammas`` (default: the scenario's ``validation_gammas``) and every horizon of its
+    ``validation_horizons``. ``settings`` (``--set``) override parameters of every case. A scenario
+    without :meth:`~problems.Scenario.random_params` (a plug-in may omit it) gets the defaults only."""
     from lossnav.plugins import loaded
-    base, specs = get(name), loaded()
+    settings = dict(settings or {})
+    base, specs = get(name, **settings), loaded()
     gammas = base.validation_gammas if gammas is None else tuple(gammas)
-    out = [Case(name, {"gamma": g}, base.theta0, f"paper defaults, γ={g:g}", specs) for g in gammas]
+    horizons = base.validation_horizons
+
+    def at(params, theta0, label):
+        return [Case(name, {**params, "gamma": g}, theta0, f"{label}, γ={g:g}" + _horizon_label(h), specs, h)
+                for g in gammas for h in horizons]
+    out = at(settings, base.theta0, "paper defaults")
     if type(base).random_params is Scenario.random_params:
         draws = 0
     for i in range(draws):
         rng = np.random.default_rng([seed, i])
-        params = base.random_params(rng)
+        params = {**base.random_params(rng), **settings}
         theta0 = get(name, **params).random_theta0(rng)
-        out += [Case(name, {**params, "gamma": g}, theta0, f"draw {i} (seed {seed}), γ={g:g}", specs)
-                for g in gammas]
+        out += at(params, theta0, f"draw {i} (seed {seed})")
     return out
+
+
+def _horizon_label(horizon) -> str:
+    return "" if math.isinf(horizon) else f", H={horizon:g}"
 
 
 def check(case: Case, mesh=None, rules: bool = True) -> Result:
@@ -106,7 +121,7 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
     start = time.perf_counter()
     try:
         scenario = case.scenario()
-        trajectory, mesh_change = reference(scenario, case.theta0, mesh)
+        trajectory, mesh_change = reference(scenario, case.theta0, mesh, case.horizon)
         scenario.fixed_point()
     except NotImplementedError:
         result.message = (f"{case.name} does not define fixed_point(): validate measures errors relative "
@@ -121,14 +136,16 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
     distance = max(np.linalg.norm(case.theta0 - scenario.fixed_point()), 1e-300)
     collocated = trajectory.t < trajectory.stats.get("policy_from", np.inf)
     figures["el_collocation"] = _el_error(scenario.problem, trajectory, collocated)
-    minima = np.reshape(scenario.minima(), (-1, scenario.dim))
-    gaps = np.linalg.norm(minima - trajectory.theta[-1], axis=1)
-    figures["final_error"] = float(gaps.min() / distance)
-    figures["final_basin"] = int(gaps.argmin())
     figures["objective"] = float(trajectory.objective)
     figures["intervals"] = trajectory.stats["mesh"]["intervals"]
     figures["mesh_change"] = mesh_change
-    limits = {"el_collocation": EL_TOLERANCE, "final_error": FINAL_TOLERANCE}
+    limits = {"el_collocation": EL_TOLERANCE}
+    if math.isinf(case.horizon):     # a finite free-end path stops where H ends, not at rest
+        minima = np.reshape(scenario.minima(), (-1, scenario.dim))
+        gaps = np.linalg.norm(minima - trajectory.theta[-1], axis=1)
+        figures["final_error"] = float(gaps.min() / distance)
+        figures["final_basin"] = int(gaps.argmin())
+        limits["final_error"] = FINAL_TOLERANCE
     if scenario.has_analytic():
         exact = scenario.analytic(trajectory.t, case.theta0)
         gap = np.linalg.norm(exact - scenario.fixed_point(), axis=1)
@@ -148,9 +165,13 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
         figures[key], limits[key] = float(value), float(limit)
     if rules:
         result.rules = check_rules(scenario, case.theta0, trajectory, TOLERANCE)
+    if rules and scenario.checked_optimizers:
+        from .optimizer_suite import check_optimizers  # torch optimizers: only where declared
+        result.optimizers, result.paths = check_optimizers(scenario, case.theta0, trajectory)
     figures["seconds"] = time.perf_counter() - start
     failed = [key for key, limit in limits.items() if not figures[key] <= limit]
     failed += [f"rule {row['rule']}" for row in result.rules if row["passed"] is False]
+    failed += [f"optimizer {row['optimizer']}" for row in result.optimizers if row["passed"] is False]
     result.passed = not failed
     result.message = "ok" if not failed else "; ".join(
         f"{key} = {figures[key]:.2e} > {limits[key]:g}" if key in limits else f"{key} failed"
@@ -158,11 +179,22 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
     return result
 
 
-def reference(scenario, theta0, mesh=None):
+def reference(scenario, theta0, mesh=None, horizon=math.inf):
     """A mesh-converged collocation reference: the path on ``mesh`` and on twice its
     intervals; the intervals double until the two agree to ``REFERENCE_AGREEMENT`` of
     |θ0 − θ*| (fast rotations need finer meshes than the default). Returns the finer
-    path and the last change, relative to |θ0 − θ*|."""
+    path and the last change, relative to |θ0 − θ*|.
+
+    A problem solved matrix-free (a loss given as an :class:`ocp.ExternalLoss`, e.g. a network's)
+    checks its own doubled mesh and Euler–Lagrange residual and refuses a path that fails them
+    (ocp.SolveError): one solve, its change ``stats["mesh_agreement"]`` (relative to the path's
+    range). ``horizon``: math.inf or a finite free-end T (the matrix-free case only)."""
+    if getattr(scenario.problem, "external", False):
+        path = ocp.solve(scenario.problem, theta0, horizon=horizon)
+        return path, float(path.stats.get("mesh_agreement") or 0.0)
+    if not math.isinf(horizon):
+        raise ocp.ProblemError(f"{scenario.name}: a finite validation horizon needs a matrix-free problem "
+                               "(the collocation reference is the infinite-horizon one)")
     mesh = mesh or ocp.Mesh()
     distance = max(np.linalg.norm(theta0 - scenario.fixed_point()), 1e-300)
     guesses = scenario.guesses() or None
@@ -180,6 +212,8 @@ def reference(scenario, theta0, mesh=None):
 
 
 def _el_error(problem, trajectory, mask) -> float:
+    if "euler_lagrange_error" in trajectory.stats:     # the matrix-free solve's own, over its path
+        return float(trajectory.stats["euler_lagrange_error"])
     if mask.sum() < 2:
         mask = np.ones_like(mask)
     last = int(np.nonzero(mask)[0][-1])
@@ -195,18 +229,27 @@ def _el_error(problem, trajectory, mask) -> float:
     return ocp.euler_lagrange_error(problem, window)
 
 
+def default_selection() -> list:
+    """The scenarios ``validate --all`` checks: those with ``in_default_validation`` (a scenario whose
+    cases take minutes, such as digits_mlp, is validated by name only)."""
+    from problems import registered
+    return [name for name, cls in registered().items() if cls.in_default_validation]
+
+
 def validate(selected=None, draws: int = 2, seed: int = 0, mesh=None, progress=None,
-             rules: bool = True, gammas=None, on_case=None, backend=None) -> list:
-    """Results for the scenarios ``selected`` (default: all), in order; ``gammas``
-    overrides each scenario's ``validation_gammas``; ``on_case(case)`` is called before a
-    case is solved and ``progress(result)`` after. ``backend`` (:func:`lossnav.sweep.make`:
-    a local pool or a Dask cluster) solves the cases on its workers: see :func:`check_on`."""
+             rules: bool = True, gammas=None, on_case=None, backend=None, settings=None) -> list:
+    """Results for the scenarios ``selected`` (default: :func:`default_selection`), in order;
+    ``gammas`` overrides each scenario's ``validation_gammas``, ``settings`` its parameters;
+    ``on_case(case)`` is called before a case is solved and ``progress(result)`` after.
+    ``backend`` (:func:`lossnav.sweep.make`: a local pool or a Dask cluster) solves the cases on
+    its workers: see :func:`check_on`."""
+    selected = selected or default_selection()
     if backend is not None:
-        case_list = [case for name in selected or names() for case in cases(name, draws, seed, gammas)]
-        return check_on(backend, case_list, mesh, rules, progress, on_case)
+        every = [case for name in selected for case in cases(name, draws, seed, gammas, settings)]
+        return check_on(backend, every, mesh, rules, progress, on_case)
     results = []
-    for name in selected or names():
-        for case in cases(name, draws, seed, gammas):
+    for name in selected:
+        for case in cases(name, draws, seed, gammas, settings):
             if on_case:
                 on_case(case)
             results.append(check(case, mesh, rules))
@@ -225,11 +268,9 @@ def check_on(backend, case_list, mesh=None, rules: bool = True, progress=None, o
              for index, case in enumerate(case_list)]
     finished, results = {}, []
     for outcome in backend.run(functools.partial(check, mesh=mesh, rules=rules), tasks):
-        if outcome.status == "ok":
-            finished[outcome.index] = outcome.value
-        else:
-            finished[outcome.index] = Result(case_list[outcome.index],
-                                             message=f"{outcome.status}: {outcome.error}")
+        failed = f"{outcome.status}: {outcome.error}"
+        finished[outcome.index] = (outcome.value if outcome.status == "ok" else
+                                   Result(case_list[outcome.index], message=failed))
         while len(results) in finished:
             results.append(finished.pop(len(results)))
             if on_case:

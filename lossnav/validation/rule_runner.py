@@ -20,6 +20,10 @@ natural_gradient       NaturalGradient(lr=ηkΔt/γ, metric=G)        γ > 0, no
 gradient_descent       torch.optim.SGD(lr=ηkΔt/γ)                  γ > 0, no drift, no metric
 =====================  ==========================================  =========================
 
+The three rules with ``curvature="exact"`` (optimal_quadratic, drift_compensated, ballistic)
+form the D × D Hessian and its matrix functions at every step: they do not apply above
+:data:`EXACT_CURVATURE_MAX_DIM` parameters (a network's loss), and :func:`applicability` says so.
+
 At γ = 0 (and no weight decay) the optimal rules get ``damping=1e-12`` (a curvature floor;
 their step diverges as the curvature → 0 there). Keyword ``options`` of :func:`run_rule`
 override the mapped hyperparameters (e.g. ``curvature="hutchinson"``). A rule that does
@@ -47,6 +51,7 @@ from problems.checks import bounded, integer
 from .orders import order
 
 GAMMA_ZERO_DAMPING = 1e-12
+EXACT_CURVATURE_MAX_DIM = 1000   # a dense D × D Hessian and eigendecomposition per step: 8 MB, ~0.1 s
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Rule:
     allows_drift: bool
     allows_metric: bool
     limit: str
+    exact_curvature: bool = False
 
     def hyperparameters(self, scenario, dt: float) -> dict:
         reason = applicability(self.name, scenario)
@@ -82,9 +88,10 @@ class Rule:
 
 
 RULES = {rule.name: rule for rule in (
-    Rule("optimal_quadratic", OptimalQuadratic, False, False, True, "optimal path (exact on quadratics)"),
-    Rule("drift_compensated", DriftCompensated, False, True, True, "optimal path under a linear drift"),
-    Rule("ballistic", Ballistic, False, False, False, "θ̇ = −√(ηk)|H|^{−1/2}∇L (γ → 0)"),
+    Rule("optimal_quadratic", OptimalQuadratic, False, False, True, "optimal path (exact on quadratics)",
+         True),
+    Rule("drift_compensated", DriftCompensated, False, True, True, "optimal path under a linear drift", True),
+    Rule("ballistic", Ballistic, False, False, False, "θ̇ = −√(ηk)|H|^{−1/2}∇L (γ → 0)", True),
     Rule("natural_gradient", NaturalGradient, True, False, True, "θ̇ = −(ηk/γ)G⁻¹∇L (γ large)"),
     Rule("gradient_descent", torch.optim.SGD, True, False, False, "θ̇ = −(ηk/γ)∇L (γ large)"),
 )}
@@ -98,6 +105,9 @@ def applicability(name: str, scenario) -> str:
         return f"{name} needs a scenario whose state is θ alone; {scenario.name} has extra state"
     if getattr(problem, "metric_function", None) is not None:
         return f"{name} needs a constant metric; {scenario.name} has a state-dependent one"
+    if rule.exact_curvature and problem.dim > EXACT_CURVATURE_MAX_DIM:
+        return (f"{name} forms the exact {problem.dim} × {problem.dim} Hessian at every step; it applies "
+                f"up to D = {EXACT_CURVATURE_MAX_DIM} (use its curvature='hutchinson' in training)")
     if rule.needs_positive_gamma and problem.gamma <= 0:
         return (f"{name} needs gamma > 0: its learning rate ηkΔt/γ is the overdamped (large-γ) limit "
                 f"and is undefined at gamma = 0; use ballistic or optimal_quadratic")

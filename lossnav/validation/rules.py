@@ -11,7 +11,9 @@ the halvings Δt/2, Δt/4 (``runner.convergence_order``):
   error against the optimal path itself is reported (it shows the regime where each rule
   holds: gradient descent for large γ, ballistic for γ → 0) without a pass criterion. On
   non-quadratic landscapes every rule's error against collocation is reported without a
-  criterion.
+  criterion, except on scenarios with ``rule_orders`` (a network's loss), where the first-order
+  rules' order to their limit flow is measured and checked as on the linear–quadratic ones, and a
+  rule that does not apply is a row saying why (``not_applicable``).
 """
 from __future__ import annotations
 
@@ -38,10 +40,14 @@ def check_rules(scenario, theta0, trajectory, tolerance) -> list:
     base_dt = _step(scenario, trajectory)
     distance = max(np.linalg.norm(theta0 - scenario.fixed_point()), 1e-300)
     for name in runner.RULES:
-        if runner.applicability(name, scenario):
+        reason = runner.applicability(name, scenario)
+        if reason:
+            if scenario.rule_orders:      # a scenario that asks for the orders hears why a rule has none
+                rows.append({"rule": name, "dt": base_dt, "passed": None, "vs_collocation": None,
+                             "not_applicable": reason})
             continue
         exact = name in EXACT_RULES and scenario.name in LINEAR_QUADRATIC and scenario.has_analytic()
-        first_order = name not in EXACT_RULES and scenario.name in LINEAR_QUADRATIC
+        first_order = name not in EXACT_RULES and (scenario.name in LINEAR_QUADRATIC or scenario.rule_orders)
         row = {"rule": name, "dt": base_dt}
         try:
             _rule_row(runner, row, scenario, theta0, trajectory, tolerance, distance, exact, first_order)
