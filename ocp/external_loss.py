@@ -29,18 +29,25 @@ class ExternalLoss:
     hvps      : optional batch version, (θs (N, D), vs (N, D)) → (N, D); default loops over ``hvp``.
     values    : optional batch version, θs (N, D) → (N,); default loops over ``value``.
     name      : named in every error.
+    krylov_hvps : optional batch HVPs of lower precision (e.g. float32, relative error ~1e-7) for
+                the inner Krylov iterations of the matrix-free Newton solve only: an inexact
+                Hessian changes how fast Newton converges, never where (the gradient and the
+                checks stay float64). Default: ``hvps``.
     """
 
-    def __init__(self, dim, value, gradient, hvp, gradients=None, hvps=None, name="external", values=None):
+    def __init__(self, dim, value, gradient, hvp, gradients=None, hvps=None, name="external", values=None,
+                 krylov_hvps=None):
         self.dim = count("dim", dim)
         self.name = str(name)
         for label, function in (("value", value), ("gradient", gradient), ("hvp", hvp),
-                                ("gradients", gradients), ("hvps", hvps), ("values", values)):
+                                ("gradients", gradients), ("hvps", hvps), ("values", values),
+                                ("krylov_hvps", krylov_hvps)):
             if function is not None and not callable(function):
                 raise ProblemError(f"loss {self.name!r}: {label} must be callable, "
                                    f"got {type(function).__name__}")
         self._value, self._gradient, self._hvp = value, gradient, hvp
         self._gradients, self._hvps, self._values = gradients, hvps, values
+        self._krylov_hvps = krylov_hvps
         self.counts = {"value": 0, "gradient": 0, "hvp": 0}
 
     # -- checked evaluations ---------------------------------------------------------------
@@ -82,13 +89,16 @@ class ExternalLoss:
             out = np.asarray(self._gradients(thetas), dtype=float)
         return self._batch(out, len(thetas), "gradients")
 
-    def hvps(self, thetas, vs) -> np.ndarray:
+    def hvps(self, thetas, vs, krylov=False) -> np.ndarray:
+        """∇²L(θ_n)·v_n for every row; ``krylov``: the lower-precision ``krylov_hvps`` where given."""
         thetas, vs = self._points(thetas, "thetas"), self._points(vs, "vs")
         if vs.shape != thetas.shape:
             raise ProblemError(f"loss {self.name!r}: hvps needs vs of the shape of thetas {thetas.shape}, "
                                f"got {vs.shape}")
         self.counts["hvp"] += len(thetas)
-        if self._hvps is None:
+        if krylov and self._krylov_hvps is not None:
+            out = np.asarray(self._krylov_hvps(thetas, vs), dtype=float)
+        elif self._hvps is None:
             out = np.stack([np.asarray(self._hvp(theta, v), dtype=float).reshape(-1)
                             for theta, v in zip(thetas, vs, strict=True)])
         else:

@@ -86,3 +86,25 @@ def test_bad_torch_losses_are_problem_errors():
         TorchLoss(logistic_torch, 3).initial_theta()
     with pytest.raises(ocp.ProblemError, match="logistic"):
         TorchLoss(logistic_torch, 3, name="logistic").gradient(np.zeros(4))
+
+
+def test_krylov_hvps_are_float32_close_and_the_exact_ones_float64():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
+    loss = TorchLoss.from_module(net, torch.nn.functional.mse_loss, X, Y[:, None], weight_decay=DECAY)
+    thetas = loss.initial_theta() + 0.1 * RNG.normal(size=(4, loss.dim))
+    vs = RNG.normal(size=(4, loss.dim))
+    exact, krylov = loss.hvps(thetas, vs), loss.hvps(thetas, vs, krylov=True)
+    gap = np.abs(krylov - exact).max() / np.abs(exact).max()
+    assert loss.krylov_dtype == torch.float32
+    assert 0 < gap < 1e-5                       # float32: inexact, close
+    single = np.stack([loss.hvp(theta, v) for theta, v in zip(thetas, vs, strict=True)])
+    np.testing.assert_allclose(exact, single, rtol=1e-12, atol=1e-14)
+
+
+def test_a_float64_only_function_falls_back_to_exact_krylov_hvps(losses):
+    native, _ = losses                  # logistic_torch multiplies by float64 data: float32 fails
+    loss = TorchLoss(logistic_torch, 3, name="logistic")
+    thetas, vs = RNG.normal(size=(3, 3)), RNG.normal(size=(3, 3))
+    np.testing.assert_array_equal(loss.hvps(thetas, vs, krylov=True), native.hvps(thetas, vs))
+    assert loss.krylov_dtype == torch.float64

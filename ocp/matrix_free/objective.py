@@ -57,8 +57,8 @@ class MetricLoss:
     def gradients(self, phis):
         return self.pull_back(self.loss.gradients(self.theta(phis)))
 
-    def hvps(self, phis, vs):
-        return self.pull_back(self.loss.hvps(self.theta(phis), self.theta(vs)))
+    def hvps(self, phis, vs, krylov=False):
+        return self.pull_back(self.loss.hvps(self.theta(phis), self.theta(vs), krylov=krylov))
 
 
 class DiscreteObjective:
@@ -109,10 +109,11 @@ class DiscreteObjective:
         return self.D.T @ kinetic + self.B.T @ potential, phis
 
     def hvp(self, phis, V):
-        """∇²J·V at the Y whose quadrature positions are ``phis``."""
+        """∇²J·V at the Y whose quadrature positions are ``phis`` (the loss's Krylov-precision HVPs:
+        only the CG iterations use it)."""
         kinetic = self.D.T @ (self.w_q[:, None] * (self.D @ V)) / self.eta
         inner = self.B @ V
-        curvature = self.metric_loss.hvps(phis, inner)
+        curvature = self.metric_loss.hvps(phis, inner, krylov=True)
         return kinetic + self.B.T @ ((self.k * self.w_q)[:, None] * curvature)
 
     # -- the preconditioner ----------------------------------------------------------------------
