@@ -95,7 +95,8 @@ class TorchLoss(ExternalLoss):
 
     @classmethod
     def from_module(cls, module, loss_fn, inputs, targets, weight_decay=0.0, dtype=torch.float64,
-                    device="cpu", name=None, chunk_size=DEFAULT_CHUNK, krylov_dtype=torch.float32) -> TorchLoss:
+                    device="cpu", name=None, chunk_size=DEFAULT_CHUNK,
+                    krylov_dtype=torch.float32) -> TorchLoss:
         """The full-batch training loss of ``module`` (module docstring) as a TorchLoss."""
         if not isinstance(module, torch.nn.Module):
             raise ProblemError(f"from_module needs a torch.nn.Module, got {type(module).__name__}")

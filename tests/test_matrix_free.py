@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ocp
+from ocp.matrix_free.solve import MAX_DISCOUNT_SPAN
 
 
 def quadratic_problem(dim=4, seed=0, gamma=0.5):
@@ -55,16 +56,41 @@ def test_a_non_converged_solve_is_refused():
     assert caught.value.status == "newton_not_converged"
 
 
-def test_an_infinite_horizon_past_the_scaled_span_is_refused():
-    """γ ≫ sqrt(ηk·λ_min): T_end = 36/|r| makes γ·T_end ≈ 3,600; the e^{γt/2} scaling cannot carry it."""
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), dim=st.integers(2, 5), gamma=st.floats(1.0, 4.0))
+def test_past_the_scaled_span_the_infinite_horizon_is_a_window_of_the_closed_form(seed, dim, gamma):
+    """γ ≫ sqrt(ηk·λ_min) (a flat direction, λ = 1e-3): γ·T_end is in the thousands. The path is the
+    truncated free-end one, on [0, W] with γ(T − W) = decay, and equals the closed form there."""
+    rng = np.random.default_rng(seed)
+    vectors = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
+    values = np.concatenate([[1e-3], rng.uniform(0.5, 3.0, dim - 1)])
+    H, mu = (vectors * values) @ vectors.T, rng.normal(size=dim)
+
+    def loss(theta):
+        d = theta - casadi.DM(mu)
+        return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
+    problem = ocp.DiscountedOCP(dim, loss, gamma=gamma)
+    theta0 = rng.normal(size=dim)
+    path = ocp.solve(problem, theta0, math.inf, solver="matrix_free")
+    stats = path.stats
+    assert stats["tail"] == "truncated" and stats["reached_rest"] is False
+    assert stats["window_end"] == pytest.approx((MAX_DISCOUNT_SPAN - 36.0) / gamma)
+    assert path.t[-1] >= stats["window_end"] and path.t[-1] < stats["truncated_horizon"]
+    rates = gamma / 2 - np.sqrt(gamma ** 2 / 4 + values)
+    times = np.linspace(0.0, stats["window_end"], 40)
+    exact = mu + (np.exp(np.outer(times, rates)) * ((theta0 - mu) @ vectors)) @ vectors.T
+    assert np.abs(path(times) - exact).max() <= 1e-6 * np.abs(theta0 - mu).max()
+
+
+def test_a_decay_that_leaves_no_window_is_refused():
     mu = np.array([1.0, -1.0])
 
     def loss(theta):
         d = theta - casadi.DM(mu)
-        return 0.5 * (0.01 * d[0] ** 2 + d[1] ** 2)
+        return 0.5 * (0.001 * d[0] ** 2 + d[1] ** 2)
     problem = ocp.DiscountedOCP(2, loss, gamma=1.0)
     with pytest.raises(ocp.SolveError) as caught:
-        ocp.solve(problem, np.zeros(2), math.inf, solver="matrix_free")
+        ocp.solve(problem, np.zeros(2), math.inf, solver="matrix_free", matrix_free={"decay": 70.0})
     assert caught.value.status == "discount_span_too_long"
 
 

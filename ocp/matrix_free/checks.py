@@ -34,10 +34,13 @@ def element_samples(mesh, phi_nodes, local_points):
     return {key: np.concatenate(value) for key, value in out.items()}
 
 
-def euler_lagrange_error(metric_loss, mesh, phi_nodes, eta, k):
-    """max |r| / max term (module docstring), from one batched gradient call."""
+def euler_lagrange_error(metric_loss, mesh, phi_nodes, eta, k, until=np.inf):
+    """max |r| / max term (module docstring) at the Gauss points t ≤ ``until`` (mesh time), from one
+    batched gradient call."""
     x, _ = np.polynomial.legendre.leggauss(mesh.degree)
     samples = element_samples(mesh, phi_nodes, 0.5 * (x + 1.0))
+    kept = samples["t"] <= until
+    samples = {key: value[kept] for key, value in samples.items()}
     pull = eta * k * metric_loss.gradients(samples["phi"])
     damping = mesh.gamma * samples["velocity"]
     residual = samples["acceleration"] - damping - pull
@@ -58,7 +61,9 @@ def node_velocities(mesh, phi_nodes):
     return velocity / weight[:, None]
 
 
-def mesh_agreement(coarse, fine) -> float:
-    """max |θ_coarse − θ_fine| at the coarse nodes over the coarse path's range."""
-    path_range = max(np.abs(coarse.theta - coarse.theta[0]).max(), 1e-300)
-    return float(np.abs(fine(coarse.t) - coarse.theta).max() / path_range)
+def mesh_agreement(coarse, fine, until=np.inf) -> float:
+    """max |θ_coarse − θ_fine| at the coarse nodes up to ``until`` over the coarse path's range there."""
+    kept = coarse.t <= until
+    theta = coarse.theta[kept]
+    path_range = max(np.abs(theta - theta[0]).max(), 1e-300)
+    return float(np.abs(fine(coarse.t[kept]) - theta).max() / path_range)

@@ -9,8 +9,8 @@ Sci. Comput. 17, 1996): 0.9 (‖g_k‖/‖g_{k−1}‖)², safeguarded, at most 
 iteration converges quadratically without over-solving the early steps.
 
 Convergence is measured in θ units: the step (and the preconditioned gradient) at every node,
-unscaled by e^{γt_j/2}, against ``step_tol`` times the path's range; a step at round-off, where
-J's decrease is not measurable, is accepted when it reduces the gradient.
+unscaled by e^{γt_j/2} (up to ``until``), against ``step_tol`` times the path's range; a step
+at round-off, where J's decrease is not measurable, is accepted when it reduces the gradient.
 """
 from __future__ import annotations
 
@@ -51,9 +51,13 @@ class NewtonSettings:
 class NewtonSolver:
     """Minimises a :class:`DiscreteObjective` from Y; ``last`` holds the current iterate."""
 
-    def __init__(self, objective, settings, deadline):
+    def __init__(self, objective, settings, deadline, until=math.inf):
+        """``until``: convergence is measured at the nodes t ≤ until only (a truncated infinite
+        horizon's window: beyond it the scaled unknowns hold no θ digits, and errors there reach
+        the window damped by e^{−γ(T − W)}; :mod:`ocp.matrix_free.solve`)."""
         self.objective, self.settings, self.deadline = objective, settings, deadline
-        self.scale = objective.mesh.node_scale[objective.free][:, None]
+        mesh, free = objective.mesh, objective.free
+        self.scale = (mesh.node_scale[free] * (mesh.times[free] <= until))[:, None]
         self.stats = {"newton_iterations": 0, "cg_iterations": 0}
         self.last = None
 

@@ -72,7 +72,7 @@ def curvature_range(metric_loss, phi):
                                                   return_eigenvectors=False)[0])
         shifted = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: largest * v - hessian(v),
                                                      dtype=float)
-        smallest = largest - float(scipy.sparse.linalg.eigsh(shifted, k=1, which="LA", tol=1e-10,
+        smallest = largest - float(scipy.sparse.linalg.eigsh(shifted, k=1, which="LA", tol=1e-6,
                                                              maxiter=20 * n, return_eigenvectors=False)[0])
     if not smallest > 1e-12 * max(abs(largest), 1e-300):
         raise SolveError(f"the rest point is not a strict minimum of the loss (smallest curvature "

@@ -6,6 +6,15 @@ point θ* (:mod:`ocp.matrix_free.rest`), the slowest stable rate r = γ/2 − sq
 sets the end T_end = decay/|r| with θ(T_end) = θ* fixed (the stable manifold's error there is
 e^{−decay}), on a geometrically graded mesh starting at the fastest rate's scale.
 
+When γ·T_end exceeds MAX_DISCOUNT_SPAN (γ ≫ sqrt(ηkλ_min): a network's flat directions), the
+infinite-horizon path is taken on a window instead: the free-end path on [0, T], γT =
+MAX_DISCOUNT_SPAN, agrees with the infinite-horizon one on [0, W], W = T − decay/γ, to e^{−decay}
+of the end mismatch. (Linearised, their difference u solves the EL equation with u(0) = 0, so
+u = c(e^{r₊t} − e^{r₋t}) with c = O(δe^{−r₊T}), and r₊ = γ/2 + sqrt(γ²/4 + ηkλ) ≥ γ: the discount
+forgets the end; the turnpike property of discounted problems.) The trajectory stops at the
+first element end ≥ W; stats: reached_rest False, tail "truncated", window_end W,
+truncated_horizon T, truncation_bound e^{−decay}.
+
 The solve is refused (SolveError) when Newton does not converge, when the mesh check (the doubled
 mesh) or the Euler–Lagrange residual fails its tolerance, and when the time limit is spent.
 """
@@ -51,22 +60,25 @@ def solve(problem, theta0, options):
         slow = math.sqrt(problem.gamma ** 2 / 4 + rate * smallest) - problem.gamma / 2
         fast = math.sqrt(problem.gamma ** 2 / 4 + rate * largest) - problem.gamma / 2
         end = settings.decay / slow
-        if problem.gamma * end > MAX_DISCOUNT_SPAN:
-            raise SolveError(f"the matrix-free infinite horizon needs gamma * T_end <= "
-                             f"{MAX_DISCOUNT_SPAN:g}, "
-                             f"here {problem.gamma * end:.3g} (gamma {problem.gamma:g}, slowest stable rate "
-                             f"{slow:.3g}, lambda_min {smallest:.3g}): lower gamma below "
-                             f"sqrt(eta*k*lambda_min) or use a finite horizon", "discount_span_too_long", 0)
-        boundaries = geometric_boundaries(end, intervals, 1.0 / fast)
+        stats.update(rest_stats, lambda_min=smallest, lambda_max=largest, slowest_rate=-slow)
+        if problem.gamma * end <= MAX_DISCOUNT_SPAN:
+            boundaries = geometric_boundaries(end, intervals, 1.0 / fast)
+            stats.update(t_end=end)
+        else:
+            window, end = _truncated_horizon(problem, settings, slow)
+            end_phi, boundaries = None, chebyshev_boundaries(end, intervals)
+            stats.update(tail="truncated", window_end=window, truncated_horizon=end,
+                         truncation_bound=math.exp(-settings.decay))
         shift = smallest
-        stats.update(rest_stats, lambda_min=smallest, lambda_max=largest, slowest_rate=-slow, t_end=end)
     else:
         end_phi = None if options.terminal is None else metric_loss.phi(options.terminal[None])[0]
         boundaries = chebyshev_boundaries(options.horizon, intervals)
         shift = _rayleigh_shift(metric_loss, phi0)
     mesh = ElementMesh(boundaries, degree, problem.gamma)
-    trajectory, newton = _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, None)
-    el_error = _el_error(problem, metric_loss, mesh, trajectory)
+    window = stats.get("window_end")
+    trajectory, newton = _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, None,
+                                   window)
+    el_error = _el_error(problem, metric_loss, mesh, trajectory, window)
     refinements, agreement = [{"intervals": mesh.intervals, "euler_lagrange_error": el_error}], None
     tolerance = MESH_TOL if options.mesh_tol is None else options.mesh_tol
     checked = options.mesh_tol != math.inf
@@ -76,18 +88,21 @@ def solve(problem, theta0, options):
             break
         mesh = mesh.doubled()
         fine, fine_newton = _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options,
-                                      trajectory)
-        agreement = mesh_agreement(trajectory, fine)
-        el_error = _el_error(problem, metric_loss, mesh, fine)
+                                      trajectory, window)
+        agreement = mesh_agreement(trajectory, fine, options.t0 + (math.inf if window is None else window))
+        el_error = _el_error(problem, metric_loss, mesh, fine, window)
         refinements.append({"intervals": mesh.intervals, "agreement": agreement,
                             "euler_lagrange_error": el_error})
         newton = {key: newton[key] + fine_newton[key] for key in newton}
         trajectory = fine
     counts = {key: problem.loss.counts[key] - counts_before[key] for key in counts_before}
+    if "window_end" in stats:
+        trajectory = _until(trajectory, options.t0 + stats["window_end"])
     trajectory.stats.update(stats, **newton, euler_lagrange_error=el_error, mesh_agreement=agreement,
                             mesh_refinement=refinements, mesh={"intervals": mesh.intervals, "degree": degree},
                             loss_evaluations=counts, preconditioner_shift=shift, success=True,
-                            reached_rest=options.infinite, solve_time=time.perf_counter() - started)
+                            reached_rest=options.infinite and "window_end" not in stats,
+                            solve_time=time.perf_counter() - started)
     if checked and not agreement <= tolerance:
         trajectory.stats["success"] = False
         raise SolveError(f"the matrix-free path does not agree with the doubled mesh's ({agreement:.3g} "
@@ -101,8 +116,33 @@ def solve(problem, theta0, options):
     return trajectory
 
 
-def _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, guess):
-    """Newton on one mesh from ``guess`` (a Trajectory; None: θ0 held, or the decay to θ*)."""
+def _truncated_horizon(problem, settings, slow):
+    """(W, T) of the truncated infinite horizon (module docstring); SolveError when decay/γ
+    leaves no window (decay ≥ MAX_DISCOUNT_SPAN)."""
+    end = MAX_DISCOUNT_SPAN / problem.gamma
+    window = end - settings.decay / problem.gamma
+    if window <= 0:
+        raise SolveError(f"the matrix-free infinite horizon needs gamma * T_end <= {MAX_DISCOUNT_SPAN:g} "
+                         f"(here {settings.decay / slow * problem.gamma:.3g}) or a window: decay "
+                         f"{settings.decay:g} must be < {MAX_DISCOUNT_SPAN:g}", "discount_span_too_long", 0)
+    return window, end
+
+
+def _until(trajectory, end):
+    """The trajectory up to the first element end ≥ ``end``."""
+    starts = trajectory.t[trajectory.elements[:, 0].astype(int)]
+    kept = int(np.searchsorted(starts, end, side="left"))       # elements starting before ``end``
+    last = int(trajectory.elements[kept - 1, 1])
+    cut = slice(0, last + 1)
+    return Trajectory(t=trajectory.t[cut], theta=trajectory.theta[cut], velocity=trajectory.velocity[cut],
+                      kinetic=trajectory.kinetic[cut], potential=trajectory.potential[cut],
+                      costate=trajectory.costate[cut], objective=trajectory.objective,
+                      elements=trajectory.elements[:kept], stats=trajectory.stats)
+
+
+def _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, guess, window=None):
+    """Newton on one mesh from ``guess`` (a Trajectory; None: θ0 held, or the decay to θ*);
+    ``window``: a truncated infinite horizon's W (convergence measured on [0, W])."""
     objective = DiscreteObjective(metric_loss, mesh, problem.eta, problem.k, phi0, end_phi, shift)
     if guess is not None:
         nodes = metric_loss.phi(guess(mesh.times + guess.t[0]))
@@ -114,11 +154,13 @@ def _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, option
     if end_phi is not None:
         nodes[-1] = end_phi
     floor = max(np.abs(phi0).max() * 1e-6, 1e-12)     # θ0 at rest: the range is zero
+    until = options.t0 + window if window is not None else math.inf
+    measured = mesh.times <= until - options.t0
 
     def path_range(Y):
-        return max(np.abs(objective.nodes(Y) - phi0).max(), floor)
+        return max(np.abs(objective.nodes(Y)[measured] - phi0).max(), floor)
 
-    newton = NewtonSolver(objective, settings, options.deadline)
+    newton = NewtonSolver(objective, settings, options.deadline, until - options.t0)
     try:
         Y = newton.minimise(objective.unknowns(nodes), path_range)
     except SolveError as exc:
@@ -149,8 +191,9 @@ def _trajectory(problem, metric_loss, objective, Y, options):
                              "horizon": options.horizon})
 
 
-def _el_error(problem, metric_loss, mesh, trajectory):
-    return euler_lagrange_error(metric_loss, mesh, metric_loss.phi(trajectory.theta), problem.eta, problem.k)
+def _el_error(problem, metric_loss, mesh, trajectory, window=None):
+    return euler_lagrange_error(metric_loss, mesh, metric_loss.phi(trajectory.theta), problem.eta, problem.k,
+                                np.inf if window is None else window)
 
 
 def _rayleigh_shift(metric_loss, phi0):
