@@ -48,7 +48,10 @@ class ExternalLoss:
         self._value, self._gradient, self._hvp = value, gradient, hvp
         self._gradients, self._hvps, self._values = gradients, hvps, values
         self._krylov_hvps = krylov_hvps
+        #: the smallest relative CG residual the Krylov HVPs support (the Newton forcing's floor)
+        self.krylov_precision = 1e-14 if krylov_hvps is None else 1e-5
         self.counts = {"value": 0, "gradient": 0, "hvp": 0}
+        self.memo = {}       # results that are functions of the loss alone (the rest point from θ0)
 
     # -- checked evaluations ---------------------------------------------------------------
     def value(self, theta) -> float:

@@ -140,7 +140,9 @@ def check(case: Case, mesh=None, rules: bool = True) -> Result:
     figures["intervals"] = trajectory.stats["mesh"]["intervals"]
     figures["mesh_change"] = mesh_change
     limits = {"el_collocation": EL_TOLERANCE}
-    if math.isinf(case.horizon):     # a finite free-end path stops where H ends, not at rest
+    if "window_end" in trajectory.stats:     # a truncated infinite horizon: the path on [0, W] only
+        figures["window_end"] = float(trajectory.stats["window_end"])
+    if math.isinf(case.horizon) and trajectory.stats.get("reached_rest", True):   # free ends stop short
         minima = np.reshape(scenario.minima(), (-1, scenario.dim))
         gaps = np.linalg.norm(minima - trajectory.theta[-1], axis=1)
         figures["final_error"] = float(gaps.min() / distance)

@@ -10,6 +10,7 @@ and the discount-scaled matrices), ``objective`` (J, ∇J, ∇²J·V, the banded
 mesh agreement) and ``solve`` (the driver ``ocp.horizons.pipeline.run`` dispatches to).
 """
 from .newton import NewtonSettings
+from .rest import downhill_rest_point
 from .solve import solve
 
-__all__ = ["NewtonSettings", "solve"]
+__all__ = ["NewtonSettings", "downhill_rest_point", "solve"]

@@ -6,7 +6,9 @@ at negative curvature, or when the preconditioned residual is below η_k times i
 (Steihaug, SIAM J. Numer. Anal. 20, 1983; Conn, Gould & Toint, *Trust-Region Methods*, 2000,
 Alg. 7.5.1 for the P-norm recurrences). The forcing η_k is Eisenstat & Walker's choice 2 (SIAM J.
 Sci. Comput. 17, 1996): 0.9 (‖g_k‖/‖g_{k−1}‖)², safeguarded, at most 0.5, so the Newton
-iteration converges quadratically without over-solving the early steps.
+iteration converges quadratically without over-solving the early steps; at least the loss's
+``krylov_precision`` (1e-5 with float32 Krylov HVPs: below it CG only spends iterations, and
+Newton converges linearly at that rate instead).
 
 Convergence is measured in θ units: the step (and the preconditioned gradient) at every node,
 unscaled by e^{γt_j/2} (up to ``until``), against ``step_tol`` times the path's range; a step
@@ -58,6 +60,8 @@ class NewtonSolver:
         self.objective, self.settings, self.deadline = objective, settings, deadline
         mesh, free = objective.mesh, objective.free
         self.scale = (mesh.node_scale[free] * (mesh.times[free] <= until))[:, None]
+        # CG cannot reduce its residual below the HVPs' own precision (float32 Krylov HVPs: ~1e-7)
+        self.forcing_floor = objective.metric_loss.loss.krylov_precision
         self.stats = {"newton_iterations": 0, "cg_iterations": 0}
         self.last = None
 
@@ -82,12 +86,13 @@ class NewtonSolver:
                 safeguard = 0.9 * forcing ** 2
                 forcing = min(0.5, max(candidate, safeguard if safeguard > 0.1 else 0.0))
             radius = norm if radius is None else radius
-            step, curvature_step, status = self._steihaug(phis, gradient, z, radius, max(forcing, 1e-14))
+            forcing = max(forcing, self.forcing_floor)
+            step, curvature_step, status = self._steihaug(phis, gradient, z, radius, forcing)
             predicted = -(np.vdot(gradient, step) + 0.5 * np.vdot(step, curvature_step))
             trial = Y + step
             trial_value = objective.value(trial)
             trial_gradient, trial_phis = objective.gradient(trial)
-            step_norm = math.sqrt(max(np.vdot(step, objective.precondition(step)), 0.0))
+            step_norm = math.sqrt(max(np.vdot(step, objective.metric(step)), 0.0))   # ‖p‖_P, as Steihaug's
             if predicted <= 1e-13 * (abs(value) + 1e-300):      # at round-off: J cannot tell
                 ratio = 1.0 if np.linalg.norm(trial_gradient) < np.linalg.norm(gradient) else -1.0
             else:

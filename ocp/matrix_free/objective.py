@@ -23,6 +23,7 @@ class MetricLoss:
 
     def __init__(self, loss, metric):
         self.loss = loss
+        self.key = None if metric is None else np.asarray(metric, dtype=float).tobytes()   # memo key
         self.root = self.inverse_root = None          # G^{1/2}, G^{−1/2}: vectors (diagonal G) or matrices
         if metric is not None and np.ndim(metric) == 1:
             self.root, self.inverse_root = np.sqrt(metric), 1.0 / np.sqrt(metric)
@@ -128,6 +129,12 @@ class DiscreteObjective:
         for offset in range(band + 1):
             banded[offset, :n - offset] = np.diagonal(P, -offset)
         self.shift, self._factor = shift, scipy.linalg.cholesky_banded(banded, lower=True)
+
+    def metric(self, V):
+        """P·V (the trust region's norm ‖V‖²_P = V·PV), from the sparse factors of P."""
+        W = self.w_q[:, None]
+        return (self.D.T @ (W * (self.D @ V)) / self.eta
+                + self.k * max(self.shift, 0.0) * (self.B.T @ (W * (self.B @ V))))
 
     def precondition(self, R):
         """P⁻¹R for all D columns at once."""

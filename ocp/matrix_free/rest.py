@@ -22,9 +22,30 @@ NOT_A_MINIMUM = "rest_point_not_a_minimum"
 NO_REST_POINT = "rest_point_not_found"
 
 
+def downhill_rest_point(problem, theta0, deadline=None) -> np.ndarray:
+    """θ* of an ExternalLoss problem (constant metric) downhill from θ0: the point its matrix-free
+    infinite-horizon path comes to rest at (the same computation, shared through the memo)."""
+    from ..budget import Deadline
+    from .objective import MetricLoss
+    metric_loss = MetricLoss(problem.loss, problem.metric)
+    theta0 = np.asarray(theta0, dtype=float)
+    phi, _ = rest_point(metric_loss, metric_loss.phi(theta0[None])[0], deadline or Deadline(None))
+    return metric_loss.theta(phi[None])[0]
+
+
 def rest_point(metric_loss, phi0, deadline):
     """φ* downhill from φ0 and the iterations spent (module docstring); SolveError if the
-    gradient there does not reach REST_TOL."""
+    gradient there does not reach REST_TOL. Remembered on the loss (``loss.memo``, keyed by the
+    metric and φ0): the validation's fixed point and the solve's rest point are one computation."""
+    memo = metric_loss.loss.memo.setdefault("rest_point", {})
+    key = (metric_loss.key, np.asarray(phi0, dtype=float).tobytes())
+    if key not in memo:
+        memo[key] = _descend(metric_loss, phi0, deadline)
+    phi, stats = memo[key]
+    return phi.copy(), dict(stats)
+
+
+def _descend(metric_loss, phi0, deadline):
     def value_and_gradient(phi):
         deadline.check("the rest point's descent")
         return metric_loss.value(phi), metric_loss.gradients(phi[None])[0]
