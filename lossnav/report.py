@@ -34,6 +34,7 @@ def write(directory, results, progress=None, studies=()) -> str:
     lines += ["", "Parameters of each case: `lossnav validate --json`.", ""]
     lines += _rules_table(results)
     lines += optimizer_studies.markdown(studies)
+    lines += _network_paths(directory, results, progress)
     lines += ["## Figures", ""]
     for name, (draw, caption) in figures.FIGURES.items():
         if progress:
@@ -65,6 +66,39 @@ def _rules_table(results) -> list:
                      f"{_fmt(rule['dt'], '.3g')} | {_fmt(rule['vs_collocation'])} | "
                      f"{_fmt(rule.get('vs_analytic'))} | {_fmt(rule.get('order'), '.2f')} | {verdict} |")
     return lines + [""]
+
+
+def _network_paths(directory, results, progress=None) -> list:
+    """Cases that checked optimizers (digits_mlp): each optimizer's distance to the optimal path at
+    Δt, Δt/2, Δt/4 and the figure of the paths in the top two principal directions with the loss
+    along each (:func:`lossnav.figures.network.path_comparison`)."""
+    from lossnav.figures.network import path_comparison
+    checked = [result for result in results if result.optimizers]
+    if not checked:
+        return []
+    lines = ["## Optimizers against the optimal path", "",
+             "validate_optimizer at Δt, Δt/2, Δt/4 over the rules' window; distances relative to "
+             "|θ0 − θ*|; order in Δt of the finest pair ('—': none observable).", "",
+             "| problem | case | optimizer | distances | order | verdict |", "|---|---|---|---|---|---|"]
+    for result in checked:
+        for row in result.optimizers:
+            distances = " → ".join(_fmt(error) for error in row["errors"]) or "—"
+            lines.append(f"| {result.case.name} | {result.case.label} | {row['optimizer']} | {distances} | "
+                         f"{_fmt(row.get('order'), '.2f')} | {row['verdict']} |")
+    lines.append("")
+    for index, result in enumerate(checked):
+        if "optimal" not in result.paths:
+            continue
+        name = f"paths_{result.case.name}_{index}"
+        if progress:
+            progress(f"figure {name}: optimal path against the optimizers ({result.case.label})")
+        others = {label: value for label, value in result.paths.items() if label != "optimal"}
+        loss = result.case.scenario().problem.loss
+        path_comparison(os.path.join(directory, name), result.paths["optimal"], others, loss.value,
+                        title=f"{result.case.name}, {result.case.label}")
+        caption = f"{result.case.name} ({result.case.label}): optimal path and optimizers"
+        lines += [f"### {caption}", "", f"![{caption}]({name}.png)  ([PDF]({name}.pdf))", ""]
+    return lines
 
 
 def _fmt(value, spec=".1e") -> str:
