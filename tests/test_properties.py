@@ -91,10 +91,10 @@ def install_stand_ins(monkeypatch):
     monkeypatch.setattr(cases, "validate", lambda *a, **k: [])
     real_cases = cases.cases
 
-    def few_cases(name, draws=2, seed=0, gammas=None):   # a million draws is a long job, not bad input
+    def few_cases(name, draws=2, seed=0, gammas=None, settings=None):   # a million draws: a long job
         if draws > 50:
             raise Reached
-        return real_cases(name, draws, seed, gammas)
+        return real_cases(name, draws, seed, gammas, settings)
     monkeypatch.setattr(cases, "cases", few_cases)
     monkeypatch.setattr(optimizer_studies, "run", lambda *a, **k: [])
     monkeypatch.setattr(paper, "FIGURES", {})

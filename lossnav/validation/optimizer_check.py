@@ -11,7 +11,7 @@ the scenario's OCP or another one, is what a user wants to know. For every Δt t
 optimizer runs ``round(horizon/Δt)`` steps from θ0 on ``scenario.torch_loss`` (float64), and
 
 * ``error_reference`` = max_n |θ_n − θ_opt(t_n)| / |θ0 − θ*|, θ_opt the mesh-converged
-  collocation reference (:func:`lossnav.validation.cases.reference`), θ* the fixed point;
+  collocation reference (:func:`lossnav.validation.reference.reference`), θ* the fixed point;
 * ``error_limit`` the same against the declared limit flow, when one is declared:
   ``"gradient_flow"`` θ̇ = −(ηk/γ)G⁻¹∇L (the large-γ limit, G = I without a metric;
   :func:`lossnav.validation.rule_runner.limit_trajectory`), ``"optimal"`` the optimal path
@@ -39,9 +39,10 @@ import torch
 import ocp
 import problems
 
-from . import cases, limit_flows
+from . import limit_flows
 from .limit_flows import LimitFlowError
 from .orders import ROUND_OFF, order
+from .reference import reference as collocation_reference
 from .rule_runner import iterate
 
 MIN_ORDER = 0.5        # a first-order method shows ≈ 1; below 0.5 the error is not falling like Δt^p
@@ -118,7 +119,7 @@ def validate_optimizer(factory: Callable, scenario, dts, horizon: float = 5.0, l
                                   "cannot be compared with its optimal path")
     limit_fn, limit_label = _limit(limit)
     if reference is None:
-        reference, _ = cases.reference(scenario, start)
+        reference, _ = collocation_reference(scenario, start)
     scale = _scale(scenario, start, reference)
     result = OptimizerCheck(scenario.name, dict(scenario.params), start.tolist(), float(horizon), limit_label)
     for dt, steps in steps_for:
