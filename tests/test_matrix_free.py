@@ -13,15 +13,18 @@ import ocp
 from ocp.matrix_free.solve import MAX_DISCOUNT_SPAN
 
 
-def quadratic_problem(dim=4, seed=0, gamma=0.5):
-    rng = np.random.default_rng(seed)
-    A = rng.normal(size=(dim, dim))
-    H, mu = A @ A.T / dim + 0.3 * np.eye(dim), rng.normal(size=dim)
-
+def quadratic_ocp(H, mu, gamma):
+    """L = ½(θ − μ)ᵀH(θ − μ) in CasADi, η = k = 1."""
     def loss(theta):
         d = theta - casadi.DM(mu)
         return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
-    return ocp.DiscountedOCP(dim, loss, gamma=gamma, eta=1.0, k=1.0)
+    return ocp.DiscountedOCP(len(mu), loss, gamma=gamma, eta=1.0, k=1.0)
+
+
+def quadratic_problem(dim=4, seed=0, gamma=0.5):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(dim, dim))
+    return quadratic_ocp(A @ A.T / dim + 0.3 * np.eye(dim), rng.normal(size=dim), gamma)
 
 
 @pytest.mark.parametrize("horizon", [2.0, math.inf])
@@ -65,11 +68,7 @@ def test_past_the_scaled_span_the_infinite_horizon_is_a_window_of_the_closed_for
     vectors = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
     values = np.concatenate([[1e-3], rng.uniform(0.5, 3.0, dim - 1)])
     H, mu = (vectors * values) @ vectors.T, rng.normal(size=dim)
-
-    def loss(theta):
-        d = theta - casadi.DM(mu)
-        return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
-    problem = ocp.DiscountedOCP(dim, loss, gamma=gamma)
+    problem = quadratic_ocp(H, mu, gamma)
     theta0 = rng.normal(size=dim)
     path = ocp.solve(problem, theta0, math.inf, solver="matrix_free")
     stats = path.stats
@@ -126,11 +125,7 @@ def test_random_convex_quadratics_follow_the_closed_form(seed, dim, gamma):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(dim, dim))
     H, mu = A @ A.T / dim + 0.5 * np.eye(dim), rng.normal(size=dim)
-
-    def loss(theta):
-        d = theta - casadi.DM(mu)
-        return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
-    problem = ocp.DiscountedOCP(dim, loss, gamma=gamma)
+    problem = quadratic_ocp(H, mu, gamma)
     theta0 = rng.normal(size=dim)
     path = ocp.solve(problem, theta0, math.inf, solver="matrix_free")
     values, vectors = np.linalg.eigh(H)

@@ -13,7 +13,9 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse.linalg
 
+from ..budget import Deadline
 from ..errors import SolveError
+from .objective import MetricLoss
 
 REST_TOL = 1e-10
 """‖∇L̂(φ*)‖_∞ at the rest point, relative to max(1, ‖∇L̂(φ0)‖_∞)."""
@@ -25,8 +27,6 @@ NO_REST_POINT = "rest_point_not_found"
 def downhill_rest_point(problem, theta0, deadline=None) -> np.ndarray:
     """θ* of an ExternalLoss problem (constant metric) downhill from θ0: the point its matrix-free
     infinite-horizon path comes to rest at (the same computation, shared through the memo)."""
-    from ..budget import Deadline
-    from .objective import MetricLoss
     metric_loss = MetricLoss(problem.loss, problem.metric)
     theta0 = np.asarray(theta0, dtype=float)
     phi, _ = rest_point(metric_loss, metric_loss.phi(theta0[None])[0], deadline or Deadline(None))

@@ -96,12 +96,12 @@ def solve(problem, theta0, options):
         newton = {key: newton[key] + fine_newton[key] for key in newton}
         trajectory = fine
     counts = {key: problem.loss.counts[key] - counts_before[key] for key in counts_before}
-    if "window_end" in stats:
-        trajectory = _until(trajectory, options.t0 + stats["window_end"])
+    if window is not None:
+        trajectory = _until(trajectory, options.t0 + window)
     trajectory.stats.update(stats, **newton, euler_lagrange_error=el_error, mesh_agreement=agreement,
                             mesh_refinement=refinements, mesh={"intervals": mesh.intervals, "degree": degree},
                             loss_evaluations=counts, preconditioner_shift=shift, success=True,
-                            reached_rest=options.infinite and "window_end" not in stats,
+                            reached_rest=options.infinite and window is None,
                             solve_time=time.perf_counter() - started)
     if checked and not agreement <= tolerance:
         trajectory.stats["success"] = False
