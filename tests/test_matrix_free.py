@@ -50,6 +50,12 @@ def test_external_loss_refusals():
         ocp.solve(external, np.zeros(problem.dim), 2.0, solver="collocation")
     with pytest.raises(ocp.ProblemError, match="shape"):
         loss.gradient(np.zeros(problem.dim + 1))
+    with pytest.raises(ocp.ProblemError, match="krylov_hvps must be callable"):
+        ocp.ExternalLoss(2, value=float, gradient=abs, hvp=abs, krylov_hvps="float32")
+    wrong = ocp.ExternalLoss(2, value=lambda th: 0.0, gradient=lambda th: th, hvp=lambda th, v: v,
+                             krylov_hvps=lambda ths, vs: vs[:1], name="wrong")
+    with pytest.raises(ocp.ProblemError, match="hvps must return shape"):
+        wrong.hvps(np.zeros((3, 2)), np.ones((3, 2)), krylov=True)
 
 
 def test_a_non_converged_solve_is_refused():
