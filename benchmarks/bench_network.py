@@ -54,7 +54,8 @@ def _case(hidden: int, horizon: float, queue) -> None:
         path = ocp.solve(problem, scenario.theta0, horizon)
         stats, failure = path.stats, ""
     except ocp.SolveError as exc:
-        stats, failure = (exc.trajectory.stats if exc.trajectory is not None else {}), f"{exc.status}"
+        last = exc.last_iterate
+        stats, failure = (last.stats if hasattr(last, "stats") else {}), f"{exc.status}"
     seconds = time.perf_counter() - start
     queue.put({"dim": problem.dim, "horizon": horizon, "seconds": seconds, "failure": failure,
                "newton": stats.get("newton_iterations"), "cg": stats.get("cg_iterations"),
