@@ -81,6 +81,9 @@ def test_past_the_scaled_span_the_infinite_horizon_is_a_window_of_the_closed_for
     assert stats["tail"] == "truncated" and stats["reached_rest"] is False
     assert stats["window_end"] == pytest.approx((MAX_DISCOUNT_SPAN - 36.0) / gamma)
     assert path.t[-1] >= stats["window_end"] and path.t[-1] < stats["truncated_horizon"]
+    horizons = [step["horizon"] for step in stats["continuation"]]       # γT_k = 12, 24, ..., 60
+    assert horizons == pytest.approx(np.arange(12.0, MAX_DISCOUNT_SPAN + 1, 12.0) / gamma)
+    assert stats["newton_iterations"] >= sum(step["newton_iterations"] for step in stats["continuation"])
     rates = gamma / 2 - np.sqrt(gamma ** 2 / 4 + values)
     times = np.linspace(0.0, stats["window_end"], 40)
     exact = mu + (np.exp(np.outer(times, rates)) * ((theta0 - mu) @ vectors)) @ vectors.T

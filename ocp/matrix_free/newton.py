@@ -11,8 +11,9 @@ iteration converges quadratically without over-solving the early steps; at least
 Newton converges linearly at that rate instead).
 
 Convergence is measured in θ units: the step (and the preconditioned gradient) at every node,
-unscaled by e^{γt_j/2} (up to ``until``), against ``step_tol`` times the path's range; a step
-at round-off, where J's decrease is not measurable, is accepted when it reduces the gradient.
+unscaled by e^{γt_j/2} (up to ``until``), against ``step_tol`` times the path's range, but never
+below the unknowns' own precision (ROUNDOFF). Where the predicted decrease is below J's resolution
+(RESOLVED), the actual decrease is measured by the trapezoid rule on ∇J instead of J's difference.
 """
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ import numpy as np
 from ..errors import SolveError
 
 NOT_CONVERGED = "newton_not_converged"
+
+ROUNDOFF = 1e-14
+"""The unknowns' own precision: Y (O(1) everywhere, Θ_j = e^{γt_j/2}Y_j) is resolved to about
+ROUNDOFF·max|Y|, so Θ_j to e^{γt_j/2} times that; the θ-unit tolerance is never asked below it
+(it matters only late on a long window: e^{γt/2} = 1.6e5 at γt = 24)."""
+
+RESOLVED = 1e-9
+"""Below this predicted decrease (relative to |J|) the difference J(Y) − J(Y + p) keeps fewer than
+seven digits; the actual decrease is then ½(∇J(Y) + ∇J(Y + p))·p (trapezoid rule on the
+gradient: no cancellation, error O(|p|³))."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +85,11 @@ class NewtonSolver:
         radius, forcing, previous_norm = None, 0.1, None
         for iteration in range(settings.max_newton + 1):
             self.deadline.check("a matrix-free Newton solve", iteration)
-            tolerance = settings.step_tol * path_range(Y)
+            floor = ROUNDOFF * np.abs(Y).max() * self.scale          # the unknowns' own precision
+            tolerance = np.maximum(settings.step_tol * path_range(Y), floor)
             z = objective.precondition(gradient)
             norm = math.sqrt(max(np.vdot(gradient, z), 0.0))
-            if np.abs(self.scale * z).max() <= 0.1 * tolerance:
+            if np.all(np.abs(self.scale * z) <= 0.1 * tolerance):
                 return Y
             if iteration == settings.max_newton:
                 break
@@ -93,10 +105,12 @@ class NewtonSolver:
             trial_value = objective.value(trial)
             trial_gradient, trial_phis = objective.gradient(trial)
             step_norm = math.sqrt(max(np.vdot(step, objective.metric(step)), 0.0))   # ‖p‖_P, as Steihaug's
-            if predicted <= 1e-13 * (abs(value) + 1e-300):      # at round-off: J cannot tell
-                ratio = 1.0 if np.linalg.norm(trial_gradient) < np.linalg.norm(gradient) else -1.0
-            else:
+            if predicted > RESOLVED * (abs(value) + 1e-300):
                 ratio = (value - trial_value) / predicted
+            elif predicted > 0:          # J's difference has lost its digits: the trapezoid rule on ∇J
+                ratio = -0.5 * np.vdot(gradient + trial_gradient, step) / predicted
+            else:
+                ratio = -1.0
             if ratio < 0.25:
                 radius = 0.25 * step_norm
             elif ratio > 0.75 and status != "converged":
@@ -106,7 +120,7 @@ class NewtonSolver:
                 previous_norm = norm
                 Y, value, gradient, phis = trial, trial_value, trial_gradient, trial_phis
                 self.last = Y
-                if status == "converged" and np.abs(self.scale * step).max() <= tolerance:
+                if status == "converged" and np.all(np.abs(self.scale * step) <= tolerance):
                     return Y
         raise SolveError(f"matrix-free Newton did not converge in {settings.max_newton} iterations "
                          f"(preconditioned gradient {norm:.3g})", NOT_CONVERGED,
