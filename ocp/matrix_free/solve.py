@@ -203,7 +203,8 @@ def _until(trajectory, end):
 
 
 def _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, options, guess, window=None):
-    """Newton on one mesh from ``guess`` (a Trajectory; None: θ0 held, or the decay to θ*);
+    """Newton on one mesh from ``guess`` (a Trajectory, or node values φ (N + 1, D); None: θ0 held,
+    or the decay to θ*);
     ``window``: a truncated infinite horizon's W (convergence measured on [0, W])."""
     objective = DiscreteObjective(metric_loss, mesh, problem.eta, problem.k, phi0, end_phi, shift)
     if isinstance(guess, np.ndarray):
@@ -236,13 +237,18 @@ def _solve_on(problem, metric_loss, mesh, phi0, end_phi, shift, settings, option
 
 
 def _gradient_flow(metric_loss, phi0, times, rate, deadline):
-    """φ(t) of the gradient flow φ̇ = −rate·∇L̂(φ) at ``times`` (RK45, scipy)."""
+    """φ(t) of the gradient flow φ̇ = −rate·∇L̂(φ) at ``times`` (RK45, scipy); an initial guess only,
+    so where the integrator stops early the last state it reached is held."""
     def velocity(_, phi):
         deadline.check("the gradient-flow initial guess")
         return -rate * metric_loss.gradients(phi[None])[0]
     flow = scipy.integrate.solve_ivp(velocity, (times[0], times[-1]), phi0, t_eval=times, rtol=1e-6,
                                      atol=1e-9 * max(np.abs(phi0).max(), 1.0))
-    return flow.y.T
+    nodes = np.empty((len(times), len(phi0)))
+    reached = flow.y.shape[1]
+    nodes[:reached] = flow.y.T
+    nodes[reached:] = flow.y[:, -1] if reached else phi0
+    return nodes
 
 
 def _trajectory(problem, metric_loss, objective, Y, options):
