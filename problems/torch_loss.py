@@ -12,7 +12,9 @@ The Krylov iterations inside each Newton step of the matrix-free solve take thei
 ``krylov_dtype`` (float32 by default: about 5× faster on a CPU than float64 for an MLP, relative
 error ~1e-7); an inexact Hessian slows Newton's convergence at most, the point it converges to is
 set by the float64 gradient and checked in float64. A function that cannot run in ``krylov_dtype``
-(a closure over float64 tensors) falls back to ``dtype`` at its first call.
+(a closure over float64 tensors) falls back to ``dtype`` at its first call. On the CPU the engine's
+numpy BLAS is held to one thread while it solves with this loss (``blas_threads=1``: torch's
+threads have the cores; OpenBLAS's spinning workers made the rest point 3.1× slower at D = 5,410).
 
 ``TorchLoss.from_module(module, loss_fn, inputs, targets, weight_decay)`` builds the loss of an
 ``nn.Module`` through ``torch.func.functional_call`` on a flat vector θ (the module's parameters
@@ -60,7 +62,8 @@ class TorchLoss(ExternalLoss):
         krylov = None if self.krylov_dtype == dtype else self._krylov_call()
         super().__init__(dim, self._call("value"), self._call("gradient"), self._call("hvp"),
                          gradients=self._call("gradients"), hvps=self._call("hvps"), name=name,
-                         values=self._call("values"), krylov_hvps=krylov)
+                         values=self._call("values"), krylov_hvps=krylov,
+                         blas_threads=1 if self.device.type == "cpu" else None)
 
     def _krylov_call(self):
         """Batched HVPs in ``krylov_dtype`` (module docstring); ``dtype`` from the first failure on."""

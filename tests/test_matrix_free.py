@@ -142,3 +142,72 @@ def test_random_convex_quadratics_follow_the_closed_form(seed, dim, gamma):
     times = np.linspace(0.0, 8.0, 30)
     exact = mu + (np.exp(np.outer(times, rates)) * ((theta0 - mu) @ vectors)) @ vectors.T
     assert np.abs(path(times) - exact).max() <= 1e-6 * np.abs(theta0 - mu).max()
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(intervals=st.integers(2, 80), fraction=st.floats(0.01, 0.99))
+def test_the_continuations_meshes_are_the_final_meshs_leading_elements(intervals, fraction):
+    from ocp.matrix_free.mesh import chebyshev_boundaries
+    from ocp.matrix_free.solve import _leading
+    final = chebyshev_boundaries(60.0, intervals)
+    horizon = 60.0 * fraction
+    leading = _leading(final, horizon)
+    assert leading[0] == 0.0 and leading[-1] == horizon and np.all(np.diff(leading) > 0)
+    kept = leading[:-1]
+    np.testing.assert_array_equal(kept, final[:len(kept)])       # the same elements up to the last
+    last = final[len(kept)]
+    assert last >= horizon or horizon - last < 0.5 * (last - kept[-1])   # the next end is not left out
+
+
+def test_blas_threads_are_limited_while_the_engine_works_with_the_loss():
+    import threadpoolctl
+    problem = quadratic_problem()
+    base = ocp.ExternalLoss.from_casadi(problem)
+    with pytest.raises(ocp.ProblemError, match="blas_threads"):
+        ocp.ExternalLoss(2, value=float, gradient=abs, hvp=abs, blas_threads=0)
+    limited = ocp.ExternalLoss(problem.dim, base.value, base.gradient, base.hvp, blas_threads=1)
+    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    with limited.thread_limits():
+        assert all(info["num_threads"] == 1 for info in threadpoolctl.threadpool_info()
+                   if info["user_api"] == "blas")
+    assert [info["num_threads"] for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"] == [info["num_threads"] for info in blas]
+    with base.thread_limits():       # None: nothing changed
+        assert [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"] == [info["num_threads"] for info in blas]
+    external = ocp.DiscountedOCP(problem.dim, limited, gamma=0.5)
+    path = ocp.solve(external, np.zeros(problem.dim), 2.0)
+    assert path.stats["euler_lagrange_error"] <= 1e-6
+
+
+def _spectrum_loss(eigenvalues, seed, krylov_error=0.0, krylov_shift=0.0):
+    """L = ½θᵀHθ with H = QΛQᵀ; Krylov HVPs those of H + E + shift·I, E random of relative size
+    ``krylov_error``."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(len(eigenvalues), len(eigenvalues))))
+    H = (Q * eigenvalues) @ Q.T
+    noise = rng.normal(size=H.shape)
+    E = krylov_error * np.abs(eigenvalues).max() * (noise + noise.T) / (2 * np.linalg.norm(noise, 2))
+    return ocp.ExternalLoss(len(eigenvalues), lambda th: 0.5 * th @ H @ th, lambda th: H @ th,
+                            lambda th, v: H @ v,
+                            krylov_hvps=lambda ths, vs: vs @ (H + E + krylov_shift * np.eye(len(H))))
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), dim=st.integers(3, 40), smallest=st.floats(1e-4, 1e-1))
+def test_the_curvature_range_is_float64_accurate_from_inexact_krylov_hvps(seed, dim, smallest):
+    from ocp.matrix_free.objective import MetricLoss
+    from ocp.matrix_free.rest import curvature_range
+    eigenvalues = np.linspace(smallest, 3.0, dim)
+    loss = _spectrum_loss(eigenvalues, seed, krylov_error=1e-7)
+    low, high = curvature_range(MetricLoss(loss, None), np.zeros(dim))
+    assert low == pytest.approx(smallest, rel=1e-3) and high == pytest.approx(3.0, rel=1e-6)
+
+
+def test_a_saddle_is_refused_even_when_the_krylov_hvps_hide_it():
+    from ocp.matrix_free.objective import MetricLoss
+    from ocp.matrix_free.rest import curvature_range
+    loss = _spectrum_loss(np.array([-1e-3, 0.5, 1.0, 2.0, 3.0]), 1, krylov_shift=2e-3)   # Krylov: all > 0
+    with pytest.raises(ocp.SolveError) as caught:
+        curvature_range(MetricLoss(loss, None), np.zeros(5))
+    assert caught.value.status == "rest_point_not_a_minimum"

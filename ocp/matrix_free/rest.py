@@ -5,7 +5,8 @@ With f = 0 the infinite-horizon path of Vastola et al. 2025 (Eq. 2, App. C) ends
 r = γ/2 − sqrt(γ²/4 + ηkλ) for each eigenvalue λ of G⁻¹∇²L(θ*) (design notes §1). θ* is found as
 :mod:`ocp.horizons.downhill` finds it (the basin gradient descent from θ0 falls into): L-BFGS
 (scipy), then Newton–CG with exact HVPs to ‖∇L‖ ≤ REST_TOL. λ_min and λ_max come from Lanczos
-(scipy.sparse.linalg.eigsh on a LinearOperator of HVPs): λ_min > 0 (a strict minimum) is required.
+(scipy.sparse.linalg.eigsh on a LinearOperator of HVPs, refined by float64 Rayleigh quotients):
+λ_min > 0 (a strict minimum, with its residual bound) is required.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def downhill_rest_point(problem, theta0, deadline=None) -> np.ndarray:
     infinite-horizon path comes to rest at (the same computation, shared through the memo)."""
     metric_loss = MetricLoss(problem.loss, problem.metric)
     theta0 = np.asarray(theta0, dtype=float)
-    phi, _ = rest_point(metric_loss, metric_loss.phi(theta0[None])[0], deadline or Deadline(None))
+    with problem.loss.thread_limits():
+        phi, _ = rest_point(metric_loss, metric_loss.phi(theta0[None])[0], deadline or Deadline(None))
     return metric_loss.theta(phi[None])[0]
 
 
@@ -79,24 +81,38 @@ def _descend(metric_loss, phi0, deadline):
 
 
 def curvature_range(metric_loss, phi):
-    """(λ_min, λ_max) of ∇²L̂(φ) by Lanczos on HVPs; SolveError when λ_min ≤ 0 (not a minimum)."""
+    """(λ_min, λ_max) of ∇²L̂(φ) by Lanczos on HVPs; SolveError when λ_min ≤ 0 (not a minimum).
+
+    Lanczos runs on the loss's Krylov-precision HVPs (float32 for a torch loss: half the time);
+    each end is then the float64 Rayleigh quotient ρ = vᵀ∇²L̂v of its Ritz vector v, with the
+    residual r = |∇²L̂v − ρv| (an eigenvalue lies in [ρ − r, ρ + r]; ρ ≥ λ_min always). A strict
+    minimum needs ρ_min − r_min > 0: the bound, not the Ritz value, is tested."""
     n = len(phi)
 
-    def hessian(v):
-        return metric_loss.hvps(phi[None], np.asarray(v, float).reshape(1, -1))[0]
+    def hessian(v, krylov=False):
+        return metric_loss.hvps(phi[None], np.asarray(v, float).reshape(1, -1), krylov=krylov)[0]
 
     if n == 1:
         largest = smallest = float(hessian(np.ones(1))[0])
+        margin = 0.0
     else:
-        operator = scipy.sparse.linalg.LinearOperator((n, n), matvec=hessian, dtype=float)
-        largest = float(scipy.sparse.linalg.eigsh(operator, k=1, which="LA", tol=1e-6,
-                                                  return_eigenvectors=False)[0])
-        shifted = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: largest * v - hessian(v),
+        operator = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: hessian(v, True), dtype=float)
+        top = scipy.sparse.linalg.eigsh(operator, k=1, which="LA", tol=1e-6)[1][:, 0]
+        largest, _ = _rayleigh(hessian, top)
+        shifted = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: largest * v - hessian(v, True),
                                                      dtype=float)
-        smallest = largest - float(scipy.sparse.linalg.eigsh(shifted, k=1, which="LA", tol=1e-6,
-                                                             maxiter=20 * n, return_eigenvectors=False)[0])
-    if not smallest > 1e-12 * max(abs(largest), 1e-300):
+        bottom = scipy.sparse.linalg.eigsh(shifted, k=1, which="LA", tol=1e-6, maxiter=20 * n)[1][:, 0]
+        smallest, margin = _rayleigh(hessian, bottom)
+    if not smallest - margin > 1e-12 * max(abs(largest), 1e-300):
         raise SolveError(f"the rest point is not a strict minimum of the loss (smallest curvature "
-                         f"{smallest:.3g}): the infinite-horizon path has no stable rest there",
+                         f"{smallest:.3g} ± {margin:.2g}): the infinite-horizon path has no stable rest there",
                          NOT_A_MINIMUM, 0)
     return smallest, largest
+
+
+def _rayleigh(hessian, vector):
+    """(ρ, r): the float64 Rayleigh quotient of ``vector`` and its residual norm."""
+    vector = vector / np.linalg.norm(vector)
+    image = hessian(vector)
+    rho = float(vector @ image)
+    return rho, float(np.linalg.norm(image - rho * vector))

@@ -62,7 +62,13 @@ LOOSE_STEP_TOL = 1e-6
 
 
 def solve(problem, theta0, options):
-    """The checked optimal path (module docstring) as a :class:`ocp.Trajectory`."""
+    """The checked optimal path (module docstring) as a :class:`ocp.Trajectory`, numpy's BLAS
+    limited as the loss asks (``ExternalLoss.blas_threads``)."""
+    with problem.loss.thread_limits():
+        return _solve(problem, theta0, options)
+
+
+def _solve(problem, theta0, options):
     settings, started = options.matrix_free, time.perf_counter()
     metric_loss = MetricLoss(problem.loss, problem.metric)
     counts_before = dict(problem.loss.counts)
@@ -153,7 +159,10 @@ def _continued(problem, metric_loss, mesh, phi0, shift, settings, options, windo
     """The truncated window's free-end path on ``mesh`` ([0, T]) by continuation in the horizon
     (module docstring): the horizons γT_k = CONTINUATION_STEP, 2·CONTINUATION_STEP, ... < γT on
     meshes of as many elements, to the loose LOOSE_STEP_TOL, each from the one before extended by the
-    gradient flow, then T itself to ``settings``. Returns (trajectory, Newton counts summed, per step)."""
+    gradient flow, then T itself to ``settings``. Each intermediate horizon T_k takes the elements
+    of ``mesh`` inside [0, T_k] (:func:`_leading`): the start, where the path moves fastest, is
+    resolved as on the final mesh, and the guesses cost what their horizon's share of the mesh
+    costs. Returns (trajectory, Newton counts summed, per step)."""
     gamma, rate = problem.gamma, problem.eta * problem.k / problem.gamma
     end = mesh.boundaries[-1]
     loose = dataclasses.replace(settings, step_tol=max(settings.step_tol, LOOSE_STEP_TOL))
@@ -161,8 +170,7 @@ def _continued(problem, metric_loss, mesh, phi0, shift, settings, options, windo
     previous, totals, steps = None, {"newton_iterations": 0, "cg_iterations": 0}, []
     for horizon in horizons + [end]:
         final = horizon == end
-        step_mesh = mesh if final else ElementMesh(chebyshev_boundaries(horizon, mesh.intervals), mesh.degree,
-                                                   gamma)
+        step_mesh = mesh if final else ElementMesh(_leading(mesh.boundaries, horizon), mesh.degree, gamma)
         if previous is None:
             nodes = _gradient_flow(metric_loss, phi0, step_mesh.times, rate, options.deadline)
         else:
@@ -174,6 +182,15 @@ def _continued(problem, metric_loss, mesh, phi0, shift, settings, options, windo
         totals = {key: totals[key] + newton[key] for key in totals}
         steps.append({"horizon": horizon, **newton})
     return previous, totals, steps
+
+
+def _leading(boundaries, horizon):
+    """The element ends of ``boundaries`` inside [0, ``horizon``], the last element stretched to end
+    at ``horizon`` (a boundary nearer to it than half the element before is dropped)."""
+    inside = boundaries[boundaries < horizon]
+    if len(inside) >= 2 and horizon - inside[-1] < 0.5 * (inside[-1] - inside[-2]):
+        inside = inside[:-1]
+    return np.append(inside, horizon)
 
 
 def _extended(previous, mesh, metric_loss, rate, deadline):
