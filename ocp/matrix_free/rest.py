@@ -105,7 +105,8 @@ def curvature_range(metric_loss, phi):
         smallest, margin = _rayleigh(hessian, bottom)
     if not smallest - margin > 1e-12 * max(abs(largest), 1e-300):
         raise SolveError(f"the rest point is not a strict minimum of the loss (smallest curvature "
-                         f"{smallest:.3g} ± {margin:.2g}): the infinite-horizon path has no stable rest there",
+                         f"{smallest:.3g} ± {margin:.2g}): the infinite-horizon path has no stable rest "
+                         "there",
                          NOT_A_MINIMUM, 0)
     return smallest, largest
 
