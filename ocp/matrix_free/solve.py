@@ -157,8 +157,8 @@ def _truncated_horizon(problem, settings, slow):
 
 def _continued(problem, metric_loss, mesh, phi0, shift, settings, options, window):
     """The truncated window's free-end path on ``mesh`` ([0, T]) by continuation in the horizon
-    (module docstring): the horizons γT_k = CONTINUATION_STEP, 2·CONTINUATION_STEP, ... < γT on
-    meshes of as many elements, to the loose LOOSE_STEP_TOL, each from the one before extended by the
+    (module docstring): the horizons γT_k = CONTINUATION_STEP, 2·CONTINUATION_STEP, ... < γT, to
+    the loose LOOSE_STEP_TOL, each from the one before extended by the
     gradient flow, then T itself to ``settings``. Each intermediate horizon T_k takes the elements
     of ``mesh`` inside [0, T_k] (:func:`_leading`): the start, where the path moves fastest, is
     resolved as on the final mesh, and the guesses cost what their horizon's share of the mesh
