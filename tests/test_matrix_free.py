@@ -1,6 +1,7 @@
 """The matrix-free path (ocp.matrix_free) against the collocation path on one CasADi loss; refusals."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import casadi
@@ -211,3 +212,26 @@ def test_a_saddle_is_refused_even_when_the_krylov_hvps_hide_it():
     with pytest.raises(ocp.SolveError) as caught:
         curvature_range(MetricLoss(loss, None), np.zeros(5))
     assert caught.value.status == "rest_point_not_a_minimum"
+
+
+@pytest.mark.parametrize("metric", [None, "diagonal", "matrix"])
+def test_the_euler_lagrange_error_of_an_external_loss_is_the_casadi_one(metric):
+    rng = np.random.default_rng(3)
+    G = {None: None, "diagonal": rng.uniform(0.5, 2.0, 4),
+         "matrix": (lambda A: A @ A.T / 4 + 0.5 * np.eye(4))(rng.normal(size=(4, 4)))}[metric]
+    A = rng.normal(size=(4, 4))
+    H, mu = A @ A.T / 4 + 0.3 * np.eye(4), rng.normal(size=4)
+
+    def loss(theta):
+        d = theta - casadi.DM(mu)
+        return 0.5 * casadi.dot(d, casadi.mtimes(casadi.DM(H), d))
+    symbolic = ocp.DiscountedOCP(4, loss, gamma=0.5, metric=G)
+    external = ocp.DiscountedOCP(4, ocp.ExternalLoss.from_casadi(symbolic), gamma=symbolic.gamma, metric=G)
+    path = ocp.solve(external, np.zeros(4), 2.0)
+    by_casadi = ocp.euler_lagrange_error(symbolic, path)
+    assert ocp.euler_lagrange_error(external, path) == pytest.approx(by_casadi, rel=1e-9, abs=1e-14)
+    np.testing.assert_allclose(ocp.euler_lagrange_residual(external, path),
+                               ocp.euler_lagrange_residual(symbolic, path), rtol=1e-9, atol=1e-12)
+    assert by_casadi < 1e-4
+    moved = dataclasses.replace(path, theta=path.theta + 0.1 * np.sin(path.t)[:, None])
+    assert ocp.euler_lagrange_error(external, moved) > 10 * by_casadi

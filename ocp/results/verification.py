@@ -5,7 +5,9 @@ is d/dt(e^{−γt} ∂ℓ/∂θ̇) = e^{−γt} ∂ℓ/∂θ, i.e.
 
     r(t) = ∂²ℓ/∂θ̇∂θ̇ θ̈ + ∂²ℓ/∂θ̇∂θ θ̇ + ∂²ℓ/∂θ̇∂t − γ ∂ℓ/∂θ̇ − ∂ℓ/∂θ = 0.
 
-CasADi derives every term from the running cost, so metric and drift are included.
+CasADi derives every term from the running cost, so metric and drift are included (for a loss
+evaluated outside CasADi, an :class:`ocp.ExternalLoss`, the terms of its f = 0, constant-G
+Lagrangian are formed directly from its batched gradients).
 θ̈ is the derivative of the velocity samples' interpolant in each element.
 """
 from __future__ import annotations
@@ -34,6 +36,8 @@ def euler_lagrange_error(problem, trajectory) -> float:
 
 
 def _residual_and_size(problem, trajectory):
+    if problem.external:
+        return _external_residual_and_size(problem, trajectory)
     n = problem.state_dim
     t, x, u, a = (casadi.SX.sym(name, size) for name, size in
                   (("t", 1), ("x", n), ("u", n), ("a", n)))
@@ -51,6 +55,20 @@ def _residual_and_size(problem, trajectory):
     out, size = function(trajectory.t[None, :], trajectory.theta.T, trajectory.velocity.T,
                          accelerations.T, params)
     return np.asarray(out).T, np.asarray(size).ravel()
+
+
+def _external_residual_and_size(problem, trajectory):
+    """The residual of an :class:`ocp.ExternalLoss` problem (f = 0, G constant, no CasADi):
+    ℓ = (1/2η)θ̇ᵀGθ̇ + kL(θ) gives r = Gθ̈/η − γGθ̇/η − k∇L(θ), the gradients in one batched call."""
+    def metric(v):
+        G = problem.metric
+        return v if G is None else (v * G if G.ndim == 1 else v @ G)
+
+    terms = [metric(acceleration(trajectory)) / problem.eta,
+             -problem.gamma * metric(trajectory.velocity) / problem.eta,
+             -problem.k * problem.loss.gradients(trajectory.theta)]
+    size = np.max([np.abs(term).max(axis=1) for term in terms], axis=0)
+    return terms[0] + terms[1] + terms[2], size
 
 
 def mesh_convergence(problem, theta0, meshes, reference_mesh=None, **solve_options) -> list:
