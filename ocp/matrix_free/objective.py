@@ -18,6 +18,14 @@ import numpy as np
 import scipy.linalg
 
 
+def apply_symmetric(factor, rows):
+    """``factor``·r for every row r: None (the identity), a vector (a diagonal) or a symmetric
+    matrix (rows times the matrix)."""
+    if factor is None:
+        return rows
+    return rows * factor if factor.ndim == 1 else rows @ factor
+
+
 class MetricLoss:
     """L̂(φ) = L(G^{−1/2}φ) of an ExternalLoss under a constant metric (None, diagonal or SPD)."""
 
@@ -32,22 +40,16 @@ class MetricLoss:
             self.inverse_root = (vectors / np.sqrt(values)) @ vectors.T
             self.root = (vectors * np.sqrt(values)) @ vectors.T
 
-    @staticmethod
-    def _apply(factor, x):
-        if factor is None:
-            return x
-        return x * factor if factor.ndim == 1 else x @ factor     # symmetric: rows times the matrix
-
     def theta(self, phi):
         """θ = G^{−1/2}φ (rows of an array)."""
-        return self._apply(self.inverse_root, phi)
+        return apply_symmetric(self.inverse_root, phi)
 
     def phi(self, theta):
-        return self._apply(self.root, theta)
+        return apply_symmetric(self.root, theta)
 
     def pull_back(self, covector):
         """G^{−1/2}·c: a θ-gradient as a φ-gradient."""
-        return self._apply(self.inverse_root, covector)
+        return apply_symmetric(self.inverse_root, covector)
 
     def value(self, phi) -> float:
         return self.loss.value(self.theta(phi))

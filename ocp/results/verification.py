@@ -18,6 +18,7 @@ import casadi
 import numpy as np
 
 from ..horizons import pipeline
+from ..matrix_free.objective import apply_symmetric
 from ..nlp.mesh import Mesh
 from ..options import SolveOptions
 from .trajectory_algebra import acceleration
@@ -60,12 +61,8 @@ def _residual_and_size(problem, trajectory):
 def _external_residual_and_size(problem, trajectory):
     """The residual of an :class:`ocp.ExternalLoss` problem (f = 0, G constant, no CasADi):
     ℓ = (1/2η)θ̇ᵀGθ̇ + kL(θ) gives r = Gθ̈/η − γGθ̇/η − k∇L(θ), the gradients in one batched call."""
-    def metric(v):
-        G = problem.metric
-        return v if G is None else (v * G if G.ndim == 1 else v @ G)
-
-    terms = [metric(acceleration(trajectory)) / problem.eta,
-             -problem.gamma * metric(trajectory.velocity) / problem.eta,
+    terms = [apply_symmetric(problem.metric, acceleration(trajectory)) / problem.eta,
+             -problem.gamma * apply_symmetric(problem.metric, trajectory.velocity) / problem.eta,
              -problem.k * problem.loss.gradients(trajectory.theta)]
     size = np.max([np.abs(term).max(axis=1) for term in terms], axis=0)
     return terms[0] + terms[1] + terms[2], size
