@@ -39,15 +39,14 @@ import numpy as np  # noqa: E402
 HORIZON, INTERVALS, DEGREE = 10.0, 16, 4
 
 
-class ObjectiveCallback(casadi.Callback):
-    """J(Y) of a DiscreteObjective as a CasADi function of the flat unknowns; its Jacobian (∇Jᵀ)
-    is the second Callback below: what a torch loss inside IPOPT looks like."""
+class _FlatCallback(casadi.Callback):
+    """A CasADi function of the flat unknowns Y (one dense input) evaluated by a DiscreteObjective."""
 
-    def __init__(self, objective, shape):
+    def __init__(self, objective, shape, name):
         casadi.Callback.__init__(self)
         self.objective, self.shape = objective, shape
-        self.gradient_callback = GradientCallback(objective, shape)
-        self.construct("J", {"enable_fd": False})
+        self.size = int(np.prod(shape))
+        self.construct(name, {"enable_fd": False})
 
     def get_n_in(self):
         return 1
@@ -56,7 +55,25 @@ class ObjectiveCallback(casadi.Callback):
         return 1
 
     def get_sparsity_in(self, i):
-        return casadi.Sparsity.dense(int(np.prod(self.shape)), 1)
+        return casadi.Sparsity.dense(self.size, 1)
+
+
+class GradientCallback(_FlatCallback):
+    def get_sparsity_out(self, i):
+        return casadi.Sparsity.dense(self.size, 1)
+
+    def eval(self, arg):
+        gradient, _ = self.objective.gradient(np.asarray(arg[0]).reshape(self.shape))
+        return [gradient.reshape(-1)]
+
+
+class ObjectiveCallback(_FlatCallback):
+    """J(Y) of a DiscreteObjective; its Jacobian (∇Jᵀ) is the GradientCallback: what a torch loss
+    inside IPOPT looks like."""
+
+    def __init__(self, objective, shape):
+        self.gradient_callback = GradientCallback(objective, shape, "gradJ")
+        super().__init__(objective, shape, "J")
 
     def eval(self, arg):
         return [self.objective.value(np.asarray(arg[0]).reshape(self.shape))]
@@ -65,32 +82,9 @@ class ObjectiveCallback(casadi.Callback):
         return True
 
     def get_jacobian(self, name, inames, onames, opts):
-        x = casadi.MX.sym("x", int(np.prod(self.shape)))
+        x = casadi.MX.sym("x", self.size)
         out = casadi.MX.sym("out", 1)
         return casadi.Function(name, [x, out], [self.gradient_callback(x).T], inames, onames, opts)
-
-
-class GradientCallback(casadi.Callback):
-    def __init__(self, objective, shape):
-        casadi.Callback.__init__(self)
-        self.objective, self.shape = objective, shape
-        self.construct("gradJ", {"enable_fd": False})
-
-    def get_n_in(self):
-        return 1
-
-    def get_n_out(self):
-        return 1
-
-    def get_sparsity_in(self, i):
-        return casadi.Sparsity.dense(int(np.prod(self.shape)), 1)
-
-    def get_sparsity_out(self, i):
-        return casadi.Sparsity.dense(int(np.prod(self.shape)), 1)
-
-    def eval(self, arg):
-        gradient, _ = self.objective.gradient(np.asarray(arg[0]).reshape(self.shape))
-        return [gradient.reshape(-1)]
 
 
 def _objective(problem, theta0):
