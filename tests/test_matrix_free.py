@@ -235,3 +235,53 @@ def test_the_euler_lagrange_error_of_an_external_loss_is_the_casadi_one(metric):
     assert by_casadi < 1e-4
     moved = dataclasses.replace(path, theta=path.theta + 0.1 * np.sin(path.t)[:, None])
     assert ocp.euler_lagrange_error(external, moved) > 10 * by_casadi
+
+
+def _rest_point(loss, phi0):
+    from ocp.budget import Deadline
+    from ocp.matrix_free.objective import MetricLoss
+    from ocp.matrix_free.rest import rest_point
+    return rest_point(MetricLoss(loss, None), np.asarray(phi0, float), Deadline(None))
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), dim=st.integers(2, 30), stiffness=st.floats(1.0, 1e4))
+def test_the_rest_point_of_a_nonconvex_valley_meets_its_tolerance(seed, dim, stiffness):
+    """Rosenbrock's valley (nonconvex; its Hessian indefinite off the valley floor), stiffened: the
+    globalised Newton–CG reaches ‖∇L‖ ≤ REST_TOL from a far start, at a strict minimum."""
+    from scipy.optimize import rosen, rosen_der, rosen_hess_prod
+
+    from ocp.matrix_free.objective import MetricLoss
+    from ocp.matrix_free.rest import REST_TOL, curvature_range
+    scale = stiffness / 100.0
+    loss = ocp.ExternalLoss(dim, lambda th: scale * rosen(th), lambda th: scale * rosen_der(th),
+                            lambda th, v: scale * rosen_hess_prod(th, v))
+    phi0 = np.random.default_rng(seed).uniform(-2.0, 2.0, dim)
+    phi, stats = _rest_point(loss, phi0)
+    assert np.abs(loss.gradient(phi)).max() <= REST_TOL * max(1.0, np.abs(loss.gradient(phi0)).max())
+    assert stats["rest_gradient"] == pytest.approx(np.abs(loss.gradient(phi)).max())
+    assert curvature_range(MetricLoss(loss, None), phi)[0] > 0
+
+
+def test_the_rest_point_survives_a_trust_region_stalled_by_rounding_in_the_value():
+    """A value known only to ~1e-9 (as a float32 network loss's is): the trust region's ratio test
+    fails near θ*, and the Newton steps, judged by the gradient, finish the descent."""
+    import scipy.optimize
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(12, 12))
+    H, mu = A @ A.T / 12 + 1e-2 * np.eye(12), rng.normal(size=12)
+    loss = ocp.ExternalLoss(12, lambda th: 0.5 * (th - mu) @ H @ (th - mu) + 1e-7 * rng.normal(),
+                            lambda th: H @ (th - mu), lambda th, v: H @ v)
+    alone = scipy.optimize.minimize(lambda th: (loss.value(th), loss.gradient(th)), np.zeros(12), jac=True,
+                                    hessp=loss.hvp, method="trust-ncg", options={"gtol": 1e-10})
+    assert "bad approximation" in alone.message      # the stall this test is about
+    phi, stats = _rest_point(loss, np.zeros(12))
+    np.testing.assert_allclose(phi, mu, atol=1e-7)
+    assert stats["rest_gradient"] <= 1e-10
+
+
+def test_a_tilted_plane_has_no_rest_point():
+    loss = ocp.ExternalLoss(3, lambda th: float(np.sum(th)), lambda th: np.ones(3), lambda th, v: 0.0 * v)
+    with pytest.raises(ocp.SolveError) as caught:
+        _rest_point(loss, np.full(3, 0.5))
+    assert caught.value.status == "rest_point_not_found"
