@@ -74,10 +74,10 @@ def _descend(metric_loss, phi0, deadline):
                                                "ftol": 1e-15})
     region = scipy.optimize.minimize(value_and_gradient, descent.x, jac=True, hessp=hessp, method="trust-ncg",
                                      options={"gtol": tolerance, "maxiter": 200})
-    phi, residual, newton_iterations = region.x, np.abs(gradient(region.x)).max(), 0
+    phi, g, newton_iterations = region.x, gradient(region.x), 0
+    residual = np.abs(g).max()
     while not residual <= tolerance and newton_iterations < 5:
         newton_iterations += 1
-        g = gradient(phi)
         operator = scipy.sparse.linalg.LinearOperator((len(phi), len(phi)), dtype=float,
                                                       matvec=lambda v, p=phi: hessp(p, v)
                                                       if np.all(np.isfinite(v)) else v)
@@ -85,10 +85,10 @@ def _descend(metric_loss, phi0, deadline):
             step, _ = scipy.sparse.linalg.cg(operator, -g, rtol=1e-4, maxiter=5 * len(phi))
         if not np.all(np.isfinite(step)):
             break
-        trial = np.abs(gradient(phi + step)).max()
-        if not trial < residual:
+        trial = gradient(phi + step)
+        if not np.abs(trial).max() < residual:
             break
-        phi, residual = phi + step, trial
+        phi, g, residual = phi + step, trial, np.abs(trial).max()
     if not residual <= tolerance:
         raise SolveError(f"no rest point found downhill from theta0 (|grad L| = {residual:.3g} after "
                          "L-BFGS and trust-region Newton-CG)", NO_REST_POINT, int(region.nit))
