@@ -264,7 +264,7 @@ def test_the_rest_point_of_a_nonconvex_valley_meets_its_tolerance(seed, dim, sti
 
 
 def test_the_rest_point_survives_a_trust_region_stalled_by_rounding_in_the_value():
-    """A value known only to ~1e-9 (as a float32 network loss's is): the trust region's ratio test
+    """A value known only to ~1e-7 (as a float32 network loss's is): the trust region's ratio test
     fails near θ*, and the Newton steps, judged by the gradient, finish the descent."""
     import scipy.optimize
     rng = np.random.default_rng(1)
