@@ -25,7 +25,8 @@ network is not a quick check: at D ≤ 1000 (``--set hidden=4``: D = 310) the de
 (ballistic, optimal_quadratic: ``EXACT_CURVATURE_MAX_DIM`` in ``lossnav.validation.rule_runner``)
 apply, and their limit flows form the exact D × D Hessian at every DOP853 stage (measured on 2
 cores, 2026-12-08: the references take 44 s (H = 10) and 71 s (∞), gradient descent's order study
-7.5 s, ballistic's order study more than 15 minutes).
+7.5 s, ballistic's more than 15 minutes with the unchunked Hessian; the chunked one,
+``HESSIAN_CHUNK``, costs 16× less per Hessian and was not re-timed in the whole study).
 """
 from __future__ import annotations
 

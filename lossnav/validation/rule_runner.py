@@ -245,6 +245,10 @@ def limit_trajectory(name: str, scenario, t, theta0=None, rtol: float = 1e-12, a
     eta_k, gamma = problem.eta * problem.k, problem.gamma
     metric = None if problem.metric is None else torch.as_tensor(problem.metric, dtype=torch.float64)
 
+    # reverse-over-reverse in chunks of HESSIAN_CHUNK rows: bitwise the unchunked Hessian, 16x faster
+    # at D = 310 on a digits MLP (0.21 s vs 3.4 s: the unchunked vmap allocates D copies of the batch)
+    hessian_of = torch.func.jacrev(torch.func.grad(scenario.torch_loss), chunk_size=HESSIAN_CHUNK)
+
     def velocity(_, state):
         theta = torch.tensor(state, dtype=torch.float64, requires_grad=True)
         gradient = torch.func.grad(scenario.torch_loss)(theta.detach())
@@ -252,9 +256,6 @@ def limit_trajectory(name: str, scenario, t, theta0=None, rtol: float = 1e-12, a
             if metric is not None:
                 gradient = torch.linalg.solve(metric, gradient) if metric.ndim == 2 else gradient / metric
             return (-eta_k / gamma * gradient).numpy()
-        # reverse-over-reverse in chunks of HESSIAN_CHUNK rows: bitwise the unchunked Hessian, 16x faster
-        # at D = 310 on a digits MLP (0.21 s vs 3.4 s: the unchunked vmap allocates D copies of the batch)
-        hessian_of = torch.func.jacrev(torch.func.grad(scenario.torch_loss), chunk_size=HESSIAN_CHUNK)
         hessian = hessian_of(theta.detach())
         if name == "ballistic":
             return (-math.sqrt(eta_k) * kernels.inverse_sqrt_apply(hessian, gradient, 0.0)).numpy()
